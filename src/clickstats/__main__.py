@@ -1,0 +1,3 @@
+from clickstats.cli import main
+
+main()

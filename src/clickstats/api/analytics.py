@@ -1,0 +1,215 @@
+"""/analytics/*: ingest clicks and impressions, answer the metrics of the original design."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from clickstats.api.deps import (
+    DEFAULT_DAYS,
+    Days,
+    SettingsDep,
+    TrackerDep,
+    UserFilter,
+    UserHeader,
+    VariantFilter,
+)
+from clickstats.events import MAX_ID_LENGTH, ClickEvent, SearchImpression, parse_events
+from clickstats.reports import (
+    CtrReport,
+    LogResult,
+    RankReport,
+    ResetReport,
+    ResponseTimeReport,
+    UserSummary,
+    VariantComparison,
+)
+from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.tracking import log_result
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+ANONYMOUS = "anonymous"
+E = TypeVar("E", ClickEvent, SearchImpression)
+
+_BATCH_SCHEMA = {
+    "type": "object",
+    "required": ["events"],
+    "properties": {
+        "events": {
+            "type": "array",
+            "maxItems": 1000,
+            "items": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/ClickEvent"},
+                    {"$ref": "#/components/schemas/SearchImpression"},
+                ],
+                "discriminator": {"propertyName": "type"},
+            },
+        }
+    },
+}
+
+
+def _with_user(event: E, header_user: str | None) -> E:
+    if "user_id" in event.model_fields_set:
+        return event
+    return event.model_copy(update={"user_id": header_user or ANONYMOUS})
+
+
+@router.post("/log-click", response_model=LogResult)
+async def log_click(event: ClickEvent, tracker: TrackerDep, x_user_id: UserHeader = None) -> Any:
+    """Store one click. 200 means it is committed to disk; a retried event_id is not counted twice."""
+    event = _with_user(event, x_user_id)
+    (status,) = await tracker.store.append([event])
+    return log_result(event, status)
+
+
+@router.post("/log-impression", response_model=LogResult)
+async def log_impression(
+    event: SearchImpression, tracker: TrackerDep, x_user_id: UserHeader = None
+) -> Any:
+    """Store one search impression; the answer carries its search_id for the clicks to cite."""
+    event = _with_user(event, x_user_id)
+    (status,) = await tracker.store.append([event])
+    return log_result(event, status)
+
+
+def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
+    raise HTTPException(
+        status_code, detail=[{"loc": ["body", field], "msg": problem, "type": "value_error"}]
+    )
+
+
+@router.post(
+    "/events",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _BATCH_SCHEMA},
+                "text/plain": {"schema": _BATCH_SCHEMA},
+            },
+        }
+    },
+)
+async def log_events(
+    request: Request, tracker: TrackerDep, settings: SettingsDep, x_user_id: UserHeader = None
+) -> Response:
+    """Store a batch of clicks and impressions (each with "type"), answered event by event.
+
+    Accepts `text/plain` bodies as sent by `navigator.sendBeacon`. Each event is accepted,
+    a duplicate (its event_id is already stored), or rejected with the field and the
+    problem. 200 when anything was stored or already was; 422 when every event was rejected.
+    """
+    body = await request.body()
+    if len(body) > settings.max_body_bytes:
+        _bad_body("events", f"body is larger than {settings.max_body_bytes} bytes", 413)
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        _bad_body("events", f"body is not valid JSON: {exc}")
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        _bad_body("events", 'body must be an object {"events": [...]}')
+    items: list[Any] = payload["events"]
+    if not items:
+        _bad_body("events", "is empty: send at least one event")
+    if len(items) > settings.max_batch_events:
+        _bad_body(
+            "events", f"has {len(items)} events; at most {settings.max_batch_events} per batch"
+        )
+
+    good, rejected = parse_events(items, default_user=x_user_id or ANONYMOUS)
+    events: list[AnyEvent] = [event for _, event in good]
+    statuses = await tracker.store.append(events)
+
+    results: list[dict[str, Any]] = [{} for _ in items]
+    for (index, event), status in zip(good, statuses, strict=True):
+        result: dict[str, Any] = {
+            "index": index,
+            "status": status.value,
+            "event_id": event.event_id,
+        }
+        if isinstance(event, SearchImpression):
+            result["search_id"] = event.search_id
+        results[index] = result
+    for rejection in rejected:
+        results[rejection.index] = {
+            "index": rejection.index,
+            "status": "rejected",
+            "errors": rejection.errors,
+        }
+    accepted = sum(1 for s in statuses if s is AppendStatus.ACCEPTED)
+    answer = {
+        "accepted": accepted,
+        "duplicates": len(statuses) - accepted,
+        "rejected": len(rejected),
+        "results": results,
+    }
+    return Response(
+        orjson.dumps(answer), status_code=422 if not good else 200, media_type="application/json"
+    )
+
+
+@router.get("/ctr", response_model=CtrReport)
+def ctr(
+    tracker: TrackerDep,
+    user_id: UserFilter = None,
+    variant: VariantFilter = None,
+    days: Days = DEFAULT_DAYS,
+) -> Any:
+    """Click-through rate (clicks / impressions), overall and per variant."""
+    return tracker.get_ctr(user_id=user_id, variant=variant, days=days)
+
+
+@router.get("/rank-metrics", response_model=RankReport)
+def rank_metrics(
+    tracker: TrackerDep,
+    user_id: UserFilter = None,
+    variant: VariantFilter = None,
+    days: Days = DEFAULT_DAYS,
+) -> Any:
+    """Where clicks land: mean, median, extremes and the count at each rank."""
+    return tracker.get_rank_metrics(user_id=user_id, variant=variant, days=days)
+
+
+@router.get("/response-time", response_model=ResponseTimeReport)
+def response_time(
+    tracker: TrackerDep,
+    user_id: UserFilter = None,
+    variant: VariantFilter = None,
+    days: Days = DEFAULT_DAYS,
+) -> Any:
+    """Search response time over impressions (each search counted once)."""
+    return tracker.get_response_time_metrics(user_id=user_id, variant=variant, days=days)
+
+
+@router.get("/user/{user_id}", response_model=UserSummary)
+def user_summary(
+    tracker: TrackerDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+    days: Days = DEFAULT_DAYS,
+) -> Any:
+    """One user's searches, clicks, CTR, click position, response times and variants."""
+    return tracker.get_user_summary(user_id, days=days)
+
+
+@router.get("/variants-comparison", response_model=VariantComparison)
+def variants_comparison(tracker: TrackerDep, days: Days = DEFAULT_DAYS) -> Any:
+    """Per variant: impressions, clicks, CTR, click position, response time; the CTR winner."""
+    return tracker.get_variant_comparison(days=days)
+
+
+@router.delete("/reset", response_model=ResetReport)
+async def reset(tracker: TrackerDep, settings: SettingsDep) -> Any:
+    """Delete every event. Only when the server runs with --allow-reset."""
+    if not settings.allow_reset:
+        raise HTTPException(
+            403,
+            detail="reset is disabled on this server: start it with --allow-reset "
+            "(or CLICKSTATS_ALLOW_RESET=1) to allow deleting every event",
+        )
+    return await run_in_threadpool(tracker.reset)

@@ -1,0 +1,53 @@
+"""Named dependencies, so that endpoint signatures stay short."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from clickstats.events import MAX_ID_LENGTH
+from clickstats.settings import Settings
+from clickstats.tracking import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, ClickTrackingService
+
+
+def get_tracker(request: Request) -> ClickTrackingService:
+    tracker: ClickTrackingService = request.app.state.tracker
+    return tracker
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+TrackerDep = Annotated[ClickTrackingService, Depends(get_tracker)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UserHeader = Annotated[
+    str | None,
+    Header(
+        alias="X-User-ID",
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="user id used when the body has no user_id",
+    ),
+]
+Days = Annotated[
+    int, Query(ge=MIN_DAYS, le=MAX_DAYS, description="look back this many days from now")
+]
+UserFilter = Annotated[
+    str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="only this user")
+]
+VariantFilter = Annotated[
+    str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="only this variant")
+]
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "Days",
+    "SettingsDep",
+    "TrackerDep",
+    "UserFilter",
+    "UserHeader",
+    "VariantFilter",
+]

@@ -1,0 +1,48 @@
+"""create_app(settings) builds the whole service; nothing connects at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from clickstats import __version__
+from clickstats.api import analytics, health
+from clickstats.settings import Settings
+from clickstats.store import StoreError, open_store
+from clickstats.tracking import ClickTrackingService
+
+DESCRIPTION = """
+Search click tracking and analytics: log impressions and clicks, read CTR, click position,
+response time, per-user and per-variant figures. Every 200 for an event means it is stored.
+"""
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracker = ClickTrackingService(open_store(settings.store))
+        await run_in_threadpool(tracker.open)
+        app.state.tracker = tracker
+        try:
+            yield
+        finally:
+            await run_in_threadpool(tracker.close)
+
+    app = FastAPI(
+        title="clickstats", version=__version__, description=DESCRIPTION, lifespan=lifespan
+    )
+    app.state.settings = settings
+    app.include_router(analytics.router)
+    app.include_router(health.router)
+    app.add_exception_handler(StoreError, _store_unavailable)
+    return app

@@ -1,0 +1,57 @@
+"""The `clickstats` command: one group, thin commands that parse, build and call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from clickstats import __version__
+from clickstats.settings import DEFAULT_STORE, Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_option(func: F) -> F:
+    return click.option(
+        "--store",
+        envvar="CLICKSTATS_STORE",
+        default=DEFAULT_STORE,
+        show_default=True,
+        help="Event store: duckdb:///abs/path.duckdb or duckdb://relative/path.duckdb "
+        "[env CLICKSTATS_STORE]",
+    )(func)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="clickstats")
+def main() -> None:
+    """clickstats: search click tracking and analytics."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, envvar="PORT", help="Port [env PORT].")
+@store_option
+@click.option(
+    "--allow-reset",
+    is_flag=True,
+    envvar="CLICKSTATS_ALLOW_RESET",
+    help="Let DELETE /analytics/reset delete every event [env CLICKSTATS_ALLOW_RESET=1].",
+)
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from clickstats.app import create_app
+    from clickstats.store import open_store
+
+    try:
+        open_store(store)  # reject a malformed URL before anything starts
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from exc
+    settings = Settings(store=store, allow_reset=allow_reset)
+    click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")

@@ -1,0 +1,95 @@
+"""What the service answers: typed reports that also read like the original design's dicts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    def __getitem__(self, key: str) -> Any:
+        # The original design returned dicts: report["ctr"] keeps working.
+        return getattr(self, key)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class LogResult(Report):
+    status: Literal["success"] = "success"
+    event_id: str
+    timestamp: datetime
+    duplicate: bool = Field(
+        False, description="true when an event with this event_id was already stored"
+    )
+    search_id: str | None = None
+
+
+class VariantCtr(Report):
+    ctr: float | None = Field(description="clicks / impressions; null without impressions")
+    clicks: int
+    impressions: int
+
+
+class CtrReport(Report):
+    ctr: float | None
+    total_clicks: int
+    total_impressions: int
+    by_variant: dict[str, VariantCtr]
+
+
+class RankReport(Report):
+    avg_rank: float | None
+    median_rank: float | None
+    min_rank: int | None
+    max_rank: int | None
+    clicks_by_rank: dict[str, int] = Field(description='{"1": clicks at rank 1, ...}')
+    total_clicks: int
+
+
+class ResponseTimeReport(Report):
+    avg_ms: float | None
+    min_ms: float | None
+    max_ms: float | None
+    p95_ms: float | None = Field(description="95th percentile, linear interpolation")
+    count: int = Field(description="searches with a response time")
+
+
+class UserSummary(Report):
+    user_id: str
+    days: int
+    impressions: int
+    clicks: int
+    ctr: float | None
+    avg_rank: float | None
+    response_time: ResponseTimeReport
+    by_variant: dict[str, VariantCtr]
+    first_seen: datetime | None
+    last_seen: datetime | None
+
+
+class VariantStats(Report):
+    impressions: int
+    clicks: int
+    ctr: float | None
+    avg_rank: float | None
+    avg_response_ms: float | None
+    p95_response_ms: float | None
+
+
+class VariantComparison(Report):
+    days: int
+    variants: dict[str, VariantStats]
+    winner: str | None = Field(
+        description="variant with the highest CTR; null without data or on a tie"
+    )
+
+
+class ResetReport(Report):
+    status: Literal["success"] = "success"
+    deleted_clicks: int
+    deleted_impressions: int

@@ -1,0 +1,26 @@
+"""Every setting, defined once; read from CLICKSTATS_* environment variables or CLI flags."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = "duckdb://data/clickstats.duckdb"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLICKSTATS_", frozen=True)
+
+    store: str = Field(
+        DEFAULT_STORE,
+        description="Where events live: duckdb:///abs/path.duckdb or duckdb://relative/path.duckdb",
+    )
+    allow_reset: bool = Field(
+        False, description="Allow DELETE /analytics/reset to delete every stored event"
+    )
+    max_batch_events: int = Field(
+        1000, ge=1, le=100_000, description="Most events accepted in one POST /analytics/events"
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes"
+    )

@@ -1,0 +1,128 @@
+"""The small interface every store implements, and the summaries its aggregates return.
+
+A store appends events durably and reduces them to summaries (counts, histograms,
+percentiles) inside the database. Everything else (ratios, medians of histograms,
+winners) is computed from those summaries by the service, identically for every backend.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from clickstats.events import ClickEvent, SearchImpression
+
+AnyEvent = ClickEvent | SearchImpression
+
+#: The percentile reported as "p95": linear interpolation between the two closest ranks
+#: (numpy's default, DuckDB's quantile_cont), so that every backend can compute it exactly.
+P95 = 0.95
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or refused a write; the caller should answer 503."""
+
+
+class AppendStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which events an aggregate covers: those at or after `since`, optionally one user/variant."""
+
+    since: datetime
+    user_id: str | None = None
+    variant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    impressions: int = 0
+    clicks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyStats:
+    """Response times of searches (impressions with a response time)."""
+
+    count: int = 0
+    mean: float | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    p95: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    clicks: int = 0
+    impressions: int = 0
+
+
+#: rank -> number of clicks at that rank
+RankHistogram = dict[int, int]
+
+
+class EventStore(abc.ABC):
+    """Durable event storage with a handful of aggregate queries."""
+
+    #: short backend name shown by /health
+    kind: str
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect, create the schema if needed, start background writers."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush pending writes and release the database."""
+
+    @abc.abstractmethod
+    async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        """Store events durably; one status per event, in order. Raises StoreError."""
+
+    @abc.abstractmethod
+    def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        """`append` for synchronous callers (the Python API, imports, tests)."""
+
+    @abc.abstractmethod
+    def reset(self) -> Deleted:
+        """Delete every event."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers."""
+
+    @abc.abstractmethod
+    def counts_by_variant(self, f: Filters) -> dict[str, Counts]:
+        """Impressions and clicks per variant."""
+
+    @abc.abstractmethod
+    def rank_histogram(self, f: Filters) -> RankHistogram:
+        """Clicks per rank."""
+
+    @abc.abstractmethod
+    def rank_histogram_by_variant(self, f: Filters) -> dict[str, RankHistogram]:
+        """Clicks per rank, per variant."""
+
+    @abc.abstractmethod
+    def latency(self, f: Filters) -> LatencyStats:
+        """Response-time summary over impressions (each search once)."""
+
+    @abc.abstractmethod
+    def latency_by_variant(self, f: Filters) -> dict[str, LatencyStats]:
+        """Response-time summary per variant."""
+
+    @abc.abstractmethod
+    def activity(self, f: Filters) -> Activity:
+        """Earliest and latest event (click or impression)."""

@@ -1,0 +1,434 @@
+"""The embedded default store: one DuckDB file, one writer thread, group commits.
+
+Every write goes through a single thread (DuckDB allows one writer, and one thread makes
+that obvious). Requests queue their events with a future; the writer takes everything
+queued, inserts it as Arrow tables in one transaction, commits (DuckDB syncs its WAL on
+commit), then resolves every waiting future. Under load many requests share one commit,
+which is what makes durable ingestion fast. Reads use their own cursor per thread and
+see committed data only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from clickstats.events import ClickEvent, SearchImpression, utcnow
+from clickstats.store.base import (
+    P95,
+    Activity,
+    AnyEvent,
+    AppendStatus,
+    Counts,
+    Deleted,
+    EventStore,
+    Filters,
+    LatencyStats,
+    RankHistogram,
+    StoreError,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS impressions (
+    event_id         VARCHAR PRIMARY KEY,
+    search_id        VARCHAR NOT NULL,
+    user_id          VARCHAR NOT NULL,
+    session_id       VARCHAR,
+    query            VARCHAR NOT NULL,
+    variant          VARCHAR NOT NULL,
+    results_count    INTEGER NOT NULL,
+    response_time_ms DOUBLE,
+    results          VARCHAR[],
+    ts               TIMESTAMP NOT NULL,  -- event time, UTC
+    received_at      TIMESTAMP NOT NULL   -- server time of the commit, UTC
+);
+CREATE TABLE IF NOT EXISTS click_events (
+    event_id         VARCHAR PRIMARY KEY,
+    search_id        VARCHAR,
+    user_id          VARCHAR NOT NULL,
+    session_id       VARCHAR,
+    product_id       VARCHAR NOT NULL,
+    rank             INTEGER NOT NULL,
+    search_query     VARCHAR NOT NULL,
+    variant          VARCHAR NOT NULL,
+    response_time_ms DOUBLE,
+    source           VARCHAR NOT NULL,
+    ts               TIMESTAMP NOT NULL,
+    received_at      TIMESTAMP NOT NULL
+);
+CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id);
+CREATE INDEX IF NOT EXISTS click_events_user ON click_events (user_id);
+"""
+
+IMPRESSION_COLUMNS = (
+    "event_id, search_id, user_id, session_id, query, variant, results_count, "
+    "response_time_ms, results, ts, received_at"
+)
+CLICK_COLUMNS = (
+    "event_id, search_id, user_id, session_id, product_id, rank, search_query, variant, "
+    "response_time_ms, source, ts, received_at"
+)
+E = TypeVar("E", ClickEvent, SearchImpression)
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
+_NAIVE_MICROS = pa.timestamp("us")
+
+
+def _times(values: Iterable[datetime]) -> pa.Array:
+    # Arrow keeps UTC internally; dropping the zone leaves the UTC wall clock, as stored.
+    return pa.array(values, type=_UTC_MICROS).cast(_NAIVE_MICROS)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def click_table(events: Sequence[ClickEvent], received_at: datetime) -> pa.Table:
+    n = len(events)
+    return pa.table(
+        {
+            "event_id": [e.event_id for e in events],
+            "search_id": [e.search_id for e in events],
+            "user_id": [e.user_id for e in events],
+            "session_id": [e.session_id for e in events],
+            "product_id": [e.product_id for e in events],
+            "rank": pa.array([e.rank for e in events], type=pa.int32()),
+            "search_query": [e.search_query for e in events],
+            "variant": [e.variant for e in events],
+            "response_time_ms": pa.array([e.response_time_ms for e in events], type=pa.float64()),
+            "source": [e.source.value for e in events],
+            "ts": _times(e.timestamp for e in events),
+            "received_at": _times([received_at] * n),
+        }
+    )
+
+
+def impression_table(events: Sequence[SearchImpression], received_at: datetime) -> pa.Table:
+    n = len(events)
+    return pa.table(
+        {
+            "event_id": [e.event_id for e in events],
+            "search_id": [e.search_id for e in events],
+            "user_id": [e.user_id for e in events],
+            "session_id": [e.session_id for e in events],
+            "query": [e.query for e in events],
+            "variant": [e.variant for e in events],
+            "results_count": pa.array([e.results_count for e in events], type=pa.int32()),
+            "response_time_ms": pa.array([e.response_time_ms for e in events], type=pa.float64()),
+            "results": pa.array([e.results for e in events], type=pa.list_(pa.string())),
+            "ts": _times(e.timestamp for e in events),
+            "received_at": _times([received_at] * n),
+        }
+    )
+
+
+def _first_of_each_id(events: Iterable[E]) -> list[E]:
+    seen: set[str] = set()
+    out: list[E] = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(event)
+    return out
+
+
+@dataclass(slots=True)
+class _Job:
+    kind: Literal["append", "reset", "stop"]
+    events: Sequence[AnyEvent] = ()
+    future: Future[Any] = field(default_factory=Future)
+
+
+class DuckDBStore(EventStore):
+    kind = "duckdb"
+
+    def __init__(self, path: str | Path, *, max_batch_rows: int = 50_000) -> None:
+        self.path = str(path)
+        self.max_batch_rows = max_batch_rows
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._db is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open DuckDB store at {self.path}: {exc}") from exc
+        self._db.execute(SCHEMA)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(self._db.cursor(),), name="clickstats-writer"
+        )
+        self._writer.daemon = True
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._db is None:
+            return
+        if self._writer is not None:
+            self._queue.put(_Job("stop"))
+            self._writer.join()
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+        self._db.execute("CHECKPOINT")
+        self._db.close()
+        self._db = None
+        self._local = threading.local()
+
+    # -- writes: everything goes through the one writer thread ----------------------------------
+
+    def _submit(self, job: _Job) -> Future[Any]:
+        if self._writer is None or not self._writer.is_alive():
+            raise StoreError(f"the DuckDB store at {self.path} is not open")
+        self._queue.put(job)
+        return job.future
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        if not events:
+            return []
+        result: list[AppendStatus] = await asyncio.wrap_future(self._submit(_Job("append", events)))
+        return result
+
+    def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        if not events:
+            return []
+        result: list[AppendStatus] = self._submit(_Job("append", events)).result()
+        return result
+
+    def reset(self) -> Deleted:
+        deleted: Deleted = self._submit(_Job("reset")).result()
+        return deleted
+
+    def _write_loop(self, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            while True:
+                jobs = [self._queue.get()]
+                rows = len(jobs[0].events)
+                while jobs[-1].kind != "stop" and rows < self.max_batch_rows:
+                    try:
+                        jobs.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                    rows += len(jobs[-1].events)
+                if self._run(con, jobs):
+                    return
+        finally:
+            con.close()
+
+    def _run(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> bool:
+        """Run queued jobs in order, each run of appends as one transaction. True on stop."""
+        appends: list[_Job] = []
+        for job in jobs:
+            if job.kind == "append":
+                appends.append(job)
+                continue
+            if appends:
+                self._commit_appends(con, appends)
+                appends = []
+            if job.kind == "stop":
+                job.future.set_result(None)
+                return True
+            self._run_reset(con, job)
+        if appends:
+            self._commit_appends(con, appends)
+        return False
+
+    def _commit_appends(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
+        events = [event for job in jobs for event in job.events]
+        clicks = _first_of_each_id(e for e in events if isinstance(e, ClickEvent))
+        impressions = _first_of_each_id(e for e in events if isinstance(e, SearchImpression))
+        now = utcnow()
+        try:
+            con.begin()
+            fresh = {
+                "click": self._insert(
+                    con, "click_events", CLICK_COLUMNS, click_table(clicks, now) if clicks else None
+                ),
+                "impression": self._insert(
+                    con,
+                    "impressions",
+                    IMPRESSION_COLUMNS,
+                    impression_table(impressions, now) if impressions else None,
+                ),
+            }
+            con.commit()
+        except Exception as exc:  # any failure: nothing of this batch is stored, say so
+            _rollback(con)
+            error = StoreError(f"write to {self.path} failed: {exc}")
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        for job in jobs:
+            statuses = []
+            for event in job.events:
+                ids = fresh[event.type]
+                if event.event_id in ids:
+                    ids.discard(event.event_id)  # a second copy in the same batch is a duplicate
+                    statuses.append(AppendStatus.ACCEPTED)
+                else:
+                    statuses.append(AppendStatus.DUPLICATE)
+            job.future.set_result(statuses)
+
+    @staticmethod
+    def _insert(
+        con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: pa.Table | None
+    ) -> set[str]:
+        if rows is None:
+            return set()
+        con.register("incoming", rows)
+        try:
+            inserted = con.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming "
+                "ON CONFLICT DO NOTHING RETURNING event_id"
+            ).fetchall()
+        finally:
+            con.unregister("incoming")
+        return {row[0] for row in inserted}
+
+    def _run_reset(self, con: duckdb.DuckDBPyConnection, job: _Job) -> None:
+        try:
+            con.begin()
+            clicks = _scalar(con.execute("DELETE FROM click_events").fetchone())
+            impressions = _scalar(con.execute("DELETE FROM impressions").fetchone())
+            con.commit()
+        except Exception as exc:
+            _rollback(con)
+            job.future.set_exception(StoreError(f"reset of {self.path} failed: {exc}"))
+            return
+        job.future.set_result(Deleted(clicks=clicks, impressions=impressions))
+
+    # -- reads: one cursor per thread ------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            if self._db is None:
+                raise StoreError(f"the DuckDB store at {self.path} is not open")
+            cursor = self._db.cursor()
+            self._local.cursor = cursor
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        return cursor
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self._cursor().execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise StoreError(f"query on {self.path} failed: {exc}") from exc
+
+    def ping(self) -> None:
+        self._query("SELECT 1", ())
+
+    def counts_by_variant(self, f: Filters) -> dict[str, Counts]:
+        where, params = _where(f)
+        rows = self._query(
+            f"""
+            SELECT variant, sum(impressions)::BIGINT, sum(clicks)::BIGINT FROM (
+                SELECT variant, count(*) AS impressions, 0 AS clicks
+                FROM impressions WHERE {where} GROUP BY variant
+                UNION ALL
+                SELECT variant, 0, count(*) FROM click_events WHERE {where} GROUP BY variant
+            ) GROUP BY variant
+            """,
+            params * 2,
+        )
+        return {variant: Counts(impressions=i, clicks=c) for variant, i, c in rows}
+
+    def rank_histogram(self, f: Filters) -> RankHistogram:
+        where, params = _where(f)
+        rows = self._query(
+            f"SELECT rank, count(*) FROM click_events WHERE {where} GROUP BY rank", params
+        )
+        return dict(rows)
+
+    def rank_histogram_by_variant(self, f: Filters) -> dict[str, RankHistogram]:
+        where, params = _where(f)
+        rows = self._query(
+            f"SELECT variant, rank, count(*) FROM click_events WHERE {where} GROUP BY ALL", params
+        )
+        out: dict[str, RankHistogram] = {}
+        for variant, rank, n in rows:
+            out.setdefault(variant, {})[rank] = n
+        return out
+
+    _LATENCY = (
+        "count(response_time_ms), avg(response_time_ms), min(response_time_ms), "
+        f"max(response_time_ms), quantile_cont(response_time_ms, {P95})"
+    )
+
+    def latency(self, f: Filters) -> LatencyStats:
+        where, params = _where(f)
+        (row,) = self._query(f"SELECT {self._LATENCY} FROM impressions WHERE {where}", params)
+        return _latency(row)
+
+    def latency_by_variant(self, f: Filters) -> dict[str, LatencyStats]:
+        where, params = _where(f)
+        rows = self._query(
+            f"SELECT variant, {self._LATENCY} FROM impressions WHERE {where} GROUP BY variant",
+            params,
+        )
+        return {row[0]: _latency(row[1:]) for row in rows}
+
+    def activity(self, f: Filters) -> Activity:
+        where, params = _where(f)
+        (row,) = self._query(
+            f"""
+            SELECT min(first), max(last) FROM (
+                SELECT min(ts) AS first, max(ts) AS last FROM impressions WHERE {where}
+                UNION ALL
+                SELECT min(ts), max(ts) FROM click_events WHERE {where}
+            )
+            """,
+            params * 2,
+        )
+        return Activity(first_seen=_aware(row[0]), last_seen=_aware(row[1]))
+
+
+def _where(f: Filters) -> tuple[str, list[Any]]:
+    clauses = ["ts >= ?"]
+    params: list[Any] = [_naive_utc(f.since)]
+    if f.user_id is not None:
+        clauses.append("user_id = ?")
+        params.append(f.user_id)
+    if f.variant is not None:
+        clauses.append("variant = ?")
+        params.append(f.variant)
+    return " AND ".join(clauses), params
+
+
+def _latency(row: Sequence[Any]) -> LatencyStats:
+    count, mean, minimum, maximum, p95 = row
+    return LatencyStats(count=count, mean=mean, minimum=minimum, maximum=maximum, p95=p95)
+
+
+def _scalar(row: tuple[Any, ...] | None) -> int:
+    return int(row[0]) if row else 0
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # no transaction was open: nothing to undo
+        con.rollback()

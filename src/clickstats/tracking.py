@@ -1,0 +1,220 @@
+"""ClickTrackingService: the original design's Python API over any EventStore."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from collections.abc import Mapping
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from clickstats.events import ClickEvent, SearchImpression, utcnow
+from clickstats.reports import (
+    CtrReport,
+    LogResult,
+    RankReport,
+    ResetReport,
+    ResponseTimeReport,
+    UserSummary,
+    VariantComparison,
+    VariantCtr,
+    VariantStats,
+)
+from clickstats.settings import Settings
+from clickstats.stats.ranks import summarize_ranks
+from clickstats.store import EventStore, open_store
+from clickstats.store.base import AnyEvent, AppendStatus, Counts, Filters, LatencyStats
+
+MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 365, 7
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    """A rate, or None (JSON null) when there is nothing to divide by."""
+    return numerator / denominator if denominator else None
+
+
+def filters(days: int, user_id: str | None = None, variant: str | None = None) -> Filters:
+    if not MIN_DAYS <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between {MIN_DAYS} and {MAX_DAYS}, got {days}")
+    return Filters(since=utcnow() - timedelta(days=days), user_id=user_id, variant=variant)
+
+
+def log_result(event: AnyEvent, status: AppendStatus) -> LogResult:
+    return LogResult(
+        event_id=event.event_id,
+        timestamp=event.timestamp,
+        duplicate=status is AppendStatus.DUPLICATE,
+        search_id=event.search_id if isinstance(event, SearchImpression) else None,
+    )
+
+
+def _variant_ctr(counts: Counts) -> VariantCtr:
+    return VariantCtr(
+        ctr=ratio(counts.clicks, counts.impressions),
+        clicks=counts.clicks,
+        impressions=counts.impressions,
+    )
+
+
+def _response_time(stats: LatencyStats) -> ResponseTimeReport:
+    return ResponseTimeReport(
+        avg_ms=stats.mean,
+        min_ms=stats.minimum,
+        max_ms=stats.maximum,
+        p95_ms=stats.p95,
+        count=stats.count,
+    )
+
+
+def pick_winner(ctr_by_variant: Mapping[str, float | None]) -> str | None:
+    """The variant with the strictly highest CTR; None without data or on a tie."""
+    rates = sorted(((c, v) for v, c in ctr_by_variant.items() if c is not None), reverse=True)
+    if not rates or (len(rates) > 1 and rates[0][0] == rates[1][0]):
+        return None
+    return rates[0][1]
+
+
+class ClickTrackingService:
+    """Log clicks and impressions; answer CTR, rank, latency, user and variant questions."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def open(self) -> ClickTrackingService:
+        self.store.open()
+        return self
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> ClickTrackingService:
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def log_click(
+        self, event: ClickEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> LogResult:
+        """Store a click durably: `log_click(ClickEvent(...))`, a dict, or keyword fields."""
+        click = (
+            event
+            if isinstance(event, ClickEvent)
+            else ClickEvent.model_validate({**(event or {}), **fields})
+        )
+        (status,) = self.store.append_sync([click])
+        return log_result(click, status)
+
+    def log_impression(
+        self, event: SearchImpression | Mapping[str, Any] | None = None, **fields: Any
+    ) -> LogResult:
+        """Store a search impression durably; the result carries its `search_id`."""
+        impression = (
+            event
+            if isinstance(event, SearchImpression)
+            else SearchImpression.model_validate({**(event or {}), **fields})
+        )
+        (status,) = self.store.append_sync([impression])
+        return log_result(impression, status)
+
+    def reset(self) -> ResetReport:
+        deleted = self.store.reset()
+        return ResetReport(deleted_clicks=deleted.clicks, deleted_impressions=deleted.impressions)
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def get_ctr(
+        self, user_id: str | None = None, variant: str | None = None, days: int = DEFAULT_DAYS
+    ) -> CtrReport:
+        per_variant = self.store.counts_by_variant(filters(days, user_id, variant))
+        clicks = sum(c.clicks for c in per_variant.values())
+        impressions = sum(c.impressions for c in per_variant.values())
+        return CtrReport(
+            ctr=ratio(clicks, impressions),
+            total_clicks=clicks,
+            total_impressions=impressions,
+            by_variant={v: _variant_ctr(c) for v, c in sorted(per_variant.items())},
+        )
+
+    def get_rank_metrics(
+        self, user_id: str | None = None, variant: str | None = None, days: int = DEFAULT_DAYS
+    ) -> RankReport:
+        histogram = self.store.rank_histogram(filters(days, user_id, variant))
+        summary = summarize_ranks(histogram)
+        return RankReport(
+            avg_rank=summary.mean,
+            median_rank=summary.median,
+            min_rank=summary.minimum,
+            max_rank=summary.maximum,
+            clicks_by_rank={str(rank): histogram[rank] for rank in sorted(histogram)},
+            total_clicks=summary.total,
+        )
+
+    def get_response_time_metrics(
+        self, user_id: str | None = None, variant: str | None = None, days: int = DEFAULT_DAYS
+    ) -> ResponseTimeReport:
+        return _response_time(self.store.latency(filters(days, user_id, variant)))
+
+    def get_user_summary(self, user_id: str, days: int = DEFAULT_DAYS) -> UserSummary:
+        f = filters(days, user_id)
+        per_variant = self.store.counts_by_variant(f)
+        clicks = sum(c.clicks for c in per_variant.values())
+        impressions = sum(c.impressions for c in per_variant.values())
+        activity = self.store.activity(f)
+        return UserSummary(
+            user_id=user_id,
+            days=days,
+            impressions=impressions,
+            clicks=clicks,
+            ctr=ratio(clicks, impressions),
+            avg_rank=summarize_ranks(self.store.rank_histogram(f)).mean,
+            response_time=_response_time(self.store.latency(f)),
+            by_variant={v: _variant_ctr(c) for v, c in sorted(per_variant.items())},
+            first_seen=activity.first_seen,
+            last_seen=activity.last_seen,
+        )
+
+    def get_variant_comparison(self, days: int = DEFAULT_DAYS) -> VariantComparison:
+        f = filters(days)
+        counts = self.store.counts_by_variant(f)
+        ranks = self.store.rank_histogram_by_variant(f)
+        latency = self.store.latency_by_variant(f)
+        variants: dict[str, VariantStats] = {}
+        for name in sorted(counts):
+            c = counts[name]
+            lat = latency.get(name, LatencyStats())
+            variants[name] = VariantStats(
+                impressions=c.impressions,
+                clicks=c.clicks,
+                ctr=ratio(c.clicks, c.impressions),
+                avg_rank=summarize_ranks(ranks.get(name, {})).mean,
+                avg_response_ms=lat.mean,
+                p95_response_ms=lat.p95,
+            )
+        return VariantComparison(
+            days=days,
+            variants=variants,
+            winner=pick_winner({name: v.ctr for name, v in variants.items()}),
+        )
+
+
+_tracker: ClickTrackingService | None = None
+_tracker_lock = threading.Lock()
+
+
+def get_click_tracker() -> ClickTrackingService:
+    """The process-wide service, opened on first use on the store CLICKSTATS_STORE names."""
+    global _tracker
+    with _tracker_lock:
+        if _tracker is None:
+            _tracker = ClickTrackingService(open_store(Settings().store)).open()
+            atexit.register(_tracker.close)
+        return _tracker
