@@ -7,7 +7,7 @@ STORE ?= duckdb://data/clickstats.duckdb
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint sysdeps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ lint: install
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy src
 
-test: lint
-	$(BIN)/pytest
+# System tools the tests drive (curl runs the README's examples as written).
+sysdeps:
+	command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
+
+test: lint sysdeps
+	$(BIN)/pytest -q
 
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

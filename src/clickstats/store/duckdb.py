@@ -1,25 +1,19 @@
 """The embedded default store: one DuckDB file, one writer thread, group commits.
 
-Every write goes through a single thread (DuckDB allows one writer, and one thread makes
-that obvious). Requests queue their events with a future; the writer takes everything
-queued, inserts it as Arrow tables in one transaction, commits (DuckDB syncs its WAL on
-commit), then resolves every waiting future. Under load many requests share one commit,
-which is what makes durable ingestion fast. Reads use their own cursor per thread and
-see committed data only.
+Every write goes through the single thread of a GroupWriter (DuckDB allows one writer);
+each batch is inserted as Arrow tables in one transaction, and the commit syncs DuckDB's
+WAL before any caller hears "stored". Reads use their own cursor per thread and see
+committed data only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import queue
 import threading
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -38,6 +32,7 @@ from clickstats.store.base import (
     RankHistogram,
     StoreError,
 )
+from clickstats.store.writer import GroupWriter
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS impressions (
@@ -79,7 +74,6 @@ CLICK_COLUMNS = (
     "event_id, search_id, user_id, session_id, product_id, rank, search_query, variant, "
     "response_time_ms, source, ts, received_at"
 )
-E = TypeVar("E", ClickEvent, SearchImpression)
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 _NAIVE_MICROS = pa.timestamp("us")
 
@@ -136,23 +130,6 @@ def impression_table(events: Sequence[SearchImpression], received_at: datetime) 
     )
 
 
-def _first_of_each_id(events: Iterable[E]) -> list[E]:
-    seen: set[str] = set()
-    out: list[E] = []
-    for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
-            out.append(event)
-    return out
-
-
-@dataclass(slots=True)
-class _Job:
-    kind: Literal["append", "reset", "stop"]
-    events: Sequence[AnyEvent] = ()
-    future: Future[Any] = field(default_factory=Future)
-
-
 class DuckDBStore(EventStore):
     kind = "duckdb"
 
@@ -160,8 +137,7 @@ class DuckDBStore(EventStore):
         self.path = str(path)
         self.max_batch_rows = max_batch_rows
         self._db: duckdb.DuckDBPyConnection | None = None
-        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
+        self._writer: GroupWriter | None = None
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -178,18 +154,22 @@ class DuckDBStore(EventStore):
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB store at {self.path}: {exc}") from exc
         self._db.execute(SCHEMA)
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(self._db.cursor(),), name="clickstats-writer"
+        con = self._db.cursor()  # the writer's own connection, used by its thread only
+        self._writer = GroupWriter(
+            f"duckdb:{self.path}",
+            lambda clicks, impressions: _write(con, clicks, impressions),
+            lambda: _delete_all(con),
+            max_batch_rows=self.max_batch_rows,
+            on_exit=con.close,
         )
-        self._writer.daemon = True
         self._writer.start()
 
     def close(self) -> None:
         if self._db is None:
             return
         if self._writer is not None:
-            self._queue.put(_Job("stop"))
-            self._writer.join()
+            self._writer.stop()
+            self._writer = None
         with self._cursors_lock:
             for cursor in self._cursors:
                 cursor.close()
@@ -201,125 +181,19 @@ class DuckDBStore(EventStore):
 
     # -- writes: everything goes through the one writer thread ----------------------------------
 
-    def _submit(self, job: _Job) -> Future[Any]:
-        if self._writer is None or not self._writer.is_alive():
+    def _group_writer(self) -> GroupWriter:
+        if self._writer is None:
             raise StoreError(f"the DuckDB store at {self.path} is not open")
-        self._queue.put(job)
-        return job.future
+        return self._writer
 
     async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
-        if not events:
-            return []
-        result: list[AppendStatus] = await asyncio.wrap_future(self._submit(_Job("append", events)))
-        return result
+        return await self._group_writer().append(events)
 
     def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
-        if not events:
-            return []
-        result: list[AppendStatus] = self._submit(_Job("append", events)).result()
-        return result
+        return self._group_writer().append_sync(events)
 
     def reset(self) -> Deleted:
-        deleted: Deleted = self._submit(_Job("reset")).result()
-        return deleted
-
-    def _write_loop(self, con: duckdb.DuckDBPyConnection) -> None:
-        try:
-            while True:
-                jobs = [self._queue.get()]
-                rows = len(jobs[0].events)
-                while jobs[-1].kind != "stop" and rows < self.max_batch_rows:
-                    try:
-                        jobs.append(self._queue.get_nowait())
-                    except queue.Empty:
-                        break
-                    rows += len(jobs[-1].events)
-                if self._run(con, jobs):
-                    return
-        finally:
-            con.close()
-
-    def _run(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> bool:
-        """Run queued jobs in order, each run of appends as one transaction. True on stop."""
-        appends: list[_Job] = []
-        for job in jobs:
-            if job.kind == "append":
-                appends.append(job)
-                continue
-            if appends:
-                self._commit_appends(con, appends)
-                appends = []
-            if job.kind == "stop":
-                job.future.set_result(None)
-                return True
-            self._run_reset(con, job)
-        if appends:
-            self._commit_appends(con, appends)
-        return False
-
-    def _commit_appends(self, con: duckdb.DuckDBPyConnection, jobs: list[_Job]) -> None:
-        events = [event for job in jobs for event in job.events]
-        clicks = _first_of_each_id(e for e in events if isinstance(e, ClickEvent))
-        impressions = _first_of_each_id(e for e in events if isinstance(e, SearchImpression))
-        now = utcnow()
-        try:
-            con.begin()
-            fresh = {
-                "click": self._insert(
-                    con, "click_events", CLICK_COLUMNS, click_table(clicks, now) if clicks else None
-                ),
-                "impression": self._insert(
-                    con,
-                    "impressions",
-                    IMPRESSION_COLUMNS,
-                    impression_table(impressions, now) if impressions else None,
-                ),
-            }
-            con.commit()
-        except Exception as exc:  # any failure: nothing of this batch is stored, say so
-            _rollback(con)
-            error = StoreError(f"write to {self.path} failed: {exc}")
-            for job in jobs:
-                job.future.set_exception(error)
-            return
-        for job in jobs:
-            statuses = []
-            for event in job.events:
-                ids = fresh[event.type]
-                if event.event_id in ids:
-                    ids.discard(event.event_id)  # a second copy in the same batch is a duplicate
-                    statuses.append(AppendStatus.ACCEPTED)
-                else:
-                    statuses.append(AppendStatus.DUPLICATE)
-            job.future.set_result(statuses)
-
-    @staticmethod
-    def _insert(
-        con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: pa.Table | None
-    ) -> set[str]:
-        if rows is None:
-            return set()
-        con.register("incoming", rows)
-        try:
-            inserted = con.execute(
-                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming "
-                "ON CONFLICT DO NOTHING RETURNING event_id"
-            ).fetchall()
-        finally:
-            con.unregister("incoming")
-        return {row[0] for row in inserted}
-
-    def _run_reset(self, con: duckdb.DuckDBPyConnection, job: _Job) -> None:
-        try:
-            con.begin()
-            clicks = _scalar(con.execute("DELETE FROM click_events").fetchone())
-            impressions = _scalar(con.execute("DELETE FROM impressions").fetchone())
-            con.commit()
-        except Exception as exc:
-            _rollback(con)
-            job.future.set_exception(StoreError(f"reset of {self.path} failed: {exc}"))
-            return
-        job.future.set_result(Deleted(clicks=clicks, impressions=impressions))
+        return self._group_writer().reset()
 
     # -- reads: one cursor per thread ------------------------------------------------------
 
@@ -406,6 +280,50 @@ class DuckDBStore(EventStore):
             params * 2,
         )
         return Activity(first_seen=_aware(row[0]), last_seen=_aware(row[1]))
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, clicks: list[ClickEvent], impressions: list[SearchImpression]
+) -> tuple[set[str], set[str]]:
+    """One transaction; commit syncs DuckDB's WAL, so a returned batch is on disk."""
+    now = utcnow()
+    try:
+        con.begin()
+        new_clicks = _insert(con, "click_events", CLICK_COLUMNS, click_table(clicks, now))
+        new_impressions = _insert(
+            con, "impressions", IMPRESSION_COLUMNS, impression_table(impressions, now)
+        )
+        con.commit()
+    except Exception:
+        _rollback(con)
+        raise
+    return new_clicks, new_impressions
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: pa.Table) -> set[str]:
+    if rows.num_rows == 0:
+        return set()
+    con.register("incoming", rows)
+    try:
+        inserted = con.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        ).fetchall()
+    finally:
+        con.unregister("incoming")
+    return {row[0] for row in inserted}
+
+
+def _delete_all(con: duckdb.DuckDBPyConnection) -> Deleted:
+    try:
+        con.begin()
+        clicks = _scalar(con.execute("DELETE FROM click_events").fetchone())
+        impressions = _scalar(con.execute("DELETE FROM impressions").fetchone())
+        con.commit()
+    except Exception:
+        _rollback(con)
+        raise
+    return Deleted(clicks=clicks, impressions=impressions)
 
 
 def _where(f: Filters) -> tuple[str, list[Any]]:

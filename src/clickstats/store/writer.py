@@ -1,0 +1,200 @@
+"""Group commit: one writer thread, one transaction per batch, every caller awaits its batch.
+
+Callers queue their events; the writer thread takes everything queued (up to a row cap),
+drops repeated event ids within the batch, hands the rest to the backend's `write` in one
+transaction, and then answers every caller. Under load many requests share one commit,
+which is what makes durable ingestion fast. Async callers on the same event loop are
+answered with a single wake-up of that loop per batch, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from clickstats.events import ClickEvent, SearchImpression
+from clickstats.store.base import AnyEvent, AppendStatus, Deleted, StoreError
+
+E = TypeVar("E", ClickEvent, SearchImpression)
+
+#: Stores the new events of a batch in one transaction; returns the event ids that were new
+#: (clicks, impressions). Ids already stored are left alone: they are duplicates.
+WriteBatch = Callable[[list[ClickEvent], list[SearchImpression]], tuple[set[str], set[str]]]
+
+
+def first_of_each_id(events: Iterable[E]) -> list[E]:
+    seen: set[str] = set()
+    out: list[E] = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(event)
+    return out
+
+
+@dataclass(slots=True)
+class _Job:
+    kind: Literal["append", "reset", "stop"]
+    events: Sequence[AnyEvent] = ()
+    future: Future[Any] | None = None  # a thread waiting
+    waiter: asyncio.Future[Any] | None = None  # or a coroutine waiting
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for waiter, result, error in outcomes:
+        if waiter.done():  # the request was cancelled (client went away)
+            continue
+        if error is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(error)
+
+
+class GroupWriter:
+    def __init__(
+        self,
+        name: str,
+        write: WriteBatch,
+        delete_all: Callable[[], Deleted],
+        *,
+        max_batch_rows: int = 50_000,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._write = write
+        self._delete_all = delete_all
+        self._on_exit = on_exit
+        self.max_batch_rows = max_batch_rows
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"{self.name}-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish every queued write, then end the thread."""
+        if self._thread is None:
+            return
+        self._call(_Job("stop"))
+        self._thread.join()
+        self._thread = None
+
+    # -- callers -------------------------------------------------------------------------
+
+    def _put(self, job: _Job) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            raise StoreError(f"the store {self.name} is not open")
+        self._queue.put(job)
+
+    def _call(self, job: _Job) -> Any:
+        job.future = Future()
+        self._put(job)
+        return job.future.result()
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        if not events:
+            return []
+        job = _Job("append", events, waiter=asyncio.get_running_loop().create_future())
+        self._put(job)
+        assert job.waiter is not None
+        result: list[AppendStatus] = await job.waiter
+        return result
+
+    def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        if not events:
+            return []
+        result: list[AppendStatus] = self._call(_Job("append", events))
+        return result
+
+    def reset(self) -> Deleted:
+        deleted: Deleted = self._call(_Job("reset"))
+        return deleted
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                jobs = [self._queue.get()]
+                rows = len(jobs[0].events)
+                while jobs[-1].kind != "stop" and rows < self.max_batch_rows:
+                    try:
+                        jobs.append(self._queue.get_nowait())
+                    except queue.Empty:
+                        break
+                    rows += len(jobs[-1].events)
+                if self._run(jobs):
+                    return
+        finally:
+            if self._on_exit is not None:
+                self._on_exit()
+
+    def _run(self, jobs: list[_Job]) -> bool:
+        """Run jobs in order, each run of appends as one transaction. True on stop."""
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        appends: list[_Job] = []
+        stop = False
+        for job in jobs:
+            if job.kind == "append":
+                appends.append(job)
+                continue
+            if appends:
+                outcomes += self._commit(appends)
+                appends = []
+            if job.kind == "stop":
+                outcomes.append((job, None, None))
+                stop = True
+                break
+            try:
+                outcomes.append((job, self._delete_all(), None))
+            except Exception as exc:
+                outcomes.append((job, None, StoreError(f"reset of {self.name} failed: {exc}")))
+        if appends:
+            outcomes += self._commit(appends)
+        self._answer(outcomes)
+        return stop
+
+    def _commit(self, jobs: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
+        events = [event for job in jobs for event in job.events]
+        clicks = first_of_each_id(e for e in events if isinstance(e, ClickEvent))
+        impressions = first_of_each_id(e for e in events if isinstance(e, SearchImpression))
+        try:
+            new_clicks, new_impressions = self._write(clicks, impressions)
+        except Exception as exc:  # nothing of this batch is stored: every caller hears so
+            error = StoreError(f"write to {self.name} failed: {exc}")
+            return [(job, None, error) for job in jobs]
+        fresh = {"click": new_clicks, "impression": new_impressions}
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        for job in jobs:
+            statuses = []
+            for event in job.events:
+                ids = fresh[event.type]
+                if event.event_id in ids:
+                    ids.discard(event.event_id)  # a second copy in the same batch is a duplicate
+                    statuses.append(AppendStatus.ACCEPTED)
+                else:
+                    statuses.append(AppendStatus.DUPLICATE)
+            outcomes.append((job, statuses, None))
+        return outcomes
+
+    @staticmethod
+    def _answer(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for job, result, error in outcomes:
+            if job.waiter is not None:
+                by_loop.setdefault(job.waiter.get_loop(), []).append((job.waiter, result, error))
+            elif job.future is not None:
+                if error is None:
+                    job.future.set_result(result)
+                else:
+                    job.future.set_exception(error)
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)

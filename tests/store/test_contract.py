@@ -1,0 +1,151 @@
+"""The backend contract: every store gives the same answers on the same events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from clickstats import ClickEvent, SearchImpression
+from clickstats.events import utcnow
+from clickstats.store import EventStore
+from clickstats.store.base import AppendStatus, Counts, Deleted, Filters, LatencyStats
+
+NOW = utcnow()
+WEEK = Filters(since=NOW - timedelta(days=7))
+MONTH = Filters(since=NOW - timedelta(days=30))
+
+
+def imp(
+    event_id: str, user: str, variant: str, rt: float | None, age: timedelta
+) -> SearchImpression:
+    return SearchImpression(
+        event_id=event_id, user_id=user, variant=variant, query="shoes",
+        results_count=10, response_time_ms=rt, timestamp=NOW - age,
+    )  # fmt: skip
+
+
+def click(event_id: str, user: str, variant: str, rank: int, age: timedelta) -> ClickEvent:
+    return ClickEvent(
+        event_id=event_id, user_id=user, variant=variant, product_id=f"p{rank}",
+        rank=rank, timestamp=NOW - age,
+    )  # fmt: skip
+
+
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+EVENTS = [
+    imp("i1", "u1", "search_v1", 10.0, 1 * DAY),
+    imp("i2", "u1", "search_v1", 20.0, 2 * DAY),
+    imp("i3", "u2", "search_v2", 30.0, 3 * DAY),
+    imp("i4", "u2", "search_v2", None, 1 * HOUR),
+    imp("i5", "u3", "search_v1", 40.0, 10 * DAY),
+    click("c1", "u1", "search_v1", 1, 1 * DAY),
+    click("c2", "u1", "search_v1", 3, 2 * DAY),
+    click("c3", "u2", "search_v2", 2, 3 * DAY),
+    click("c4", "u3", "search_v1", 5, 10 * DAY),
+    click("c5", "u2", "search_v2", 2, 1 * HOUR),
+]
+
+
+@pytest.fixture
+def filled(store: EventStore) -> EventStore:
+    assert store.append_sync(EVENTS) == [AppendStatus.ACCEPTED] * len(EVENTS)
+    return store
+
+
+def test_counts_by_variant_respect_the_window(filled: EventStore) -> None:
+    assert filled.counts_by_variant(WEEK) == {
+        "search_v1": Counts(impressions=2, clicks=2),
+        "search_v2": Counts(impressions=2, clicks=2),
+    }
+    assert filled.counts_by_variant(MONTH)["search_v1"] == Counts(impressions=3, clicks=3)
+
+
+def test_filters_by_user_and_variant(filled: EventStore) -> None:
+    u2 = Filters(since=WEEK.since, user_id="u2")
+    assert filled.counts_by_variant(u2) == {"search_v2": Counts(impressions=2, clicks=2)}
+    v2 = Filters(since=WEEK.since, variant="search_v2")
+    assert filled.rank_histogram(v2) == {2: 2}
+    assert filled.counts_by_variant(Filters(since=WEEK.since, user_id="nobody")) == {}
+
+
+def test_rank_histograms(filled: EventStore) -> None:
+    assert filled.rank_histogram(WEEK) == {1: 1, 2: 2, 3: 1}
+    assert filled.rank_histogram_by_variant(MONTH) == {
+        "search_v1": {1: 1, 3: 1, 5: 1},
+        "search_v2": {2: 2},
+    }
+
+
+def test_latency_matches_numpy(filled: EventStore) -> None:
+    stats = filled.latency(WEEK)
+    assert stats.count == 3  # the search without a response time is not a latency
+    assert stats.mean == pytest.approx(20.0, abs=1e-9)
+    assert (stats.minimum, stats.maximum) == (10.0, 30.0)
+    assert stats.p95 == pytest.approx(np.percentile([10, 20, 30], 95), abs=1e-9)
+    by_variant = filled.latency_by_variant(MONTH)
+    assert by_variant["search_v1"].p95 == pytest.approx(np.percentile([10, 20, 40], 95), abs=1e-9)
+    assert by_variant["search_v2"] == LatencyStats(
+        count=1, mean=30.0, minimum=30.0, maximum=30.0, p95=30.0
+    )
+
+
+def test_empty_window_gives_empty_summaries(filled: EventStore) -> None:
+    nothing = Filters(since=NOW + timedelta(minutes=1))
+    assert filled.counts_by_variant(nothing) == {}
+    assert filled.rank_histogram(nothing) == {}
+    assert filled.latency(nothing) == LatencyStats(count=0)
+    assert filled.activity(nothing).first_seen is None
+
+
+def test_activity_spans_clicks_and_impressions(filled: EventStore) -> None:
+    activity = filled.activity(Filters(since=MONTH.since, user_id="u1"))
+    assert activity.first_seen == NOW - 2 * DAY
+    assert activity.last_seen == NOW - 1 * DAY
+
+
+def test_percentile_on_many_values(store: EventStore) -> None:
+    rng = np.random.default_rng(3)
+    times = rng.lognormal(3, 0.6, size=997)
+    store.append_sync(
+        [imp(f"r{i}", f"u{i % 13}", "v", float(t), HOUR) for i, t in enumerate(times)]
+    )
+    stats = store.latency(WEEK)
+    assert stats.count == 997
+    assert stats.p95 == pytest.approx(np.percentile(times, 95), abs=1e-9)
+    assert stats.mean == pytest.approx(times.mean(), abs=1e-9)
+
+
+def test_retried_event_ids_count_once(store: EventStore) -> None:
+    first = click("dup", "u1", "v", 1, HOUR)
+    retry = click("dup", "u1", "v", 4, HOUR)  # same id, other content: the first copy wins
+    assert store.append_sync([first, retry]) == [AppendStatus.ACCEPTED, AppendStatus.DUPLICATE]
+    assert store.append_sync([retry]) == [AppendStatus.DUPLICATE]
+    assert store.rank_histogram(WEEK) == {1: 1}
+
+
+def test_async_append_and_reset(store: EventStore) -> None:
+    statuses = asyncio.run(store.append(EVENTS[:3]))
+    assert statuses == [AppendStatus.ACCEPTED] * 3
+    assert asyncio.run(store.append([])) == []
+    assert store.reset() == Deleted(clicks=0, impressions=3)
+    assert store.counts_by_variant(MONTH) == {}
+    # an id stored before a reset may be stored again after it
+    assert store.append_sync(EVENTS[:1]) == [AppendStatus.ACCEPTED]
+
+
+def test_concurrent_writers_lose_and_duplicate_nothing(store: EventStore) -> None:
+    def worker(n: int) -> None:
+        events = [click(f"t{n}-{i}", f"u{n}", "v", 1 + i % 7, HOUR) for i in range(40)]
+        assert store.append_sync(events) == [AppendStatus.ACCEPTED] * 40
+        assert store.append_sync(events[:10]) == [AppendStatus.DUPLICATE] * 10
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(store.rank_histogram(WEEK).values()) == 16 * 40
