@@ -57,7 +57,7 @@ def test_impression_rejects_negative_counts() -> None:
 
 
 def test_future_timestamps_are_rejected_past_ones_kept() -> None:
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)
     ok = ClickEvent(product_id="p", rank=1, timestamp=now + timedelta(minutes=4))
     assert ok.timestamp == now + timedelta(minutes=4)
     with pytest.raises(ValidationError, match="5 minutes in the future"):
@@ -75,6 +75,12 @@ def test_timestamps_are_normalised_to_utc() -> None:
     shifted = ClickEvent(product_id="p", rank=1, timestamp=datetime(2024, 5, 1, 14, tzinfo=plus2))
     assert shifted.timestamp == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert shifted.timestamp.tzinfo is UTC
+
+
+def test_timestamps_are_kept_to_the_millisecond() -> None:
+    sent = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    assert ClickEvent(product_id="p", rank=1, timestamp=sent).timestamp.microsecond == 123000
+    assert ClickEvent(product_id="p", rank=1).timestamp.microsecond % 1000 == 0
 
 
 def test_round_trip_through_dict_and_json() -> None:

@@ -35,6 +35,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def to_millis(value: datetime) -> datetime:
+    """Event times are kept to the millisecond: what browsers send, and what every store keeps."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def event_time_now() -> datetime:
+    return to_millis(datetime.now(UTC))
+
+
 class ClickSource(StrEnum):
     SEARCH_RESULTS = "SEARCH_RESULTS"
     RECOMMENDATIONS = "RECOMMENDATIONS"
@@ -48,7 +57,7 @@ class _Event(BaseModel):
     user_id: Id = "anonymous"
     variant: Id = "default"
     session_id: Id | None = None
-    timestamp: datetime = Field(default_factory=utcnow)
+    timestamp: datetime = Field(default_factory=event_time_now)
     event_id: Id = Field(default_factory=new_id)
 
     @field_validator("timestamp")
@@ -58,7 +67,7 @@ class _Event(BaseModel):
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if value - utcnow() > MAX_CLOCK_SKEW:
             raise ValueError("is more than 5 minutes in the future; send UTC, or omit it")
-        return value
+        return to_millis(value)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (timestamps as ISO 8601 strings)."""

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from clickstats import ClickEvent, SearchImpression
-from clickstats.events import utcnow
+from clickstats.events import event_time_now
 from clickstats.store import EventStore
 from clickstats.store.base import AppendStatus, Counts, Deleted, Filters, LatencyStats
 
-NOW = utcnow()
+NOW = event_time_now()  # to the millisecond, as events keep it
 WEEK = Filters(since=NOW - timedelta(days=7))
 MONTH = Filters(since=NOW - timedelta(days=30))
 
