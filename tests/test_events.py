@@ -10,7 +10,7 @@ from clickstats.events import parse_events
 
 
 def test_click_defaults_fill_server_side_fields() -> None:
-    before = datetime.now(UTC)
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
     click = ClickEvent(product_id="p1", rank=3)
     assert click.user_id == "anonymous"
     assert click.variant == "default"
