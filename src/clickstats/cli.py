@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -52,6 +53,10 @@ def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool)
         open_store(store)  # reject a malformed URL before anything starts
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from exc
+    # The writer thread retakes the GIL after every commit; with the default 5 ms switch
+    # interval it waits behind a busy event loop for that long. 1 ms measured ~17% more
+    # single-event ingestion (docs/PERFORMANCE.md).
+    sys.setswitchinterval(0.001)
     settings = Settings(store=store, allow_reset=allow_reset)
     click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")

@@ -28,7 +28,6 @@ from clickstats.reports import (
     VariantComparison,
 )
 from clickstats.store.base import AnyEvent, AppendStatus
-from clickstats.tracking import log_result
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -60,22 +59,37 @@ def _with_user(event: E, header_user: str | None) -> E:
     return event.model_copy(update={"user_id": header_user or ANONYMOUS})
 
 
-@router.post("/log-click", response_model=LogResult)
-async def log_click(event: ClickEvent, tracker: TrackerDep, x_user_id: UserHeader = None) -> Any:
+def _logged(event: AnyEvent, status: AppendStatus) -> Response:
+    # Serialized directly: this is the hot path, and the shape is fixed (LogResult).
+    body: dict[str, Any] = {
+        "status": "success",
+        "event_id": event.event_id,
+        "timestamp": event.timestamp,
+        "duplicate": status is AppendStatus.DUPLICATE,
+    }
+    if isinstance(event, SearchImpression):
+        body["search_id"] = event.search_id
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
+
+
+@router.post("/log-click", response_class=Response, responses={200: {"model": LogResult}})
+async def log_click(
+    event: ClickEvent, tracker: TrackerDep, x_user_id: UserHeader = None
+) -> Response:
     """Store one click. 200 means it is committed to disk; a retried event_id is not counted twice."""
     event = _with_user(event, x_user_id)
     (status,) = await tracker.store.append([event])
-    return log_result(event, status)
+    return _logged(event, status)
 
 
-@router.post("/log-impression", response_model=LogResult)
+@router.post("/log-impression", response_class=Response, responses={200: {"model": LogResult}})
 async def log_impression(
     event: SearchImpression, tracker: TrackerDep, x_user_id: UserHeader = None
-) -> Any:
+) -> Response:
     """Store one search impression; the answer carries its search_id for the clicks to cite."""
     event = _with_user(event, x_user_id)
     (status,) = await tracker.store.append([event])
-    return log_result(event, status)
+    return _logged(event, status)
 
 
 def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:

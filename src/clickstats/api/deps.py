@@ -11,12 +11,14 @@ from clickstats.settings import Settings
 from clickstats.tracking import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, ClickTrackingService
 
 
-def get_tracker(request: Request) -> ClickTrackingService:
+# Dependencies are `async def` so that FastAPI calls them inline: a plain `def` would cost
+# every request a round trip through the thread pool.
+async def get_tracker(request: Request) -> ClickTrackingService:
     tracker: ClickTrackingService = request.app.state.tracker
     return tracker
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -1,8 +1,8 @@
 """The embedded default store: one DuckDB file, one writer thread, group commits.
 
 Every write goes through the single thread of a GroupWriter (DuckDB allows one writer);
-each batch is inserted as Arrow tables in one transaction, and the commit syncs DuckDB's
-WAL before any caller hears "stored". Reads use their own cursor per thread and see
+each batch is one INSERT per table, and its commit syncs DuckDB's WAL before any caller
+hears "stored". Reads use their own cursor per thread and see
 committed data only.
 """
 
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from clickstats.events import ClickEvent, SearchImpression, utcnow
 from clickstats.store.base import (
@@ -66,24 +65,52 @@ CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id);
 CREATE INDEX IF NOT EXISTS click_events_user ON click_events (user_id);
 """
 
-IMPRESSION_COLUMNS = (
-    "event_id, search_id, user_id, session_id, query, variant, results_count, "
-    "response_time_ms, results, ts, received_at"
-)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+# A table's share of a batch is one INSERT whose rows arrive as list parameters, one list
+# per column, zipped back into rows by unnest. DuckDB converts the lists while the writer
+# holds the GIL once; the insert and its commit then run without it. (An Arrow scan calls
+# back into Python per chunk, and under load each of those waits behind the event loop.)
+# Columns: (name, SQL type of one value); TIMESTAMP values travel as epoch microseconds.
 CLICK_COLUMNS = (
-    "event_id, search_id, user_id, session_id, product_id, rank, search_query, variant, "
-    "response_time_ms, source, ts, received_at"
-)
-_UTC_MICROS = pa.timestamp("us", tz="UTC")
-_NAIVE_MICROS = pa.timestamp("us")
+    ("event_id", "VARCHAR"), ("search_id", "VARCHAR"), ("user_id", "VARCHAR"),
+    ("session_id", "VARCHAR"), ("product_id", "VARCHAR"), ("rank", "INTEGER"),
+    ("search_query", "VARCHAR"), ("variant", "VARCHAR"), ("response_time_ms", "DOUBLE"),
+    ("source", "VARCHAR"), ("ts", "TIMESTAMP"),
+)  # fmt: skip
+IMPRESSION_COLUMNS = (
+    ("event_id", "VARCHAR"), ("search_id", "VARCHAR"), ("user_id", "VARCHAR"),
+    ("session_id", "VARCHAR"), ("query", "VARCHAR"), ("variant", "VARCHAR"),
+    ("results_count", "INTEGER"), ("response_time_ms", "DOUBLE"), ("results", "VARCHAR[]"),
+    ("ts", "TIMESTAMP"),
+)  # fmt: skip
 
 
-def _times(values: Iterable[datetime]) -> pa.Array:
-    # Arrow keeps UTC internally; dropping the zone leaves the UTC wall clock, as stored.
-    return pa.array(values, type=_UTC_MICROS).cast(_NAIVE_MICROS)
+def _insert_sql(table: str, columns: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """(plain insert, insert of new event ids only returning them) for list parameters."""
+    values = [
+        f"make_timestamp(unnest(${i}::BIGINT[]))"
+        if kind == "TIMESTAMP"
+        else f"unnest(${i}::{kind}[])"
+        for i, (_, kind) in enumerate(columns, start=1)
+    ]
+    received_at = f"make_timestamp(${len(columns) + 1}::BIGINT)"
+    names = ", ".join(name for name, _ in columns)
+    plain = f"INSERT INTO {table} ({names}, received_at) SELECT {', '.join(values)}, {received_at}"
+    return plain, f"{plain} ON CONFLICT DO NOTHING RETURNING event_id"
+
+
+CLICK_INSERT = _insert_sql("click_events", CLICK_COLUMNS)
+IMPRESSION_INSERT = _insert_sql("impressions", IMPRESSION_COLUMNS)
+
+
+def _micros(value: datetime) -> int:
+    return (value - _EPOCH) // _MICROSECOND
 
 
 def _naive_utc(value: datetime) -> datetime:
+    """TIMESTAMP columns hold UTC wall-clock time."""
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
@@ -91,43 +118,35 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
-def click_table(events: Sequence[ClickEvent], received_at: datetime) -> pa.Table:
-    n = len(events)
-    return pa.table(
-        {
-            "event_id": [e.event_id for e in events],
-            "search_id": [e.search_id for e in events],
-            "user_id": [e.user_id for e in events],
-            "session_id": [e.session_id for e in events],
-            "product_id": [e.product_id for e in events],
-            "rank": pa.array([e.rank for e in events], type=pa.int32()),
-            "search_query": [e.search_query for e in events],
-            "variant": [e.variant for e in events],
-            "response_time_ms": pa.array([e.response_time_ms for e in events], type=pa.float64()),
-            "source": [e.source.value for e in events],
-            "ts": _times(e.timestamp for e in events),
-            "received_at": _times([received_at] * n),
-        }
-    )
+def click_columns(events: Sequence[ClickEvent]) -> list[list[Any]]:
+    return [
+        [e.event_id for e in events],
+        [e.search_id for e in events],
+        [e.user_id for e in events],
+        [e.session_id for e in events],
+        [e.product_id for e in events],
+        [e.rank for e in events],
+        [e.search_query for e in events],
+        [e.variant for e in events],
+        [e.response_time_ms for e in events],
+        [e.source.value for e in events],
+        [_micros(e.timestamp) for e in events],
+    ]
 
 
-def impression_table(events: Sequence[SearchImpression], received_at: datetime) -> pa.Table:
-    n = len(events)
-    return pa.table(
-        {
-            "event_id": [e.event_id for e in events],
-            "search_id": [e.search_id for e in events],
-            "user_id": [e.user_id for e in events],
-            "session_id": [e.session_id for e in events],
-            "query": [e.query for e in events],
-            "variant": [e.variant for e in events],
-            "results_count": pa.array([e.results_count for e in events], type=pa.int32()),
-            "response_time_ms": pa.array([e.response_time_ms for e in events], type=pa.float64()),
-            "results": pa.array([e.results for e in events], type=pa.list_(pa.string())),
-            "ts": _times(e.timestamp for e in events),
-            "received_at": _times([received_at] * n),
-        }
-    )
+def impression_columns(events: Sequence[SearchImpression]) -> list[list[Any]]:
+    return [
+        [e.event_id for e in events],
+        [e.search_id for e in events],
+        [e.user_id for e in events],
+        [e.session_id for e in events],
+        [e.query for e in events],
+        [e.variant for e in events],
+        [e.results_count for e in events],
+        [e.response_time_ms for e in events],
+        [e.results for e in events],
+        [_micros(e.timestamp) for e in events],
+    ]
 
 
 class DuckDBStore(EventStore):
@@ -285,33 +304,32 @@ class DuckDBStore(EventStore):
 def _write(
     con: duckdb.DuckDBPyConnection, clicks: list[ClickEvent], impressions: list[SearchImpression]
 ) -> tuple[set[str], set[str]]:
-    """One transaction; commit syncs DuckDB's WAL, so a returned batch is on disk."""
-    now = utcnow()
-    try:
-        con.begin()
-        new_clicks = _insert(con, "click_events", CLICK_COLUMNS, click_table(clicks, now))
-        new_impressions = _insert(
-            con, "impressions", IMPRESSION_COLUMNS, impression_table(impressions, now)
-        )
-        con.commit()
-    except Exception:
-        _rollback(con)
-        raise
+    """Store a batch: one transaction per table; each commit syncs DuckDB's WAL to disk.
+
+    Callers hear back only after both commits. Should the second fail, the first table's
+    events stay stored and the callers get an error: their retry then finds those events
+    as duplicates, so nothing is lost or counted twice.
+    """
+    received_at = _micros(utcnow())
+    new_clicks = _insert(con, CLICK_INSERT, click_columns(clicks), received_at) if clicks else set()
+    new_impressions = (
+        _insert(con, IMPRESSION_INSERT, impression_columns(impressions), received_at)
+        if impressions
+        else set()
+    )
     return new_clicks, new_impressions
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: str, rows: pa.Table) -> set[str]:
-    if rows.num_rows == 0:
-        return set()
-    con.register("incoming", rows)
+def _insert(
+    con: duckdb.DuckDBPyConnection, sql: tuple[str, str], columns: list[list[Any]], received_at: int
+) -> set[str]:
+    plain, new_only = sql
     try:
-        inserted = con.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM incoming "
-            "ON CONFLICT DO NOTHING RETURNING event_id"
-        ).fetchall()
-    finally:
-        con.unregister("incoming")
-    return {row[0] for row in inserted}
+        con.execute(plain, [*columns, received_at])  # one statement: its own transaction
+        return set(columns[0])
+    except duckdb.ConstraintException:
+        pass  # some event_id is stored already (a retry): store only the new ones
+    return {row[0] for row in con.execute(new_only, [*columns, received_at]).fetchall()}
 
 
 def _delete_all(con: duckdb.DuckDBPyConnection) -> Deleted:
