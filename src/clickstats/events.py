@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 #: Beacons from a device whose clock runs slightly ahead are fine; anything further out is a bug.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+MAX_CLOCK_SKEW_S = MAX_CLOCK_SKEW.total_seconds()
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1024
 MAX_RESULTS = 1000
@@ -40,8 +42,17 @@ def to_millis(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+_now_cache: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
+
+
 def event_time_now() -> datetime:
-    return to_millis(datetime.now(UTC))
+    """Now, to the millisecond. Cached per millisecond: a 1,000-event batch asks ~1,000 times."""
+    global _now_cache
+    millis = time.time_ns() // 1_000_000
+    cached = _now_cache
+    if cached[0] != millis:
+        cached = _now_cache = (millis, datetime.fromtimestamp(millis / 1000, UTC))
+    return cached[1]
 
 
 class ClickSource(StrEnum):
@@ -65,7 +76,7 @@ class _Event(BaseModel):
     def _utc_and_not_future(cls, value: datetime) -> datetime:
         # A naive timestamp is taken as UTC: that is what every beacon and log line means by it.
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if value - utcnow() > MAX_CLOCK_SKEW:
+        if value.timestamp() - time.time() > MAX_CLOCK_SKEW_S:
             raise ValueError("is more than 5 minutes in the future; send UTC, or omit it")
         return to_millis(value)
 

@@ -149,3 +149,22 @@ def test_concurrent_writers_lose_and_duplicate_nothing(store: EventStore) -> Non
     for t in threads:
         t.join()
     assert sum(store.rank_histogram(WEEK).values()) == 16 * 40
+
+
+def test_large_batches_with_retries_inside(store: EventStore) -> None:
+    """Hundreds of events in one append (the batch path), some of them already stored."""
+    stored = [click(f"L{i}", "u1", "v", 1 + i % 3, HOUR) for i in range(10)]
+    store.append_sync(stored)
+    batch = [click(f"L{i}", "u1", "v", 1 + i % 3, HOUR) for i in range(600)]
+    impressions = [
+        SearchImpression(
+            event_id=f"R{i}", query="q", results=[f"p{i}", "p0"], results_count=2,
+            timestamp=NOW - HOUR,
+        )
+        for i in range(300)
+    ]  # fmt: skip
+    statuses = store.append_sync([*batch, *impressions])
+    assert statuses == [AppendStatus.DUPLICATE] * 10 + [AppendStatus.ACCEPTED] * 890
+    assert sum(store.rank_histogram(WEEK).values()) == 600
+    assert sum(c.impressions for c in store.counts_by_variant(WEEK).values()) == 300
+    assert store.append_sync(impressions[:5]) == [AppendStatus.DUPLICATE] * 5
