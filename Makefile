@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-STORE ?= duckdb://data/clickstats.duckdb
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
@@ -18,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/clickstats serve --host 127.0.0.1 --port $(PORT) --store $(STORE)
+	$(BIN)/clickstats serve --host 127.0.0.1 --port $(PORT) $(if $(STORE),--store $(STORE))
 
 lint: install
 	$(BIN)/ruff check src tests bench scripts

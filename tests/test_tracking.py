@@ -124,7 +124,11 @@ def test_log_results_and_idempotency(tracker: ClickTrackingService) -> None:
     again = tracker.log_impression(query="q", event_id="e1", search_id="s1")
     assert again.duplicate
     assert tracker.get_ctr().total_impressions == 1
-    assert tracker.reset()["deleted_impressions"] == 1
+    report = tracker.reset()
+    assert report["deleted_impressions"] == 1
+    assert "deleted_clicks" in report and report.get("nope", 0) == 0
+    with pytest.raises(KeyError):
+        report["nope"]
 
 
 def test_get_click_tracker_uses_the_environment(

@@ -39,7 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(tracker.close)
 
     app = FastAPI(
-        title="clickstats", version=__version__, description=DESCRIPTION, lifespan=lifespan
+        title="clickstats",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,  # 413 before a huge body is read
     )
     app.state.settings = settings
     app.include_router(analytics.router)

@@ -18,6 +18,7 @@ MAX_CLOCK_SKEW_S = MAX_CLOCK_SKEW.total_seconds()
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1024
 MAX_RESULTS = 1000
+MAX_BATCH_EVENTS = 1000
 #: Stored as a 32-bit integer.
 MAX_RANK = 2**31 - 1
 #: One hour: a longer "response time" is a unit mix-up (seconds vs microseconds), not a search.

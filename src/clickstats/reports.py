@@ -11,9 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field
 class Report(BaseModel):
     model_config = ConfigDict(frozen=True)
 
+    # The original design returned dicts: report["ctr"], "ctr" in report, report.get("ctr").
     def __getitem__(self, key: str) -> Any:
-        # The original design returned dicts: report["ctr"] keeps working.
+        if key not in type(self).model_fields:
+            raise KeyError(key)
         return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in type(self).model_fields
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self else default
+
+    def keys(self) -> list[str]:
+        return list(type(self).model_fields)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -26,7 +37,9 @@ class LogResult(Report):
     duplicate: bool = Field(
         False, description="true when an event with this event_id was already stored"
     )
-    search_id: str | None = None
+    search_id: str | None = Field(
+        None, description="the impression's search id (for a click: the one it cites, if any)"
+    )
 
 
 class VariantCtr(Report):

@@ -18,9 +18,6 @@ class Settings(BaseSettings):
     allow_reset: bool = Field(
         False, description="Allow DELETE /analytics/reset to delete every stored event"
     )
-    max_batch_events: int = Field(
-        1000, ge=1, le=100_000, description="Most events accepted in one POST /analytics/events"
-    )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes"
     )

@@ -45,7 +45,7 @@ def log_result(event: AnyEvent, status: AppendStatus) -> LogResult:
         event_id=event.event_id,
         timestamp=event.timestamp,
         duplicate=status is AppendStatus.DUPLICATE,
-        search_id=event.search_id if isinstance(event, SearchImpression) else None,
+        search_id=event.search_id,
     )
 
 

@@ -17,7 +17,13 @@ from clickstats.api.deps import (
     UserHeader,
     VariantFilter,
 )
-from clickstats.events import MAX_ID_LENGTH, ClickEvent, SearchImpression, parse_events
+from clickstats.events import (
+    MAX_BATCH_EVENTS,
+    MAX_ID_LENGTH,
+    ClickEvent,
+    SearchImpression,
+    parse_events,
+)
 from clickstats.reports import (
     CtrReport,
     LogResult,
@@ -40,7 +46,7 @@ _BATCH_SCHEMA = {
     "properties": {
         "events": {
             "type": "array",
-            "maxItems": 1000,
+            "maxItems": MAX_BATCH_EVENTS,
             "items": {
                 "oneOf": [
                     {"$ref": "#/components/schemas/ClickEvent"},
@@ -66,9 +72,8 @@ def _logged(event: AnyEvent, status: AppendStatus) -> Response:
         "event_id": event.event_id,
         "timestamp": event.timestamp,
         "duplicate": status is AppendStatus.DUPLICATE,
+        "search_id": event.search_id,
     }
-    if isinstance(event, SearchImpression):
-        body["search_id"] = event.search_id
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
@@ -111,7 +116,7 @@ def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
     },
 )
 async def log_events(
-    request: Request, tracker: TrackerDep, settings: SettingsDep, x_user_id: UserHeader = None
+    request: Request, tracker: TrackerDep, x_user_id: UserHeader = None
 ) -> Response:
     """Store a batch of clicks and impressions (each with "type"), answered event by event.
 
@@ -120,8 +125,6 @@ async def log_events(
     problem. 200 when anything was stored or already was; 422 when every event was rejected.
     """
     body = await request.body()
-    if len(body) > settings.max_body_bytes:
-        _bad_body("events", f"body is larger than {settings.max_body_bytes} bytes", 413)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -131,10 +134,8 @@ async def log_events(
     items: list[Any] = payload["events"]
     if not items:
         _bad_body("events", "is empty: send at least one event")
-    if len(items) > settings.max_batch_events:
-        _bad_body(
-            "events", f"has {len(items)} events; at most {settings.max_batch_events} per batch"
-        )
+    if len(items) > MAX_BATCH_EVENTS:
+        _bad_body("events", f"has {len(items)} events; at most {MAX_BATCH_EVENTS} per batch")
 
     good, rejected = parse_events(items, default_user=x_user_id or ANONYMOUS)
     events: list[AnyEvent] = [event for _, event in good]

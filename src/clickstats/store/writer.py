@@ -1,8 +1,8 @@
-"""Group commit: one writer thread, one transaction per batch, every caller awaits its batch.
+"""Group commit: one writer thread, one write per batch, every caller awaits its batch.
 
 Callers queue their events; the writer thread takes everything queued (up to a row cap),
-drops repeated event ids within the batch, hands the rest to the backend's `write` in one
-transaction, and then answers every caller. Under load many requests share one commit,
+drops repeated event ids within the batch, hands the rest to the backend's `write` (one
+transaction or bulk insert per table), and then answers every caller. Under load many requests share one commit,
 which is what makes durable ingestion fast. Async callers on the same event loop are
 answered with a single wake-up of that loop per batch, not one per request.
 """
@@ -23,8 +23,10 @@ from clickstats.store.base import AnyEvent, AppendStatus, Deleted, StoreError
 
 E = TypeVar("E", ClickEvent, SearchImpression)
 
-#: Stores the new events of a batch in one transaction; returns the event ids that were new
-#: (clicks, impressions). Ids already stored are left alone: they are duplicates.
+#: Stores the new events of a batch (one transaction or bulk insert per table); returns the
+#: event ids that were new (clicks, impressions). Ids already stored are left alone: they are
+#: duplicates. On an error part of the batch may be stored: callers hear of the error, and
+#: their retry (same event ids) finds the stored part as duplicates.
 WriteBatch = Callable[[list[ClickEvent], list[SearchImpression]], tuple[set[str], set[str]]]
 
 
@@ -137,7 +139,7 @@ class GroupWriter:
                 self._on_exit()
 
     def _run(self, jobs: list[_Job]) -> bool:
-        """Run jobs in order, each run of appends as one transaction. True on stop."""
+        """Run jobs in order, each run of consecutive appends as one write. True on stop."""
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         appends: list[_Job] = []
         stop = False
@@ -167,7 +169,7 @@ class GroupWriter:
         impressions = first_of_each_id(e for e in events if isinstance(e, SearchImpression))
         try:
             new_clicks, new_impressions = self._write(clicks, impressions)
-        except Exception as exc:  # nothing of this batch is stored: every caller hears so
+        except Exception as exc:  # every caller hears of it, and may retry safely
             error = StoreError(f"write to {self.name} failed: {exc}")
             return [(job, None, error) for job in jobs]
         fresh = {"click": new_clicks, "impression": new_impressions}
