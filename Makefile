@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+PY_DIRS := $(wildcard src tests bench scripts)
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
@@ -20,8 +21,8 @@ run: install
 	$(BIN)/clickstats serve --host 127.0.0.1 --port $(PORT) $(if $(STORE),--store $(STORE))
 
 lint: install
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy src
 
 # System tools the tests drive (curl runs the README's examples as written).
