@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from clickstats import __version__
-from clickstats.api import analytics, health
+from clickstats.api import analytics, experiments, health
+from clickstats.experiments import ExperimentManager
 from clickstats.settings import Settings
 from clickstats.store import StoreError, open_store
 from clickstats.tracking import ClickTrackingService
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracker = ClickTrackingService(open_store(settings.store))
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
+        app.state.experiments = ExperimentManager(settings.experiments)
         try:
             yield
         finally:
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.include_router(analytics.router)
+    app.include_router(experiments.router)
     app.include_router(health.router)
     app.add_exception_handler(StoreError, _store_unavailable)
     return app

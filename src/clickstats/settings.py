@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STORE = "duckdb://data/clickstats.duckdb"
+DEFAULT_EXPERIMENTS = "data/experiments.json"
 
 
 class Settings(BaseSettings):
@@ -14,6 +15,10 @@ class Settings(BaseSettings):
     store: str = Field(
         DEFAULT_STORE,
         description="Where events live: duckdb:///abs/path.duckdb or duckdb://relative/path.duckdb",
+    )
+    experiments: str = Field(
+        DEFAULT_EXPERIMENTS,
+        description="JSON file of experiment definitions; created with search_ranking if absent",
     )
     allow_reset: bool = Field(
         False, description="Allow DELETE /analytics/reset to delete every stored event"

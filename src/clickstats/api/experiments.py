@@ -1,0 +1,73 @@
+"""/experiments: define, start and stop A/B experiments; ask for a user's variant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from clickstats.api.deps import UserHeader
+from clickstats.events import MAX_ID_LENGTH
+from clickstats.experiments import Experiment, ExperimentManager, UnknownExperiment
+
+router = APIRouter(prefix="/experiments", tags=["experiments"])
+
+
+async def get_experiments(request: Request) -> ExperimentManager:
+    manager: ExperimentManager = request.app.state.experiments
+    return manager
+
+
+ExperimentsDep = Annotated[ExperimentManager, Depends(get_experiments)]
+
+
+def _get(manager: ExperimentManager, name: str) -> Experiment:
+    try:
+        return manager.get(name)
+    except UnknownExperiment as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+
+
+@router.get("")
+def list_experiments(manager: ExperimentsDep) -> dict[str, list[Experiment]]:
+    """Every experiment, running or stopped."""
+    return {"experiments": manager.list()}
+
+
+@router.post("", response_model=Experiment, responses={201: {"model": Experiment}})
+def put_experiment(experiment: Experiment, manager: ExperimentsDep, response: Response) -> Any:
+    """Create an experiment (201), or replace the one with that name (200)."""
+    existed = experiment.name in {e.name for e in manager.list()}
+    response.status_code = 200 if existed else 201
+    return manager.put(experiment)
+
+
+@router.get("/{name}", response_model=Experiment)
+def get_experiment(name: str, manager: ExperimentsDep) -> Any:
+    return _get(manager, name)
+
+
+@router.post("/{name}/start", response_model=Experiment)
+def start_experiment(name: str, manager: ExperimentsDep) -> Any:
+    """Resume splitting users between the variants."""
+    _get(manager, name)
+    return manager.start(name)
+
+
+@router.post("/{name}/stop", response_model=Experiment)
+def stop_experiment(name: str, manager: ExperimentsDep) -> Any:
+    """Stop the experiment: from now on every user gets the control variant."""
+    _get(manager, name)
+    return manager.stop(name)
+
+
+@router.get("/{name}/assign")
+def assign(
+    name: str,
+    manager: ExperimentsDep,
+    user_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH)] = None,
+    x_user_id: UserHeader = None,
+) -> dict[str, str]:
+    """The variant a user sees (user from `user_id`, else `X-User-ID`, else anonymous)."""
+    user = user_id or x_user_id or "anonymous"
+    return {"experiment": name, "user_id": user, "variant": _get(manager, name).assign(user)}
