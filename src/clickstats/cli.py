@@ -20,8 +20,8 @@ def store_option(func: F) -> F:
         envvar="CLICKSTATS_STORE",
         default=DEFAULT_STORE,
         show_default=True,
-        help="Event store: duckdb:///abs/path.duckdb or duckdb://relative/path.duckdb "
-        "[env CLICKSTATS_STORE]",
+        help="Event store: duckdb:///abs/path.duckdb, duckdb://relative/path.duckdb, "
+        "mongodb://host/database or mongodb+srv://... (docs/SCALING.md) [env CLICKSTATS_STORE]",
     )(func)
 
 
@@ -47,12 +47,17 @@ def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool)
     import uvicorn
 
     from clickstats.app import create_app
-    from clickstats.store import open_store
+    from clickstats.store import StoreError, open_store
 
     try:
-        open_store(store)  # reject a malformed URL before anything starts
+        probe = open_store(store)  # reject a malformed URL before anything starts
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from exc
+    try:  # and an unreachable store: one clear line, not a traceback from the lifespan
+        probe.open()
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    probe.close()
     # The writer thread retakes the GIL after every commit; with the default 5 ms switch
     # interval it waits behind a busy event loop for that long. 1 ms measured ~17% more
     # single-event ingestion (docs/PERFORMANCE.md).
@@ -60,3 +65,19 @@ def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool)
     settings = Settings(store=store, allow_reset=allow_reset)
     click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")
+
+
+@main.command()
+@click.option(
+    "--server", default=None, help="Run against this server (e.g. http://127.0.0.1:8000)."
+)
+@click.option(
+    "--store",
+    default=None,
+    help="Run against this store instead of a throwaway one (its events stay there).",
+)
+def demo(server: str | None, store: str | None) -> None:
+    """The five demos: tracking, variants, ranks, response time, a user's summary."""
+    from clickstats.demo import main as run_demo
+
+    run_demo(store=store, server=server)
