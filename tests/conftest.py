@@ -7,7 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,25 +18,59 @@ from fastapi.testclient import TestClient
 
 from clickstats.app import create_app
 from clickstats.settings import Settings
-from clickstats.store import EventStore
-from clickstats.store.duckdb import DuckDBStore
+from clickstats.store import EventStore, open_store
+from clickstats.store.mongo import mongomock_client, split_uri, uri_options
 from clickstats.tracking import ClickTrackingService
 
-BACKENDS = ["duckdb"]
+#: Every contract and HTTP test runs on each of these. MongoDB's server cannot be installed
+#: here: "mongomock" runs the Mongo backend in-process; "mongodb" runs it on the real server
+#: that MONGODB_URI names (e.g. mongodb://localhost:27017), when that is set.
+MONGODB_URI = os.environ.get("MONGODB_URI")
+BACKENDS = ["duckdb", "mongomock", *(["mongodb"] if MONGODB_URI else [])]
 
 
-def make_store(backend: str, tmp_path: Path) -> EventStore:
+def on_database(uri: str, name: str) -> str:
+    """The same server (and credentials) as `uri`, another database."""
+    scheme, authority, database, query = split_uri(uri)
+    if "@" in authority and "authsource" not in uri_options(uri):
+        # Credentials are checked against the URI's database unless authSource says otherwise.
+        query = "&".join(filter(None, [query, f"authSource={database or 'admin'}"]))
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+@contextmanager
+def store_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A store URL on an empty database (a fresh one per test), dropped afterwards."""
     if backend == "duckdb":
-        return DuckDBStore(tmp_path / "events.duckdb")
-    raise ValueError(backend)
+        yield f"duckdb://{tmp_path}/events.duckdb"
+        return
+    name = f"clickstats_test_{uuid.uuid4().hex[:12]}"
+    if backend == "mongomock":
+        url = f"mongomock://localhost/{name}"
+        try:
+            yield url
+        finally:
+            mongomock_client(url).drop_database(name)
+    elif backend == "mongodb" and MONGODB_URI:
+        import pymongo
+
+        url = on_database(MONGODB_URI, name)
+        try:
+            yield url
+        finally:
+            with pymongo.MongoClient(url, serverSelectionTimeoutMS=5000) as client:
+                client.drop_database(name)
+    else:
+        raise ValueError(backend)
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
-    s = make_store(request.param, tmp_path)
-    s.open()
-    yield s
-    s.close()
+    with store_url(request.param, tmp_path) as url:
+        s = open_store(url)
+        s.open()
+        yield s
+        s.close()
 
 
 @pytest.fixture
@@ -42,11 +78,13 @@ def tracker(store: EventStore) -> ClickTrackingService:
     return ClickTrackingService(store)
 
 
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(store=f"duckdb://{tmp_path}/api.duckdb", allow_reset=True)
-    with TestClient(create_app(settings)) as c:
-        yield c
+@pytest.fixture(params=BACKENDS)
+def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
+    """The app on each backend: the same HTTP tests, the same answers."""
+    with store_url(request.param, tmp_path) as url:
+        settings = Settings(store=url, allow_reset=True)
+        with TestClient(create_app(settings)) as c:
+            yield c
 
 
 def free_port() -> int:

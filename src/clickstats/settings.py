@@ -14,7 +14,8 @@ class Settings(BaseSettings):
 
     store: str = Field(
         DEFAULT_STORE,
-        description="Where events live: duckdb:///abs/path.duckdb or duckdb://relative/path.duckdb",
+        description="Where events live: duckdb:///abs/path.duckdb, duckdb://relative/path.duckdb, "
+        "mongodb://host/database or mongodb+srv://... (docs/SCALING.md)",
     )
     experiments: str = Field(
         DEFAULT_EXPERIMENTS,

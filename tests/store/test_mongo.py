@@ -1,0 +1,358 @@
+"""What only the MongoDB backend has: indexes, write concern, duplicate keys, connection errors.
+
+The backend's answers are checked by the contract suite (tests/store/test_contract.py) and
+every HTTP test (tests/api/), which run on mongomock and, with MONGODB_URI set, on a real server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import mongomock
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from pymongo.errors import AutoReconnect, BulkWriteError, ServerSelectionTimeoutError
+
+from clickstats.app import create_app
+from clickstats.cli import main
+from clickstats.events import event_time_now
+from clickstats.settings import Settings
+from clickstats.store import StoreError, open_store
+from clickstats.store.base import AppendStatus, Filters
+from clickstats.store.mongo import (
+    CLICKS,
+    IMPRESSIONS,
+    MongoStore,
+    _insert,
+    _reason,
+    interpolate,
+    p95_pipeline,
+    redact,
+)
+from tests.conftest import MONGODB_URI, free_port, on_database, store_url
+from tests.store.test_contract import EVENTS, MONTH, WEEK
+
+real_server_only = pytest.mark.skipif(not MONGODB_URI, reason="needs MONGODB_URI (a real server)")
+
+
+@pytest.fixture
+def mongo(tmp_path: Path) -> Iterator[MongoStore]:
+    with store_url("mongomock", tmp_path) as url:
+        store = open_store(url)
+        assert isinstance(store, MongoStore)
+        store.open()
+        yield store
+        store.close()
+
+
+# -- schema and write concern ------------------------------------------------------------------
+
+
+def test_indexes_are_created_on_open(mongo: MongoStore) -> None:
+    for collection in (mongo._clicks, mongo._impressions):
+        keys = {name: index["key"] for name, index in collection.index_information().items()}
+        assert keys == {
+            "_id_": [("_id", 1)],  # holds the event id: the unique index retries hit
+            "timestamp": [("timestamp", 1)],
+            "user_id_timestamp": [("user_id", 1), ("timestamp", 1)],
+            "variant_timestamp": [("variant", 1), ("timestamp", 1)],
+            "search_id": [("search_id", 1)],
+        }
+    assert {mongo._clicks.name, mongo._impressions.name} == {"click_events", "impressions"}
+    mongo.close()
+    mongo.open()  # a second process (or a restart) finds them and changes nothing
+
+
+def test_write_concern_is_majority_unless_the_uri_says_otherwise(mongo: MongoStore) -> None:
+    majority = {"w": "majority", "wtimeout": 10_000}
+    assert mongo.write_concern.document == majority
+    assert mongo._clicks.write_concern.document == majority
+    assert mongo._impressions.write_concern.document == majority
+    store = MongoStore("mongodb://db1,db2/clicks?replicaSet=rs&W=1&wtimeoutMS=2500&journal=true")
+    assert store.write_concern.document == {"w": 1, "wtimeout": 2500, "j": True}
+    assert store.database_name == "clicks"
+    tagged = MongoStore("mongodb://db/?w=tagged&timeoutMS=3000")  # timeoutMS bounds it all
+    assert tagged.write_concern.document == {"w": "tagged"}
+    assert MongoStore("mongodb://db").database_name == "clickstats"
+    with pytest.raises(ValueError, match="w=0"):
+        open_store("mongodb://db/clicks?w=0")  # the CLI turns this into a --store error
+
+
+def test_the_store_keeps_the_uri_timeouts_and_defaults_to_five_seconds() -> None:
+    assert MongoStore("mongodb://db/x").client_options["serverSelectionTimeoutMS"] == 5000
+    store = MongoStore("mongodb://db/x?serverSelectionTimeoutMS=800")
+    assert "serverSelectionTimeoutMS" not in store.client_options  # the URI's value stands
+
+
+def test_documents_keep_the_event_fields_and_millisecond_utc_times(mongo: MongoStore) -> None:
+    mongo.append_sync(EVENTS[:1] + EVENTS[5:6])
+    impression = mongo._impressions.find_one({"_id": "i1"})
+    click = mongo._clicks.find_one({"_id": "c1"})
+    assert impression["timestamp"] == EVENTS[0].timestamp.replace(tzinfo=None)
+    assert impression["query"] == "shoes" and impression["response_time_ms"] == 10.0
+    assert click["rank"] == 1 and click["source"] == "SEARCH_RESULTS"
+    assert click["received_at"] >= click["timestamp"]
+
+
+# -- duplicate keys ----------------------------------------------------------------------------
+
+
+class FailingCollection:
+    def __init__(self, details: dict[str, Any]) -> None:
+        self.details = details
+
+    def insert_many(self, docs: list[dict[str, Any]], ordered: bool) -> None:
+        assert ordered is False
+        raise BulkWriteError(self.details)
+
+
+def test_duplicate_keys_are_duplicates_and_any_other_error_raises() -> None:
+    docs = [{"_id": f"e{i}"} for i in range(4)]
+    duplicates = {"writeErrors": [{"index": 1, "code": 11000}, {"index": 3, "code": 11000}]}
+    assert _insert(FailingCollection(duplicates), docs) == {"e0", "e2"}
+    other = {"writeErrors": [{"index": 1, "code": 11000}, {"index": 2, "code": 121}]}
+    with pytest.raises(BulkWriteError):
+        _insert(FailingCollection(other), docs)
+    not_majority = {
+        "writeErrors": [],
+        "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication timed out"}],
+    }
+    with pytest.raises(BulkWriteError) as caught:  # stored, but not acknowledged as asked: a 503
+        _insert(FailingCollection(not_majority), docs)
+    assert _reason(caught.value) == "waiting for replication timed out (code 64)"
+
+
+def test_duplicates_inside_an_unordered_batch(mongo: MongoStore) -> None:
+    mongo.append_sync(EVENTS[5:7])  # c1 and c2
+    statuses = mongo.append_sync(EVENTS[::-1])  # the others around them still go in
+    duplicates = [i for i, s in enumerate(statuses) if s is AppendStatus.DUPLICATE]
+    assert duplicates == [len(EVENTS) - 1 - 6, len(EVENTS) - 1 - 5]
+    assert sum(mongo.rank_histogram(MONTH).values()) == 5
+
+
+# -- reads are server-side pipelines -----------------------------------------------------------
+
+
+class Recording:
+    """A collection that records every call made on it."""
+
+    def __init__(self, inner: Any, calls: list[tuple[str, Any]]) -> None:
+        self._inner, self._calls = inner, calls
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._calls.append((name, args[0] if args else None))
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_every_read_is_one_bounded_aggregation_pipeline(mongo: MongoStore) -> None:
+    mongo.append_sync(EVENTS)
+    calls: list[tuple[str, Any]] = []
+    mongo._clicks = Recording(mongo._clicks, calls)
+    mongo._impressions = Recording(mongo._impressions, calls)
+    u1 = Filters(since=MONTH.since, user_id="u1", variant="search_v1")
+    for f in (WEEK, MONTH, u1):
+        mongo.counts_by_variant(f)
+        mongo.rank_histogram(f)
+        mongo.rank_histogram_by_variant(f)
+        mongo.latency(f)
+        mongo.latency_by_variant(f)
+        mongo.activity(f)
+    assert calls and {name for name, _ in calls} == {"aggregate"}
+    for _, pipeline in calls:
+        stages = [next(iter(stage)) for stage in pipeline]
+        assert stages[0] == "$match" and "timestamp" in pipeline[0]["$match"]
+        # Each answer is grouped on the server, or at most two documents long.
+        assert "$group" in stages or any(stage.get("$limit", 99) <= 2 for stage in pipeline)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 20, 21, 997])
+def test_p95_pipeline_picks_the_ranks_quantile_cont_interpolates(n: int) -> None:
+    values = sorted(np.random.default_rng(n).lognormal(3, 0.6, size=n).tolist())
+    stages = {name: value for stage in p95_pipeline({}, n) for name, value in stage.items()}
+    skip, limit = stages.get("$skip", 0), stages["$limit"]
+    picked = values[::-1][skip : skip + limit]  # what $sort -1, $skip, $limit return
+    assert len(picked) in (1, 2) and skip < math.ceil(0.05 * n) + 1
+    assert interpolate(n, picked) == pytest.approx(np.percentile(values, 95), abs=1e-9)
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def test_unreachable_server_is_a_clear_error_without_the_password() -> None:
+    port = free_port()  # closed again: nothing listens there
+    uri = f"mongodb://app:s3cret@127.0.0.1:{port}/clicks?serverSelectionTimeoutMS=200"
+    store = open_store(uri)
+    with pytest.raises(StoreError) as caught:
+        store.open()
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach MongoDB at mongodb://app:***@127.0.0.1:{port}/clicks")
+    assert "s3cret" not in message and "Topology Description" not in message
+    assert redact(uri) in message
+    with pytest.raises(StoreError, match="not open"):
+        store.counts_by_variant(WEEK)
+
+
+def test_serve_refuses_to_start_on_an_unreachable_server() -> None:
+    uri = f"mongodb://app:s3cret@127.0.0.1:{free_port()}/clicks?serverSelectionTimeoutMS=200"
+    result = CliRunner().invoke(main, ["serve", "--store", uri])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: cannot reach MongoDB at mongodb://app:***@127.0.0.1:")
+    assert "s3cret" not in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["serve", "--store", "mongodb://db/x?w=0"])
+    assert result.exit_code == 2 and "w=0" in result.output
+
+
+def test_store_failures_at_request_time_are_503_and_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise ServerSelectionTimeoutError("db1:27017: timed out")
+
+    def dropped(*args: Any, **kwargs: Any) -> Any:
+        raise AutoReconnect("db1:27017: connection closed")
+
+    click = {"product_id": "p1", "rank": 2, "event_id": "kept-1"}
+    with store_url("mongomock", tmp_path) as url, TestClient(create_app(Settings(store=url))) as c:
+        with monkeypatch.context() as patch:
+            patch.setattr(mongomock.collection.Collection, "aggregate", unreachable)
+            patch.setattr(mongomock.collection.Collection, "insert_many", dropped)
+            patch.setattr(mongomock.database.Database, "command", unreachable)
+            response = c.get("/analytics/ctr")
+            assert response.status_code == 503
+            assert response.json()["detail"] == (
+                f"store unavailable: query on MongoDB at {url} failed: db1:27017: timed out"
+            )
+            response = c.post("/analytics/log-click", json=click)
+            assert response.status_code == 503
+            assert response.json()["detail"] == (
+                f"store unavailable: write to {url} failed: db1:27017: connection closed"
+            )
+            assert c.get("/health").status_code == 503
+        # The client retries once the server is back: stored once, counted once.
+        response = c.post("/analytics/log-click", json=click)
+        assert response.status_code == 200 and response.json()["duplicate"] is False
+        assert c.post("/analytics/log-click", json=click).json()["duplicate"] is True
+        assert c.get("/analytics/rank-metrics").json()["clicks_by_rank"] == {"2": 1}
+        assert c.get("/health").json()["store"] == "mongodb"
+
+
+# -- the same answers over HTTP ----------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal JSON, floats within 1e-9."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, int | float) and isinstance(b, int | float) and abs(a - b) <= 1e-9
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+def test_switching_the_store_changes_no_http_answer(tmp_path: Path) -> None:
+    now = event_time_now()
+    rng = np.random.default_rng(7)
+    events: list[dict[str, Any]] = []
+    for i in range(300):
+        when = (now - timedelta(hours=float(rng.uniform(0, 24 * 40)))).isoformat()
+        user, variant = f"u{i % 7}", f"v{i % 3}"
+        events.append(
+            {
+                "type": "impression", "event_id": f"i{i}", "search_id": f"s{i}", "query": "q",
+                "user_id": user, "variant": variant, "timestamp": when,
+                "response_time_ms": None if i % 11 == 0 else float(rng.lognormal(3, 0.7)),
+            }
+        )  # fmt: skip
+        if i % 2 == 0:
+            events.append(
+                {
+                    "type": "click", "event_id": f"c{i}", "search_id": f"s{i}", "product_id": "p",
+                    "rank": int(rng.integers(1, 12)), "user_id": user, "variant": variant,
+                    "timestamp": when,
+                }
+            )  # fmt: skip
+    paths = [
+        f"/analytics/{endpoint}?{query}"
+        for endpoint in ("ctr", "rank-metrics", "response-time")
+        for query in ("", "days=1", "days=30", "user_id=u3", "variant=v1&days=365")
+    ]
+    paths += [f"/analytics/user/u{i}?days={d}" for i in (0, 5) for d in (7, 60)]
+    paths += ["/analytics/variants-comparison", "/analytics/variants-comparison?days=60"]
+    answers: dict[str, list[Any]] = {}
+    for backend in ("duckdb", "mongomock"):
+        with store_url(backend, tmp_path) as url, TestClient(create_app(Settings(store=url))) as c:
+            for chunk in range(0, len(events), 200):
+                body = {"events": events[chunk : chunk + 200]}
+                assert c.post("/analytics/events", json=body).json()["rejected"] == 0
+            answers[backend] = [c.get(path).json() for path in paths]
+    for path, duck, mongo in zip(paths, answers["duckdb"], answers["mongomock"], strict=True):
+        assert _same(duck, mongo), f"{path}\n{json.dumps(duck)}\n{json.dumps(mongo)}"
+    assert answers["duckdb"][0]["total_impressions"] > 0
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def test_mongomock_stores_with_one_url_share_their_data(mongo: MongoStore) -> None:
+    mongo.append_sync(EVENTS)
+    other = MongoStore(mongo.uri, client_factory=mongo._client_factory)
+    other.open()
+    try:
+        assert other.counts_by_variant(WEEK) == mongo.counts_by_variant(WEEK)
+    finally:
+        other.close()
+
+
+def test_uri_helpers() -> None:
+    srv = "mongodb+srv://u:p%40ss@cluster0.example.net/db?tlsCertificateKeyFilePassword=x"
+    assert (
+        redact(srv)
+        == "mongodb+srv://u:***@cluster0.example.net/db?tlsCertificateKeyFilePassword=***"
+    )
+    assert redact("mongodb://db:27017") == "mongodb://db:27017/"
+    assert on_database("mongodb://u:p@h/admin?replicaSet=rs", "t") == (
+        "mongodb://u:p@h/t?replicaSet=rs&authSource=admin"
+    )
+    assert on_database("mongodb://h:27017", "t") == "mongodb://h:27017/t"
+
+
+@real_server_only
+def test_every_pipeline_uses_an_index_on_a_real_server(tmp_path: Path) -> None:
+    """No collection scan: each query starts with an index on its time range."""
+    with store_url("mongodb", tmp_path) as url:
+        store = open_store(url)
+        assert isinstance(store, MongoStore)
+        store.open()
+        try:
+            store.append_sync(EVENTS)
+            calls: list[tuple[str, Any]] = []
+            clicks, impressions = store._clicks, store._impressions
+            store._clicks = Recording(clicks, calls)
+            store._impressions = Recording(impressions, calls)
+            u1, v = Filters(MONTH.since, user_id="u1"), Filters(MONTH.since, variant="v")
+            for f in (WEEK, u1, v):
+                store.rank_histogram(f)
+                store.counts_by_variant(f)
+                store.latency_by_variant(f)
+                store.activity(f)
+            store._clicks, store._impressions = clicks, impressions
+            database = store._client.get_database(store.database_name)
+            for _, pipeline in calls:
+                for name in (CLICKS, IMPRESSIONS):  # every pipeline is valid on both
+                    plan = database.command("aggregate", name, pipeline=pipeline, explain=True)
+                    assert "COLLSCAN" not in json.dumps(plan, default=str), pipeline
+        finally:
+            store.close()
