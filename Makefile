@@ -7,7 +7,7 @@ PY_DIRS := $(wildcard src tests bench scripts)
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint sysdeps bench clean
+.PHONY: install run demo test lint sysdeps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/clickstats serve --host 127.0.0.1 --port $(PORT) $(if $(STORE),--store $(STORE))
+
+# Simulated traffic into the default store (docs/SEARCH.md): numbers on the dashboard at once.
+demo: install
+	$(BIN)/clickstats simulate --users 200 --searches 3000
 
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)

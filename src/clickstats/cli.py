@@ -10,6 +10,7 @@ import click
 
 from clickstats import __version__
 from clickstats.settings import DEFAULT_STORE, Settings
+from clickstats.simulate import simulate_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,3 +82,6 @@ def demo(server: str | None, store: str | None) -> None:
     from clickstats.demo import main as run_demo
 
     run_demo(store=store, server=server)
+
+
+main.add_command(simulate_command)
