@@ -7,7 +7,7 @@ PY_DIRS := $(wildcard src tests bench scripts)
 # Reinstall whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run demo test lint sysdeps bench clean
+.PHONY: install run demo test lint sysdeps browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ lint: install
 sysdeps:
 	command -v curl >/dev/null || (apt-get update -qq && apt-get install -y -qq curl)
 
-test: lint sysdeps
+# Headless Chromium for tests/browser (Playwright drives Debian's build: nothing is downloaded).
+browser-deps:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: lint sysdeps browser-deps
 	$(BIN)/pytest -q
 
 bench: install

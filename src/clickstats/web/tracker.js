@@ -1,0 +1,194 @@
+/* clickstats tracker: sends search-result clicks to a clickstats server. No dependencies.
+ *
+ *   <script src="/analytics/tracker.js"></script>
+ *   <script>
+ *     window.clickstats = ClickStats.init({endpoint: "/analytics/events"});
+ *     clickstats.trackClick({productId, rank, searchId, variant, query});
+ *   </script>
+ *
+ * Every event gets its event_id when it is created and keeps it through every retry, so the
+ * server counts it once however often it is sent. Events wait in localStorage until the server
+ * has answered for them: a click followed by a navigation, a closed tab or a crash is sent by
+ * the next page that runs the tracker. See docs/TRACKER.md.
+ */
+(function (global) {
+  "use strict";
+
+  var USER_KEY = "clickstats:user_id";
+  var QUEUE_PREFIX = "clickstats:queue:";
+  var DEFAULTS = {
+    endpoint: "/analytics/events",
+    userId: null,
+    flushInterval: 2000, // ms between automatic flushes
+    maxBatch: 50, // events per request; a beacon carries at most 64 KiB
+    maxQueue: 1000, // oldest events are dropped beyond this
+    retryBase: 1000, // first retry delay in ms; doubles up to retryMax
+    retryMax: 60000,
+    beaconRetry: 10000, // a beacon is never answered: resend (as a duplicate) after this
+  };
+
+  function uuid() {
+    var c = global.crypto;
+    if (c && typeof c.randomUUID === "function") return c.randomUUID();
+    var b = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(b);
+    else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
+    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
+  }
+
+  // localStorage can be missing or throw (private mode, full quota): fall back to memory.
+  var memory = {};
+  function load(key) {
+    try { var v = global.localStorage.getItem(key); if (v !== null) return v; } catch (e) { /* memory */ }
+    return memory.hasOwnProperty(key) ? memory[key] : null;
+  }
+  function store(key, value) {
+    memory[key] = value;
+    try { global.localStorage.setItem(key, value); } catch (e) { /* kept in memory */ }
+  }
+
+  function init(options) {
+    var o = {};
+    for (var k in DEFAULTS) o[k] = options && options[k] != null ? options[k] : DEFAULTS[k];
+    var queueKey = QUEUE_PREFIX + o.endpoint;
+    var userId = o.userId || load(USER_KEY);
+    if (!userId) { userId = "anon-" + uuid(); store(USER_KEY, userId); }
+    var inflight = {}; // event_id -> true while a fetch carries it
+    var sending = null;
+
+    // The queue is re-read before every change: another tab may have changed it meanwhile.
+    function queue() {
+      try { return JSON.parse(load(queueKey) || "[]"); } catch (e) { return []; }
+    }
+    function save(items) { store(queueKey, JSON.stringify(items.slice(-o.maxQueue))); }
+    function update(fn) { var items = queue(); save(fn(items) || items); }
+    function due(item, now) { return !inflight[item.event.event_id] && item.retry_at <= now; }
+
+    function trackClick(click) {
+      var event = {
+        type: "click",
+        event_id: uuid(),
+        user_id: userId,
+        product_id: String(click.productId),
+        rank: Number(click.rank),
+        timestamp: new Date().toISOString(),
+      };
+      if (click.searchId != null) event.search_id = String(click.searchId);
+      if (click.variant != null) event.variant = String(click.variant);
+      if (click.query != null) event.search_query = String(click.query);
+      if (click.source != null) event.source = click.source;
+      update(function (items) { items.push({event: event, attempts: 0, retry_at: 0}); });
+      if (queue().length >= o.maxBatch) flush();
+      return event.event_id;
+    }
+
+    function settle(ids, answer) {
+      var results = (answer && answer.results) || [];
+      var done = {};
+      results.forEach(function (r, i) {
+        var id = ids[r.index != null ? r.index : i];
+        if (r.status === "rejected") console.warn("clickstats: event rejected", id, r.errors);
+        done[id] = true;
+      });
+      update(function (items) { return items.filter(function (it) { return !done[it.event.event_id]; }); });
+    }
+
+    function backoff(ids) {
+      var failed = {};
+      ids.forEach(function (id) { failed[id] = true; });
+      update(function (items) {
+        items.forEach(function (it) {
+          if (!failed[it.event.event_id]) return;
+          it.attempts += 1;
+          it.retry_at = Date.now() + Math.min(o.retryMax, o.retryBase * Math.pow(2, it.attempts - 1));
+        });
+      });
+    }
+
+    // Send what is due with fetch(keepalive) and wait for the per-event answer. `force` also
+    // sends events that are waiting out a backoff. Resolves to the number still queued.
+    function flush(force) {
+      if (sending) return sending.then(function () { return flush(force); });
+      var now = Date.now();
+      var batch = queue().filter(function (it) { return force === true ? !inflight[it.event.event_id] : due(it, now); })
+        .slice(0, o.maxBatch);
+      if (!batch.length) return Promise.resolve(queue().length);
+      if (typeof global.fetch !== "function") { beacon(); return Promise.resolve(queue().length); }
+      var ids = batch.map(function (it) { return it.event.event_id; });
+      ids.forEach(function (id) { inflight[id] = true; });
+      var body = JSON.stringify({events: batch.map(function (it) { return it.event; })});
+      sending = global.fetch(o.endpoint, {method: "POST", body: body, keepalive: true, credentials: "same-origin",
+        headers: {"Content-Type": "text/plain;charset=UTF-8"}})
+        .then(function (resp) {
+          var retry = resp.status >= 500 || resp.status === 408 || resp.status === 429;
+          if (retry) { backoff(ids); return; }
+          return resp.json().catch(function () { return null; }).then(function (answer) {
+            if (!resp.ok && !(answer && answer.results)) console.warn("clickstats: batch refused", resp.status, answer);
+            settle(ids, answer && answer.results ? answer : {results: ids.map(function () { return {}; })});
+          });
+        }, function () { backoff(ids); })
+        .catch(function (err) { console.warn("clickstats: flush failed", err); }) // never stay stuck
+        .then(function () {
+          ids.forEach(function (id) { delete inflight[id]; });
+          sending = null;
+          return queue().length;
+        });
+      return sending;
+    }
+
+    // The page is going away: hand what is queued to the browser, which sends it even after
+    // the page is gone. A beacon gets no answer, so the events stay queued and are resent
+    // later; the server answers "duplicate" for those that arrived.
+    function beacon() {
+      if (!global.navigator || typeof global.navigator.sendBeacon !== "function") return false;
+      var now = Date.now();
+      // visibilitychange and pagehide both fire on the way out: one beacon is enough.
+      var batch = queue().filter(function (it) {
+        return !inflight[it.event.event_id] && !(it.beacon_at > now - o.beaconRetry);
+      }).slice(0, o.maxBatch);
+      if (!batch.length) return false;
+      var body = JSON.stringify({events: batch.map(function (it) { return it.event; })});
+      if (!global.navigator.sendBeacon(o.endpoint, body)) return false;
+      var sent = {};
+      batch.forEach(function (it) { sent[it.event.event_id] = true; });
+      update(function (items) {
+        items.forEach(function (it) {
+          if (!sent[it.event.event_id]) return;
+          it.beacon_at = now;
+          it.retry_at = Math.max(it.retry_at, now + o.beaconRetry);
+        });
+      });
+      return true;
+    }
+
+    var timer = global.setInterval(flush, o.flushInterval);
+    function onHide() { if (global.document.visibilityState === "hidden") beacon(); }
+    global.document.addEventListener("visibilitychange", onHide);
+    global.addEventListener("pagehide", beacon);
+    flush(); // whatever an earlier page left behind
+
+    return {
+      userId: userId,
+      trackClick: trackClick,
+      flush: flush,
+      beacon: beacon,
+      pending: function () { return queue().map(function (it) { return it.event; }); },
+      stop: function () {
+        global.clearInterval(timer);
+        global.document.removeEventListener("visibilitychange", onHide);
+        global.removeEventListener("pagehide", beacon);
+      },
+    };
+  }
+
+  // A new anonymous visitor from the next init() on (the demo's "new visitor" button).
+  function resetUser() {
+    delete memory[USER_KEY];
+    try { global.localStorage.removeItem(USER_KEY); } catch (e) { /* memory only */ }
+  }
+
+  global.ClickStats = {init: init, resetUser: resetUser, version: "1"};
+})(window);
