@@ -256,7 +256,7 @@ class DuckDBStore(EventStore):
                 self._cursors.append(cursor)
         return cursor
 
-    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
         try:
             return self._cursor().execute(sql, params).fetchall()
         except duckdb.Error as exc:
@@ -266,31 +266,36 @@ class DuckDBStore(EventStore):
         self._query("SELECT 1", ())
 
     def counts_by_variant(self, f: Filters) -> dict[str, Counts]:
-        where, params = _where(f)
+        scope = _Scope(f)
         rows = self._query(
             f"""
+            {scope.with_clause("impressions", "click_events")}
             SELECT variant, sum(impressions)::BIGINT, sum(clicks)::BIGINT FROM (
                 SELECT variant, count(*) AS impressions, 0 AS clicks
-                FROM impressions WHERE {where} GROUP BY variant
+                FROM {scope.rows("impressions")} GROUP BY variant
                 UNION ALL
-                SELECT variant, 0, count(*) FROM click_events WHERE {where} GROUP BY variant
+                SELECT variant, 0, count(*) FROM {scope.rows("click_events")} GROUP BY variant
             ) GROUP BY variant
             """,
-            params * 2,
+            scope.params,
         )
         return {variant: Counts(impressions=i, clicks=c) for variant, i, c in rows}
 
     def rank_histogram(self, f: Filters) -> RankHistogram:
-        where, params = _where(f)
+        scope = _Scope(f)
         rows = self._query(
-            f"SELECT rank, count(*) FROM click_events WHERE {where} GROUP BY rank", params
+            f"""{scope.with_clause("click_events")}
+            SELECT rank, count(*) FROM {scope.rows("click_events")} GROUP BY rank""",
+            scope.params,
         )
         return dict(rows)
 
     def rank_histogram_by_variant(self, f: Filters) -> dict[str, RankHistogram]:
-        where, params = _where(f)
+        scope = _Scope(f)
         rows = self._query(
-            f"SELECT variant, rank, count(*) FROM click_events WHERE {where} GROUP BY ALL", params
+            f"""{scope.with_clause("click_events")}
+            SELECT variant, rank, count(*) FROM {scope.rows("click_events")} GROUP BY ALL""",
+            scope.params,
         )
         out: dict[str, RankHistogram] = {}
         for variant, rank, n in rows:
@@ -303,31 +308,69 @@ class DuckDBStore(EventStore):
     )
 
     def latency(self, f: Filters) -> LatencyStats:
-        where, params = _where(f)
-        (row,) = self._query(f"SELECT {self._LATENCY} FROM impressions WHERE {where}", params)
+        scope = _Scope(f)
+        (row,) = self._query(
+            f"""{scope.with_clause("impressions")}
+            SELECT {self._LATENCY} FROM {scope.rows("impressions")}""",
+            scope.params,
+        )
         return _latency(row)
 
     def latency_by_variant(self, f: Filters) -> dict[str, LatencyStats]:
-        where, params = _where(f)
+        scope = _Scope(f)
         rows = self._query(
-            f"SELECT variant, {self._LATENCY} FROM impressions WHERE {where} GROUP BY variant",
-            params,
+            f"""{scope.with_clause("impressions")}
+            SELECT variant, {self._LATENCY} FROM {scope.rows("impressions")} GROUP BY variant""",
+            scope.params,
         )
         return {row[0]: _latency(row[1:]) for row in rows}
 
     def activity(self, f: Filters) -> Activity:
-        where, params = _where(f)
+        scope = _Scope(f)
         (row,) = self._query(
             f"""
+            {scope.with_clause("impressions", "click_events")}
             SELECT min(first), max(last) FROM (
-                SELECT min(ts) AS first, max(ts) AS last FROM impressions WHERE {where}
+                SELECT min(ts) AS first, max(ts) AS last FROM {scope.rows("impressions")}
                 UNION ALL
-                SELECT min(ts), max(ts) FROM click_events WHERE {where}
+                SELECT min(ts), max(ts) FROM {scope.rows("click_events")}
             )
             """,
-            params * 2,
+            scope.params,
         )
         return Activity(first_seen=_aware(row[0]), last_seen=_aware(row[1]))
+
+
+class _Scope:
+    """The rows a Filters selects, as SQL.
+
+    DuckDB uses the user_id index only for a lone equality filter, and would merge the time
+    window into the same scan. So one user's rows are fetched first, through the index, in a
+    materialized CTE (which the optimizer does not merge), and the window applies to those.
+    """
+
+    def __init__(self, f: Filters) -> None:
+        self.user = f.user_id
+        self.params: dict[str, Any] = {"since": _naive_utc(f.since)}
+        conditions = ["ts >= $since"]
+        if f.variant is not None:
+            conditions.append("variant = $variant")
+            self.params["variant"] = f.variant
+        if f.user_id is not None:
+            self.params["user"] = f.user_id
+        self.condition = " AND ".join(conditions)
+
+    def with_clause(self, *tables: str) -> str:
+        if self.user is None:
+            return ""
+        ctes = (
+            f"{t}_of_user AS MATERIALIZED (SELECT * FROM {t} WHERE user_id = $user)" for t in tables
+        )
+        return "WITH " + ", ".join(ctes)
+
+    def rows(self, table: str) -> str:
+        source = f"{table}_of_user" if self.user is not None else table
+        return f"(SELECT * FROM {source} WHERE {self.condition})"
 
 
 def _write(
@@ -381,18 +424,6 @@ def _delete_all(con: duckdb.DuckDBPyConnection) -> Deleted:
         _rollback(con)
         raise
     return Deleted(clicks=clicks, impressions=impressions)
-
-
-def _where(f: Filters) -> tuple[str, list[Any]]:
-    clauses = ["ts >= ?"]
-    params: list[Any] = [_naive_utc(f.since)]
-    if f.user_id is not None:
-        clauses.append("user_id = ?")
-        params.append(f.user_id)
-    if f.variant is not None:
-        clauses.append("variant = ?")
-        params.append(f.variant)
-    return " AND ".join(clauses), params
 
 
 def _latency(row: Sequence[Any]) -> LatencyStats:
