@@ -72,6 +72,31 @@ class Deleted:
 #: rank -> number of clicks at that rank
 RankHistogram = dict[int, int]
 
+#: Per-user sums an experiment analysis is built from, each over the user's searches
+#: (impressions) in the window, clicks linked to them by search_id:
+USER_COLUMNS = (
+    "searches",  # impressions
+    "clicked_searches",  # searches with at least one click
+    "clicks",  # clicks on those searches
+    "rr",  # sum of 1 / rank of each search's first click (0 without a click)
+    "rank_sum",  # sum of the ranks of all clicks
+    "with_results",  # searches with results_count > 0
+    "abandoned",  # searches with results and no click
+    "zero_results",  # searches with results_count = 0
+    "ttfc_ms",  # sum over clicked searches of (first click time - search time), ms
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSums:
+    """Over the users of one variant: how many, and the sums of their per-user columns,
+    of those columns squared, and of the products of the requested column pairs."""
+
+    users: int
+    sums: dict[str, float]
+    squares: dict[str, float]
+    products: dict[tuple[str, str], float]
+
 
 class EventStore(abc.ABC):
     """Durable event storage with a handful of aggregate queries."""
@@ -126,3 +151,10 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def activity(self, f: Filters) -> Activity:
         """Earliest and latest event (click or impression)."""
+
+    @abc.abstractmethod
+    def user_sums(
+        self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+    ) -> dict[str, UserSums]:
+        """Per variant (of `variants`): sums over users of the USER_COLUMNS, their squares,
+        and the products of `pairs`, in one aggregate query."""

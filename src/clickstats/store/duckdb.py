@@ -33,6 +33,7 @@ from clickstats.store.base import (
     LatencyStats,
     RankHistogram,
     StoreError,
+    UserSums,
 )
 from clickstats.store.writer import GroupWriter
 
@@ -339,6 +340,59 @@ class DuckDBStore(EventStore):
             scope.params,
         )
         return Activity(first_seen=_aware(row[0]), last_seen=_aware(row[1]))
+
+    def user_sums(
+        self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+    ) -> dict[str, UserSums]:
+        params = {"since": _naive_utc(f.since), "variants": list(variants)}
+        out: dict[str, UserSums] = {}
+        columns = list(_PER_USER)
+        for variant, users, *totals in self._query(_user_sums_sql(pairs), params):
+            k = len(columns)
+            out[variant] = UserSums(
+                users=users,
+                sums=dict(zip(columns, totals[:k], strict=True)),
+                squares=dict(zip(columns, totals[k : 2 * k], strict=True)),
+                products=dict(zip(pairs, totals[2 * k :], strict=True)),
+            )
+        return out
+
+
+# Per-user columns (base.USER_COLUMNS) over a user's searches, with their clicks linked by
+# search_id and aggregated per search first (c.n is NULL for a search without a click). A
+# search's first click is its earliest (the lower rank on a tie).
+_PER_USER = {
+    "searches": "count(*)",
+    "clicked_searches": "count(c.n)",
+    "clicks": "coalesce(sum(c.n), 0)",
+    "rr": "coalesce(sum(1.0 / c.first_rank), 0)",
+    "rank_sum": "coalesce(sum(c.rank_sum), 0)",
+    "with_results": "count(*) FILTER (WHERE i.results_count > 0)",
+    "abandoned": "count(*) FILTER (WHERE i.results_count > 0 AND c.n IS NULL)",
+    "zero_results": "count(*) FILTER (WHERE i.results_count = 0)",
+    "ttfc_ms": "coalesce(sum(epoch_ms(c.first_ts) - epoch_ms(i.ts)), 0)",
+}
+
+
+def _user_sums_sql(pairs: Sequence[tuple[str, str]]) -> str:
+    per_user = ",\n".join(f"({sql})::DOUBLE AS {name}" for name, sql in _PER_USER.items())
+    totals = [f"sum({c})" for c in _PER_USER] + [f"sum({c} * {c})" for c in _PER_USER]
+    totals += [f"sum({a} * {b})" for a, b in pairs]
+    return f"""
+        WITH c AS (
+            SELECT search_id, count(*) AS n, arg_min(rank, (ts, rank)) AS first_rank,
+                   sum(rank) AS rank_sum,
+                   min(ts) AS first_ts
+            FROM click_events WHERE ts >= $since AND search_id IS NOT NULL
+            GROUP BY search_id
+        ), per_user AS (
+            SELECT i.variant, {per_user}
+            FROM impressions AS i LEFT JOIN c USING (search_id)
+            WHERE i.ts >= $since AND list_contains($variants, i.variant)
+            GROUP BY i.variant, i.user_id
+        )
+        SELECT variant, count(*), {", ".join(totals)} FROM per_user GROUP BY variant
+    """
 
 
 class _Scope:

@@ -33,6 +33,7 @@ from pymongo.write_concern import WriteConcern
 from clickstats.events import ClickEvent, SearchImpression, to_millis, utcnow
 from clickstats.store.base import (
     P95,
+    USER_COLUMNS,
     Activity,
     AnyEvent,
     AppendStatus,
@@ -43,6 +44,7 @@ from clickstats.store.base import (
     LatencyStats,
     RankHistogram,
     StoreError,
+    UserSums,
 )
 from clickstats.store.writer import GroupWriter
 
@@ -254,6 +256,75 @@ _LATENCY_GROUP: Doc = {
     "minimum": {"$min": "$response_time_ms"},
     "maximum": {"$max": "$response_time_ms"},
 }
+
+
+def _if_clicked(then: Any) -> Doc:
+    return {"$cond": [{"$gt": ["$n", 0]}, then, 0]}
+
+
+def user_sums_pipeline(
+    since: datetime, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+) -> list[Doc]:
+    """Impressions in the window, each with its clicks in the window; per user the
+    USER_COLUMNS; per variant their sums, squares and the products of `pairs`."""
+    has_results = {"$gt": ["$results_count", 0]}
+    per_user: Doc = {
+        "searches": {"$sum": 1},
+        "clicked_searches": {"$sum": _if_clicked(1)},
+        "clicks": {"$sum": "$n"},
+        "rr": {"$sum": _if_clicked({"$divide": [1, "$first_rank"]})},
+        "rank_sum": {"$sum": "$rank_sum"},
+        "with_results": {"$sum": {"$cond": [has_results, 1, 0]}},
+        "abandoned": {"$sum": {"$cond": [{"$and": [has_results, {"$eq": ["$n", 0]}]}, 1, 0]}},
+        "zero_results": {"$sum": {"$cond": [{"$eq": ["$results_count", 0]}, 1, 0]}},
+        # date - date is milliseconds
+        "ttfc_ms": {"$sum": _if_clicked({"$subtract": ["$first_ts", "$timestamp"]})},
+    }
+    per_variant: Doc = {"_id": "$_id.variant", "users": {"$sum": 1}}
+    for c in USER_COLUMNS:
+        per_variant[f"sum_{c}"] = {"$sum": f"${c}"}
+        per_variant[f"sq_{c}"] = {"$sum": {"$multiply": [f"${c}", f"${c}"]}}
+    for a, b in pairs:
+        per_variant[f"p_{a}_{b}"] = {"$sum": {"$multiply": [f"${a}", f"${b}"]}}
+    in_window = {"$gte": ["$$click.timestamp", since]}
+    return [
+        {"$match": {"timestamp": {"$gte": since}, "variant": {"$in": list(variants)}}},
+        {
+            "$lookup": {
+                "from": CLICKS,
+                "localField": "search_id",
+                "foreignField": "search_id",
+                "as": "clicks",
+            }
+        },
+        {
+            "$project": {
+                "variant": 1,
+                "user_id": 1,
+                "timestamp": 1,
+                "results_count": 1,
+                "clicks": {"$filter": {"input": "$clicks", "as": "click", "cond": in_window}},
+            }
+        },
+        # One row per (search, click), a search without clicks kept once; earliest click first.
+        {"$unwind": {"path": "$clicks", "preserveNullAndEmptyArrays": True}},
+        {"$sort": {"_id": 1, "clicks.timestamp": 1, "clicks.rank": 1}},
+        {
+            "$group": {
+                "_id": "$_id",
+                "variant": {"$first": "$variant"},
+                "user_id": {"$first": "$user_id"},
+                "timestamp": {"$first": "$timestamp"},
+                "results_count": {"$first": "$results_count"},
+                "n": {"$sum": {"$cond": [{"$gt": ["$clicks.rank", None]}, 1, 0]}},
+                "first_rank": {"$first": "$clicks.rank"},
+                "rank_sum": {"$sum": "$clicks.rank"},
+                "first_ts": {"$first": "$clicks.timestamp"},
+            }
+        },
+        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **per_user}},
+        {"$group": per_variant},
+    ]
 
 
 def p95_rank(count: int) -> tuple[float, int, int]:
@@ -479,6 +550,24 @@ class MongoStore(EventStore):
             ],
         )
         return _aware(rows[0]["timestamp"]) if rows else None
+
+    def user_sums(
+        self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+    ) -> dict[str, UserSums]:
+        """One pipeline: each search with its clicks ($lookup on the search_id index), its
+        earliest click first; per user; then per variant."""
+        rows = self._aggregate(
+            IMPRESSIONS, user_sums_pipeline(_naive_utc(f.since), variants, pairs)
+        )
+        return {
+            row["_id"]: UserSums(
+                users=row["users"],
+                sums={c: float(row[f"sum_{c}"]) for c in USER_COLUMNS},
+                squares={c: float(row[f"sq_{c}"]) for c in USER_COLUMNS},
+                products={(a, b): float(row[f"p_{a}_{b}"]) for a, b in pairs},
+            )
+            for row in rows
+        }
 
     def activity(self, f: Filters) -> Activity:
         """Four index walks (first and last event of each collection), not a scan."""

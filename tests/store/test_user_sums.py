@@ -1,0 +1,72 @@
+"""The experiment aggregate: per-user sums by variant, the same on every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from clickstats import ClickEvent, SearchImpression
+from clickstats.events import event_time_now
+from clickstats.store import EventStore
+from clickstats.store.base import USER_COLUMNS, Filters
+
+NOW = event_time_now()
+T0 = NOW - timedelta(days=1)
+S = timedelta(seconds=1)
+PAIRS = [("clicked_searches", "searches"), ("rank_sum", "clicks"), ("ttfc_ms", "clicked_searches")]
+
+
+def imp(
+    sid: str, user: str, variant: str, results: int, at: timedelta = timedelta(0)
+) -> SearchImpression:
+    return SearchImpression(
+        event_id=f"i-{sid}", search_id=sid, user_id=user, variant=variant, query="q",
+        results_count=results, timestamp=T0 + at,
+    )  # fmt: skip
+
+
+def clk(n: str, sid: str | None, rank: int, at: timedelta, user: str = "x") -> ClickEvent:
+    return ClickEvent(
+        event_id=f"c-{n}", search_id=sid, user_id=user, product_id="p", rank=rank,
+        timestamp=T0 + at,
+    )  # fmt: skip
+
+
+EVENTS = [
+    # u1 (v1): s1 clicked at rank 3 (+2 s, first) then rank 1 (+5 s); s2 no click; s3 no results
+    imp("s1", "u1", "v1", 10), clk("1", "s1", 3, 2 * S), clk("2", "s1", 1, 5 * S),
+    imp("s2", "u1", "v1", 5, 10 * S), imp("s3", "u1", "v1", 0, 20 * S),
+    # u2 (v1): s4 clicked once at rank 2 after 1 s
+    imp("s4", "u2", "v1", 10, 30 * S), clk("3", "s4", 2, 31 * S),
+    # u3 (v2): s5 clicked at rank 1 (+4 s) and rank 2 (+6 s)
+    imp("s5", "u3", "v2", 3), clk("4", "s5", 1, 4 * S), clk("5", "s5", 2, 6 * S),
+    # not counted: a click citing no search, a variant outside the experiment, an old search
+    clk("6", None, 1, 3 * S), imp("s6", "u4", "other", 10), clk("7", "s6", 1, 1 * S),
+    imp("s7", "u1", "v1", 10, -timedelta(days=10)), clk("8", "s7", 1, -timedelta(days=10) + S),
+]  # fmt: skip
+
+# Per user: searches, clicked, clicks, rr, rank_sum, with_results, abandoned, zero, ttfc_ms
+U1 = dict(zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 2000], strict=True))
+U2 = dict(zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1000], strict=True))
+U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000], strict=True))
+
+
+def test_user_sums_by_variant(store: EventStore) -> None:
+    store.append_sync(EVENTS)
+    sums = store.user_sums(Filters(since=NOW - timedelta(days=7)), ["v1", "v2"], PAIRS)
+    assert set(sums) == {"v1", "v2"}
+    v1, v2 = sums["v1"], sums["v2"]
+    assert (v1.users, v2.users) == (2, 1)
+    for column in USER_COLUMNS:
+        assert v1.sums[column] == pytest.approx(U1[column] + U2[column], abs=1e-9), column
+        assert v1.squares[column] == pytest.approx(U1[column] ** 2 + U2[column] ** 2, abs=1e-9)
+        assert v2.sums[column] == pytest.approx(U3[column], abs=1e-9), column
+    for a, b in PAIRS:
+        assert v1.products[a, b] == pytest.approx(U1[a] * U1[b] + U2[a] * U2[b], abs=1e-9)
+        assert v2.products[a, b] == pytest.approx(U3[a] * U3[b], abs=1e-9)
+
+
+def test_user_sums_of_an_empty_window(store: EventStore) -> None:
+    store.append_sync(EVENTS)
+    assert store.user_sums(Filters(since=NOW + timedelta(minutes=1)), ["v1"], PAIRS) == {}
