@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clickstats.events import Id, utcnow
+from clickstats.stats.summary import METRICS
 
 DEFAULT_EXPERIMENT = "search_ranking"
 _SCALE = float(2**64)
@@ -52,6 +53,9 @@ class Experiment(BaseModel):
     type: ExperimentType = ExperimentType.AB
     status: ExperimentStatus = ExperimentStatus.RUNNING
     description: str = ""
+    primary_metric: str = Field(
+        "search_ctr", description="the metric a decision is made on (see docs/STATISTICS.md)"
+    )
     salt: str | None = Field(
         None, description="hash salt; defaults to the name. Change it to reshuffle users."
     )
@@ -63,6 +67,13 @@ class Experiment(BaseModel):
     def _at_least_two(cls, value: dict[str, float]) -> dict[str, float]:
         if len(value) < 2:
             raise ValueError("needs at least two variants")
+        return value
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"must be one of {', '.join(METRICS)}")
         return value
 
     @property

@@ -98,7 +98,14 @@ class VariantComparison(Report):
     days: int
     variants: dict[str, VariantStats]
     winner: str | None = Field(
-        description="variant with the highest CTR; null without data or on a tie"
+        description="variant with the highest CTR; null without data or on a tie (the original "
+        "design's rule, kept for its integrations: it names a winner in A/A tests too; use "
+        "stats.winner to decide)"
+    )
+    stats: dict[str, Any] | None = Field(
+        None,
+        description="the experiment's decision: a winner only when its improvement in the "
+        "primary metric is significant at the user level and the health checks pass",
     )
 
 

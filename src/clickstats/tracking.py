@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 
 from clickstats.events import ClickEvent, SearchImpression, utcnow
+from clickstats.experiments import Experiment, default_experiments
 from clickstats.reports import (
     CtrReport,
     LogResult,
@@ -21,6 +22,7 @@ from clickstats.reports import (
     VariantCtr,
     VariantStats,
 )
+from clickstats.results import Method, decision_block, experiment_results
 from clickstats.settings import Settings
 from clickstats.stats.ranks import summarize_ranks
 from clickstats.store import EventStore, open_store
@@ -182,7 +184,11 @@ class ClickTrackingService:
             last_seen=activity.last_seen,
         )
 
-    def get_variant_comparison(self, days: int = DEFAULT_DAYS) -> VariantComparison:
+    def get_variant_comparison(
+        self, days: int = DEFAULT_DAYS, experiment: Experiment | None = None
+    ) -> VariantComparison:
+        """Per-variant figures; `stats` holds the decision for `experiment` (by default the
+        search_ranking experiment's default definition, search_v1 against search_v2)."""
         f = filters(days)
         counts = self.store.counts_by_variant(f)
         ranks = self.store.rank_histogram_by_variant(f)
@@ -199,11 +205,19 @@ class ClickTrackingService:
                 avg_response_ms=lat.mean,
                 p95_response_ms=lat.p95,
             )
+        experiment = experiment or default_experiments()[0]
         return VariantComparison(
             days=days,
             variants=variants,
             winner=pick_winner({name: v.ctr for name, v in variants.items()}),
+            stats=decision_block(experiment_results(self.store, experiment, f)),
         )
+
+    def get_experiment_results(
+        self, experiment: Experiment, days: int = 30, method: Method = "sequential"
+    ) -> dict[str, Any]:
+        """Comparisons, health checks and the decision for one experiment (docs/STATISTICS.md)."""
+        return experiment_results(self.store, experiment, filters(days), method)
 
 
 _tracker: ClickTrackingService | None = None

@@ -24,6 +24,7 @@ from clickstats.events import (
     SearchImpression,
     parse_events,
 )
+from clickstats.experiments import DEFAULT_EXPERIMENT, ExperimentManager
 from clickstats.reports import (
     CtrReport,
     LogResult,
@@ -213,9 +214,13 @@ def user_summary(
 
 
 @router.get("/variants-comparison", response_model=VariantComparison)
-def variants_comparison(tracker: TrackerDep, days: Days = DEFAULT_DAYS) -> Any:
-    """Per variant: impressions, clicks, CTR, click position, response time; the CTR winner."""
-    return tracker.get_variant_comparison(days=days)
+def variants_comparison(request: Request, tracker: TrackerDep, days: Days = DEFAULT_DAYS) -> Any:
+    """Per variant: impressions, clicks, CTR, click position, response time; the CTR leader as
+    `winner` (the original design's field), and in `stats` the search_ranking experiment's
+    decision with confidence intervals (docs/STATISTICS.md)."""
+    manager: ExperimentManager = request.app.state.experiments
+    experiment = next((e for e in manager.list() if e.name == DEFAULT_EXPERIMENT), None)
+    return tracker.get_variant_comparison(days=days, experiment=experiment)
 
 
 @router.delete("/reset", response_model=ResetReport)

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
-from clickstats.api.deps import UserHeader
+from clickstats.api.deps import Days, TrackerDep, UserHeader
 from clickstats.events import MAX_ID_LENGTH
 from clickstats.experiments import Experiment, ExperimentManager, UnknownExperiment
+from clickstats.results import Method, experiment_results
+from clickstats.tracking import filters
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
@@ -59,6 +61,21 @@ def stop_experiment(name: str, manager: ExperimentsDep) -> Any:
     """Stop the experiment: from now on every user gets the control variant."""
     _get(manager, name)
     return manager.stop(name)
+
+
+@router.get("/{name}/results")
+def results(
+    name: str,
+    manager: ExperimentsDep,
+    tracker: TrackerDep,
+    days: Days = 30,
+    method: Annotated[Method, Query(description="sequential: valid however often it is read")] = (
+        "sequential"
+    ),
+) -> dict[str, Any]:
+    """Every metric of every variant against the control, with intervals, health checks
+    (sample ratio, minimum sample, implausible lifts) and the decision in words."""
+    return experiment_results(tracker.store, _get(manager, name), filters(days), method)
 
 
 @router.get("/{name}/assign")

@@ -1,0 +1,113 @@
+"""Experiment results: the store's per-user sums become summaries, the statistics decide.
+
+The store reduces an experiment's events to per-variant sums over users (one aggregate query,
+on any backend); `clickstats.stats.analysis.analyze` turns those into comparisons, health
+checks and a decision. Nothing here touches raw events.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from clickstats.experiments import Experiment
+from clickstats.stats.summary import ExperimentSummary, RatioSummary, VariantSummary
+from clickstats.store import EventStore
+from clickstats.store.base import Filters, UserSums
+
+Method = Literal["sequential", "fixed"]
+
+#: Each metric as (per-user numerator, per-user denominator) of the store's USER_COLUMNS.
+METRIC_COLUMNS: dict[str, tuple[str, str]] = {
+    "search_ctr": ("clicked_searches", "searches"),
+    "clicks_per_search": ("clicks", "searches"),
+    "mrr": ("rr", "searches"),
+    "avg_click_position": ("rank_sum", "clicks"),
+    "abandonment_rate": ("abandoned", "with_results"),
+    "zero_result_rate": ("zero_results", "searches"),
+    "time_to_first_click_ms": ("ttfc_ms", "clicked_searches"),
+}
+PAIRS = sorted(set(METRIC_COLUMNS.values()))
+
+
+def _ratio(sums: UserSums, x: str, y: str) -> RatioSummary:
+    return RatioSummary(
+        users=sums.users,
+        sum_x=sums.sums[x],
+        sum_y=sums.sums[y],
+        sum_x2=sums.squares[x],
+        sum_y2=sums.squares[y],
+        sum_xy=sums.products[x, y],
+    )
+
+
+def experiment_summary(store: EventStore, experiment: Experiment, f: Filters) -> ExperimentSummary:
+    """The experiment's sufficient statistics (variants without users are left out)."""
+    sums = store.user_sums(f, list(experiment.variants), PAIRS)
+    variants = tuple(
+        VariantSummary(
+            name=name,
+            users=sums[name].users,
+            metrics={m: _ratio(sums[name], x, y) for m, (x, y) in METRIC_COLUMNS.items()},
+        )
+        for name in experiment.variants
+        if name in sums
+    )
+    return ExperimentSummary(
+        variants=variants,
+        weights=dict(experiment.variants),
+        control=experiment.control,
+        experiment=experiment.name,
+    )
+
+
+def experiment_results(
+    store: EventStore, experiment: Experiment, f: Filters, method: Method = "sequential"
+) -> dict[str, Any]:
+    """Comparisons against the control, health and the decision, JSON-ready."""
+    from clickstats.stats.analysis import analyze  # imports statsmodels: ~1 s the first time
+
+    summary = experiment_summary(store, experiment, f)
+    result = analyze(summary, method=method, primary_metric=experiment.primary_metric)
+    latency = store.latency_by_variant(f)
+    return {
+        "experiment": experiment.name,
+        "status": experiment.status.value,
+        **result.to_dict(),
+        # Descriptive only: response time is not tested (it is not a user-level ratio).
+        "response_time": {
+            name: {"avg_ms": stats.mean, "p95_ms": stats.p95, "searches": stats.count}
+            for name, stats in sorted(latency.items())
+            if name in experiment.variants
+        },
+    }
+
+
+def decision_block(results: dict[str, Any]) -> dict[str, Any]:
+    """The short form of `experiment_results`: the decision and the primary metric per variant."""
+    primary = results["primary_metric"]
+    variants = {}
+    for variant in results["variants"]:
+        metric = variant["metrics"].get(primary, {})
+        comparison = metric.get("comparison") or {}
+        variants[variant["name"]] = {
+            "users": variant["users"],
+            "estimate": metric.get("estimate"),
+            "absolute_ci": comparison.get("absolute_ci"),
+            "relative": comparison.get("relative"),
+            "relative_ci": comparison.get("relative_ci"),
+            "p_value": comparison.get("p_value_adjusted", comparison.get("p_value")),
+            "significant": comparison.get("significant"),
+        }
+    decision = results["decision"]
+    return {
+        "experiment": results["experiment"],
+        "method": results["method"],
+        "primary_metric": primary,
+        "control": results["control"],
+        "winner": decision["winner"],
+        "leader": decision["leader"],
+        "summary": decision["summary"],
+        "blocked_by": decision["blocked_by"],
+        "health_passed": (results["health"] or {}).get("passed", False),
+        "variants": variants,
+    }
