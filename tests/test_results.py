@@ -76,3 +76,27 @@ def test_bad_requests(client: TestClient) -> None:
         json={"name": "x", "variants": {"a": 1, "b": 1}, "primary_metric": "revenue"},
     )
     assert wrong.status_code == 422 and "primary_metric" in wrong.text
+
+
+def test_reused_aggregates_never_go_stale(tmp_path: Path) -> None:
+    settings = Settings(store=f"duckdb://{tmp_path}/c.duckdb", experiments=str(tmp_path / "e.json"))
+    with TestClient(create_app(settings)) as fresh:
+
+        def users() -> dict[str, int]:
+            body = fresh.get("/experiments/search_ranking/results").json()
+            return {v["name"]: v["users"] for v in body["variants"]}
+
+        for n in range(4):
+            variant = "search_v1" if n % 2 else "search_v2"
+            fresh.post(
+                "/analytics/log-impression",
+                json={"user_id": f"u{n}", "query": "q", "variant": variant},
+            )
+        before = users()
+        assert users() == before  # read twice: the same answer (the aggregate is reused)
+        fresh.post(
+            "/analytics/log-impression",
+            json={"user_id": "late", "query": "q", "variant": "search_v1"},
+        )
+        after = users()
+        assert sum(after.values()) == sum(before.values()) + 1

@@ -7,6 +7,8 @@ checks and a decision. Nothing here touches raw events.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any, Literal
 
 from clickstats.experiments import Experiment
@@ -40,9 +42,41 @@ def _ratio(sums: UserSums, x: str, y: str) -> RatioSummary:
     )
 
 
+# store -> {(generation, variants, since): sums}. The per-user aggregate is the one expensive
+# query of an analysis (about 1.6 s over 10M impressions here); while the store has taken no
+# write since, its answer is still exact, so repeated reads (a dashboard, several methods)
+# reuse it. Entries go with their store.
+_sums_cache: weakref.WeakKeyDictionary[EventStore, dict[Any, dict[str, UserSums]]] = (
+    weakref.WeakKeyDictionary()
+)
+_sums_lock = threading.Lock()
+
+
+def user_sums(store: EventStore, variants: list[str], f: Filters) -> dict[str, UserSums]:
+    generation = store.generation()
+    if generation is None:
+        return store.user_sums(f, variants, PAIRS)
+    key = (generation, tuple(variants), f.since)
+    with _sums_lock:
+        cached = _sums_cache.setdefault(store, {}).get(key)
+    if cached is None:
+        cached = store.user_sums(f, variants, PAIRS)
+        with _sums_lock:
+            entries = _sums_cache.setdefault(store, {})
+            entries.clear()  # older generations are of no further use
+            entries[key] = cached
+    return cached
+
+
+def window(f: Filters) -> Filters:
+    """An experiment's window starts on a whole minute: stable for a minute, so that repeated
+    reads can share one aggregate."""
+    return Filters(since=f.since.replace(second=0, microsecond=0))
+
+
 def experiment_summary(store: EventStore, experiment: Experiment, f: Filters) -> ExperimentSummary:
     """The experiment's sufficient statistics (variants without users are left out)."""
-    sums = store.user_sums(f, list(experiment.variants), PAIRS)
+    sums = user_sums(store, list(experiment.variants), f)
     variants = tuple(
         VariantSummary(
             name=name,

@@ -22,7 +22,7 @@ from clickstats.reports import (
     VariantCtr,
     VariantStats,
 )
-from clickstats.results import Method, decision_block, experiment_results
+from clickstats.results import Method, decision_block, experiment_results, window
 from clickstats.settings import Settings
 from clickstats.stats.ranks import summarize_ranks
 from clickstats.store import EventStore, open_store
@@ -210,14 +210,14 @@ class ClickTrackingService:
             days=days,
             variants=variants,
             winner=pick_winner({name: v.ctr for name, v in variants.items()}),
-            stats=decision_block(experiment_results(self.store, experiment, f)),
+            stats=decision_block(experiment_results(self.store, experiment, window(f))),
         )
 
     def get_experiment_results(
         self, experiment: Experiment, days: int = 30, method: Method = "sequential"
     ) -> dict[str, Any]:
         """Comparisons, health checks and the decision for one experiment (docs/STATISTICS.md)."""
-        return experiment_results(self.store, experiment, filters(days), method)
+        return experiment_results(self.store, experiment, window(filters(days)), method)
 
 
 _tracker: ClickTrackingService | None = None

@@ -9,8 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from clickstats.api.deps import Days, TrackerDep, UserHeader
 from clickstats.events import MAX_ID_LENGTH
 from clickstats.experiments import Experiment, ExperimentManager, UnknownExperiment
-from clickstats.results import Method, experiment_results
-from clickstats.tracking import filters
+from clickstats.results import Method
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
@@ -75,7 +74,7 @@ def results(
 ) -> dict[str, Any]:
     """Every metric of every variant against the control, with intervals, health checks
     (sample ratio, minimum sample, implausible lifts) and the decision in words."""
-    return experiment_results(tracker.store, _get(manager, name), filters(days), method)
+    return tracker.get_experiment_results(_get(manager, name), days, method)
 
 
 @router.get("/{name}/assign")

@@ -124,6 +124,11 @@ class EventStore(abc.ABC):
     def reset(self) -> Deleted:
         """Delete every event."""
 
+    def generation(self) -> int | None:
+        """A number that changes whenever stored data may have changed, for exact caching of
+        aggregates; None when other processes may write too (no caching)."""
+        return None
+
     @abc.abstractmethod
     def ping(self) -> None:
         """Raise StoreError unless the store answers."""

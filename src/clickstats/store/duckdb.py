@@ -244,6 +244,10 @@ class DuckDBStore(EventStore):
     def reset(self) -> Deleted:
         return self._group_writer().reset()
 
+    def generation(self) -> int | None:
+        # This process is the file's only writer, and every write goes through its writer.
+        return self._writer.commits if self._writer is not None else None
+
     # -- reads: one cursor per thread ------------------------------------------------------
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:

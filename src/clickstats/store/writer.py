@@ -75,6 +75,9 @@ class GroupWriter:
         self.max_batch_rows = max_batch_rows
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        #: Successful writes (commits and resets) so far: a cache of aggregates made at one
+        #: count is exact for as long as the count has not moved.
+        self.commits = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"{self.name}-writer", daemon=True)
@@ -156,6 +159,7 @@ class GroupWriter:
                 break
             try:
                 outcomes.append((job, self._delete_all(), None))
+                self.commits += 1
             except Exception as exc:
                 outcomes.append((job, None, StoreError(f"reset of {self.name} failed: {exc}")))
         if appends:
@@ -172,6 +176,7 @@ class GroupWriter:
         except Exception as exc:  # every caller hears of it, and may retry safely
             error = StoreError(f"write to {self.name} failed: {exc}")
             return [(job, None, error) for job in jobs]
+        self.commits += 1
         fresh = {"click": new_clicks, "impression": new_impressions}
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         for job in jobs:
