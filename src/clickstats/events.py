@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 #: Beacons from a device whose clock runs slightly ahead are fine; anything further out is a bug.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -122,6 +130,16 @@ class SearchImpression(_Event):
     results: Annotated[list[Id], Field(max_length=MAX_RESULTS)] | None = Field(
         default=None, description="product ids in rank order, as shown"
     )
+    teams: Annotated[list[Literal["A", "B"]], Field(max_length=MAX_RESULTS)] | None = Field(
+        default=None,
+        description="interleaving: the ranker (team A or B) that contributed each position",
+    )
+
+    @model_validator(mode="after")
+    def _a_team_per_result(self) -> SearchImpression:
+        if self.teams is not None and len(self.teams) != len(self.results or ()):
+            raise ValueError("teams must name one team per entry of results")
+        return self
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SearchImpression:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clickstats.events import Id, utcnow
 from clickstats.stats.summary import METRICS
@@ -35,7 +35,8 @@ class ExperimentStatus(StrEnum):
 
 
 class ExperimentType(StrEnum):
-    AB = "ab"
+    AB = "ab"  # each user sees one variant
+    INTERLEAVING = "interleaving"  # every search shows both rankers' results, team-drafted
 
 
 Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -68,6 +69,12 @@ class Experiment(BaseModel):
         if len(value) < 2:
             raise ValueError("needs at least two variants")
         return value
+
+    @model_validator(mode="after")
+    def _two_rankers_to_interleave(self) -> Experiment:
+        if self.type is ExperimentType.INTERLEAVING and len(self.variants) != 2:
+            raise ValueError("an interleaving experiment has exactly two variants: rankers A, B")
+        return self
 
     @field_validator("primary_metric")
     @classmethod
@@ -183,6 +190,18 @@ class ExperimentManager:
 
     def stop(self, name: str) -> Experiment:
         return self.set_status(name, ExperimentStatus.STOPPED)
+
+    def active_interleaving(self) -> Experiment | None:
+        """The running interleaving experiment, if any: /search/text then serves its merged
+        lists to everyone (the first one defined, when several run)."""
+        return next(
+            (
+                e
+                for e in self._experiments.values()
+                if e.type is ExperimentType.INTERLEAVING and e.status is ExperimentStatus.RUNNING
+            ),
+            None,
+        )
 
     def assign_variant(self, user_id: str, experiment: str = DEFAULT_EXPERIMENT) -> str:
         """The variant of `experiment` this user sees (the original design's call)."""

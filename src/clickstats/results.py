@@ -7,14 +7,16 @@ checks and a decision. Nothing here touches raw events.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from typing import Any, Literal
 
 from clickstats.experiments import Experiment
+from clickstats.interleaving import PreferenceSummary, analyze_preference
 from clickstats.stats.summary import ExperimentSummary, RatioSummary, VariantSummary
 from clickstats.store import EventStore
-from clickstats.store.base import Filters, UserSums
+from clickstats.store.base import Filters, PreferenceSums, UserSums
 
 Method = Literal["sequential", "fixed"]
 
@@ -144,4 +146,42 @@ def decision_block(results: dict[str, Any]) -> dict[str, Any]:
         "blocked_by": decision["blocked_by"],
         "health_passed": (results["health"] or {}).get("passed", False),
         "variants": variants,
+    }
+
+
+def _preference_summary(sums: PreferenceSums) -> PreferenceSummary:
+    return PreferenceSummary(
+        users=sums.units,
+        sum_wins_a=sums.wins_a,
+        sum_wins_b=sums.wins_b,
+        sum_ties=sums.ties,
+        sum_wins_a2=sums.wins_a2,
+        sum_wins_b2=sums.wins_b2,
+        sum_wins_ab=sums.wins_ab,
+    )
+
+
+def interleaving_results(
+    store: EventStore, experiment: Experiment, f: Filters, top_queries: int = 10
+) -> dict[str, Any]:
+    """Wins of each ranker, the preference for B with its interval (users as the unit), the
+    verdict; and the same per query for the most frequent queries (units: users in a query)."""
+    ranker_a, ranker_b = experiment.variants
+    names = (ranker_a, ranker_b)
+    overall = analyze_preference(
+        _preference_summary(store.preference_sums(f, experiment.name)), names=names
+    )
+    by_query = store.preference_sums_by_query(f, experiment.name, top_queries)
+    return {
+        "experiment": experiment.name,
+        "status": experiment.status.value,
+        "rankers": {"A": ranker_a, "B": ranker_b},
+        **dataclasses.asdict(overall),
+        "by_query": [
+            {
+                "query": query,
+                **dataclasses.asdict(analyze_preference(_preference_summary(s), names=names)),
+            }
+            for query, s in by_query.items()
+        ],
     }

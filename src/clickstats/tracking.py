@@ -22,7 +22,13 @@ from clickstats.reports import (
     VariantCtr,
     VariantStats,
 )
-from clickstats.results import Method, decision_block, experiment_results, window
+from clickstats.results import (
+    Method,
+    decision_block,
+    experiment_results,
+    interleaving_results,
+    window,
+)
 from clickstats.settings import Settings
 from clickstats.stats.ranks import summarize_ranks
 from clickstats.store import EventStore, open_store
@@ -212,6 +218,10 @@ class ClickTrackingService:
             winner=pick_winner({name: v.ctr for name, v in variants.items()}),
             stats=decision_block(experiment_results(self.store, experiment, window(f))),
         )
+
+    def get_interleaving_results(self, experiment: Experiment, days: int = 30) -> dict[str, Any]:
+        """Team-draft interleaving outcomes and the preference between its two rankers."""
+        return interleaving_results(self.store, experiment, window(filters(days)))
 
     def get_experiment_results(
         self, experiment: Experiment, days: int = 30, method: Method = "sequential"

@@ -8,7 +8,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from clickstats.api.deps import Days, TrackerDep, UserHeader
 from clickstats.events import MAX_ID_LENGTH
-from clickstats.experiments import Experiment, ExperimentManager, UnknownExperiment
+from clickstats.experiments import (
+    Experiment,
+    ExperimentManager,
+    ExperimentType,
+    UnknownExperiment,
+)
 from clickstats.results import Method
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -75,6 +80,21 @@ def results(
     """Every metric of every variant against the control, with intervals, health checks
     (sample ratio, minimum sample, implausible lifts) and the decision in words."""
     return tracker.get_experiment_results(_get(manager, name), days, method)
+
+
+@router.get("/{name}/interleaving")
+def interleaving(
+    name: str, manager: ExperimentsDep, tracker: TrackerDep, days: Days = 30
+) -> dict[str, Any]:
+    """An interleaving experiment: searches with clicks, wins of each ranker, ties, the share
+    of B wins among non-ties with its 95% interval and p-value (users as the unit), a verdict;
+    and the same for the most frequent queries."""
+    experiment = _get(manager, name)
+    if experiment.type is not ExperimentType.INTERLEAVING:
+        raise HTTPException(
+            409, detail=f"{name!r} is an A/B experiment: read /experiments/{name}/results"
+        )
+    return tracker.get_interleaving_results(experiment, days)
 
 
 @router.get("/{name}/assign")

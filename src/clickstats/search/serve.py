@@ -6,14 +6,16 @@ by the simulator), so this module never touches a store.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from clickstats.events import SearchImpression, new_id
-from clickstats.experiments import DEFAULT_EXPERIMENT, ExperimentManager
-from clickstats.search.engine import Ranking, SearchEngine
+from clickstats.experiments import DEFAULT_EXPERIMENT, Experiment, ExperimentManager
+from clickstats.interleaving import Team, team_draft
+from clickstats.search.engine import Hit, Ranking, SearchEngine
 
 #: The experiment whose variant picks the ranker.
 EXPERIMENT = DEFAULT_EXPERIMENT
@@ -42,19 +44,41 @@ def serve_search(
     Raises UnknownExperiment or UnknownRanker when the experiment is missing or assigns a
     variant that no ranker implements.
     """
-    variant = experiments.assign_variant(user_id, EXPERIMENT)
-    start = time.perf_counter()
-    ranking = engine.rank(query, variant, limit)
-    took_ms = round((time.perf_counter() - start) * 1000, 3)
+    search_id = new_id()
     fields: dict[str, Any] = {} if timestamp is None else {"timestamp": timestamp}
+    duel = experiments.active_interleaving()
+    start = time.perf_counter()
+    if duel is None:
+        variant = experiments.assign_variant(user_id, EXPERIMENT)
+        ranking = engine.rank(query, variant, limit)
+    else:
+        variant = duel.name  # the impression is the experiment's, not one ranker's
+        ranking, fields["teams"] = _interleave(engine, duel, query, limit, search_id)
+    took_ms = round((time.perf_counter() - start) * 1000, 3)
     impression = SearchImpression(
         user_id=user_id,
         variant=variant,
         query=query,
-        search_id=new_id(),
+        search_id=search_id,
         results=ranking.product_ids,
         results_count=ranking.total,
         response_time_ms=took_ms,
         **fields,
     )
     return Served(impression, ranking)
+
+
+def _interleave(
+    engine: SearchEngine, duel: Experiment, query: str, limit: int, search_id: str
+) -> tuple[Ranking, list[Team]]:
+    """Team-draft the two rankers' lists; the coin flips are seeded by the search id, so a
+    search's list can be rebuilt from its id."""
+    ranker_a, ranker_b = duel.variants
+    a, b = engine.rank(query, ranker_a, limit), engine.rank(query, ranker_b, limit)
+    merged = team_draft(a.product_ids, b.product_ids, limit=limit, rng=random.Random(search_id))
+    by_id = {hit.product.id: hit for hit in [*b.hits, *a.hits]}
+    hits = [
+        Hit(rank=rank, product=by_id[pid].product, score=by_id[pid].score)
+        for rank, pid in enumerate(merged.product_ids, start=1)
+    ]
+    return Ranking(hits=hits, total=max(a.total, b.total)), merged.teams

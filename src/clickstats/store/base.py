@@ -98,6 +98,20 @@ class UserSums:
     products: dict[tuple[str, str], float]
 
 
+@dataclass(frozen=True, slots=True)
+class PreferenceSums:
+    """Interleaving outcomes over units (users, or users within a query): per unit the searches
+    won by team A, by team B, and tied (searches without a clicked position are left out)."""
+
+    units: int = 0
+    wins_a: float = 0.0
+    wins_b: float = 0.0
+    ties: float = 0.0
+    wins_a2: float = 0.0
+    wins_b2: float = 0.0
+    wins_ab: float = 0.0
+
+
 class EventStore(abc.ABC):
     """Durable event storage with a handful of aggregate queries."""
 
@@ -156,6 +170,18 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def activity(self, f: Filters) -> Activity:
         """Earliest and latest event (click or impression)."""
+
+    @abc.abstractmethod
+    def preference_sums(self, f: Filters, label: str) -> PreferenceSums:
+        """Interleaved searches (impressions with `teams`, variant `label`) credited by their
+        clicked positions, summed per user."""
+
+    @abc.abstractmethod
+    def preference_sums_by_query(
+        self, f: Filters, label: str, top: int
+    ) -> dict[str, PreferenceSums]:
+        """As preference_sums, per query (units: a user within a query), for the `top` queries
+        with the most searches with clicks."""
 
     @abc.abstractmethod
     def user_sums(

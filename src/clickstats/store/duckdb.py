@@ -31,6 +31,7 @@ from clickstats.store.base import (
     EventStore,
     Filters,
     LatencyStats,
+    PreferenceSums,
     RankHistogram,
     StoreError,
     UserSums,
@@ -67,6 +68,8 @@ CREATE TABLE IF NOT EXISTS click_events (
 );
 CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id);
 CREATE INDEX IF NOT EXISTS click_events_user ON click_events (user_id);
+-- interleaving: the team (A or B) of each position; added after the first release
+ALTER TABLE impressions ADD COLUMN IF NOT EXISTS teams VARCHAR[];
 """
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -91,7 +94,7 @@ IMPRESSION_COLUMNS = (
     ("event_id", "VARCHAR"), ("search_id", "VARCHAR"), ("user_id", "VARCHAR"),
     ("session_id", "VARCHAR"), ("query", "VARCHAR"), ("variant", "VARCHAR"),
     ("results_count", "INTEGER"), ("response_time_ms", "DOUBLE"), ("results", "VARCHAR[]"),
-    ("ts", "TIMESTAMP"),
+    ("teams", "VARCHAR[]"), ("ts", "TIMESTAMP"),
 )  # fmt: skip
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
@@ -175,6 +178,7 @@ def impression_columns(events: Sequence[SearchImpression]) -> list[list[Any]]:
         [e.results_count for e in events],
         [e.response_time_ms for e in events],
         [e.results for e in events],
+        [e.teams for e in events],
         [_micros(e.timestamp) for e in events],
     ]
 
@@ -345,6 +349,19 @@ class DuckDBStore(EventStore):
         )
         return Activity(first_seen=_aware(row[0]), last_seen=_aware(row[1]))
 
+    def preference_sums(self, f: Filters, label: str) -> PreferenceSums:
+        sql = _PREFERENCE.format(unit="user_id", outer="", tail="")
+        (row,) = self._query(sql, {"since": _naive_utc(f.since), "label": label})
+        return _preference(row)
+
+    def preference_sums_by_query(
+        self, f: Filters, label: str, top: int
+    ) -> dict[str, PreferenceSums]:
+        tail = "GROUP BY query ORDER BY sum(wa + wb + t) DESC, query LIMIT $top"
+        sql = _PREFERENCE.format(unit="user_id, query", outer="query,", tail=tail)
+        rows = self._query(sql, {"since": _naive_utc(f.since), "label": label, "top": top})
+        return {row[0]: _preference(row[1:]) for row in rows}
+
     def user_sums(
         self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
     ) -> dict[str, UserSums]:
@@ -397,6 +414,36 @@ def _user_sums_sql(pairs: Sequence[tuple[str, str]]) -> str:
         )
         SELECT variant, count(*), {", ".join(totals)} FROM per_user GROUP BY variant
     """
+
+
+# Interleaved searches with at least one clicked position (a position clicked twice counts
+# once), each credited to the teams of its clicked positions; then per unit the searches A
+# won, B won, and ties.
+_PREFERENCE = """
+    WITH c AS (
+        SELECT DISTINCT search_id, rank FROM click_events
+        WHERE ts >= $since AND search_id IS NOT NULL
+    ), s AS (
+        SELECT any_value(i.user_id) AS user_id, any_value(i.query) AS query,
+               count(*) FILTER (WHERE i.teams[c.rank] = 'A') AS a,
+               count(*) FILTER (WHERE i.teams[c.rank] = 'B') AS b
+        FROM impressions AS i JOIN c ON c.search_id = i.search_id
+        WHERE i.ts >= $since AND i.variant = $label AND i.teams IS NOT NULL
+        GROUP BY i.search_id
+        HAVING a + b > 0
+    ), u AS (
+        SELECT {unit}, count(*) FILTER (WHERE a > b) AS wa, count(*) FILTER (WHERE b > a) AS wb,
+               count(*) FILTER (WHERE a = b) AS t
+        FROM s GROUP BY {unit}
+    )
+    SELECT {outer} count(*), sum(wa), sum(wb), sum(t), sum(wa * wa), sum(wb * wb), sum(wa * wb)
+    FROM u {tail}
+"""
+
+
+def _preference(row: Sequence[Any]) -> PreferenceSums:
+    units, *sums = row
+    return PreferenceSums(units, *(float(v or 0) for v in sums))
 
 
 class _Scope:

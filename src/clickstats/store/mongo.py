@@ -42,6 +42,7 @@ from clickstats.store.base import (
     EventStore,
     Filters,
     LatencyStats,
+    PreferenceSums,
     RankHistogram,
     StoreError,
     UserSums,
@@ -212,6 +213,7 @@ def impression_doc(e: SearchImpression, received_at: datetime) -> Doc:
         "results_count": e.results_count,
         "response_time_ms": e.response_time_ms,
         "results": e.results,
+        "teams": e.teams,
         "timestamp": _naive_utc(e.timestamp),
         "received_at": received_at,
     }
@@ -325,6 +327,88 @@ def user_sums_pipeline(
         {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **per_user}},
         {"$group": per_variant},
     ]
+
+
+def _count_if(condition: Doc) -> Doc:
+    return {"$sum": {"$cond": [condition, 1, 0]}}
+
+
+def preference_pipeline(since: datetime, label: str, unit: list[str], top: int | None) -> list[Doc]:
+    """Interleaved searches with their distinct clicked positions credited to the teams of those
+    positions; per unit (`unit` fields) the searches A won, B won and ties; then summed (per
+    query when "query" is a unit field, the `top` queries first)."""
+    by_query = "query" in unit
+    totals: Doc = {
+        "_id": "$_id.query" if by_query else None,
+        "units": {"$sum": 1},
+        "wins_a": {"$sum": "$wa"},
+        "wins_b": {"$sum": "$wb"},
+        "ties": {"$sum": "$t"},
+        "wins_a2": {"$sum": {"$multiply": ["$wa", "$wa"]}},
+        "wins_b2": {"$sum": {"$multiply": ["$wb", "$wb"]}},
+        "wins_ab": {"$sum": {"$multiply": ["$wa", "$wb"]}},
+    }
+    pipeline: list[Doc] = [
+        {"$match": {"timestamp": {"$gte": since}, "variant": label, "teams": {"$ne": None}}},
+        {
+            "$lookup": {
+                "from": CLICKS,
+                "localField": "search_id",
+                "foreignField": "search_id",
+                "as": "clicks",
+            }
+        },
+        {"$unwind": "$clicks"},
+        {"$match": {"clicks.timestamp": {"$gte": since}}},
+        {
+            "$group": {  # distinct clicked positions of each search
+                "_id": {"search": "$_id", "rank": "$clicks.rank"},
+                "user_id": {"$first": "$user_id"},
+                "query": {"$first": "$query"},
+                "teams": {"$first": "$teams"},
+            }
+        },
+        {
+            "$project": {
+                "user_id": 1,
+                "query": 1,
+                "team": {"$arrayElemAt": ["$teams", {"$subtract": ["$_id.rank", 1]}]},
+            }
+        },
+        {
+            "$group": {
+                "_id": "$_id.search",
+                "user_id": {"$first": "$user_id"},
+                "query": {"$first": "$query"},
+                "a": _count_if({"$eq": ["$team", "A"]}),
+                "b": _count_if({"$eq": ["$team", "B"]}),
+            }
+        },
+        {"$match": {"$expr": {"$gt": [{"$add": ["$a", "$b"]}, 0]}}},
+        {
+            "$group": {
+                "_id": {field: f"${field}" for field in unit},
+                "wa": _count_if({"$gt": ["$a", "$b"]}),
+                "wb": _count_if({"$gt": ["$b", "$a"]}),
+                "t": _count_if({"$eq": ["$a", "$b"]}),
+            }
+        },
+        {"$group": totals},
+    ]
+    if top is not None:
+        pipeline += [
+            {"$addFields": {"searches": {"$add": ["$wins_a", "$wins_b", "$ties"]}}},
+            {"$sort": {"searches": -1, "_id": 1}},
+            {"$limit": top},
+        ]
+    return pipeline
+
+
+def _preference(row: Doc) -> PreferenceSums:
+    return PreferenceSums(
+        units=row["units"],
+        **{k: float(row[k]) for k in ("wins_a", "wins_b", "ties", "wins_a2", "wins_b2", "wins_ab")},
+    )
 
 
 def p95_rank(count: int) -> tuple[float, int, int]:
@@ -550,6 +634,18 @@ class MongoStore(EventStore):
             ],
         )
         return _aware(rows[0]["timestamp"]) if rows else None
+
+    def preference_sums(self, f: Filters, label: str) -> PreferenceSums:
+        rows = self._aggregate(
+            IMPRESSIONS, preference_pipeline(_naive_utc(f.since), label, ["user_id"], None)
+        )
+        return _preference(rows[0]) if rows else PreferenceSums()
+
+    def preference_sums_by_query(
+        self, f: Filters, label: str, top: int
+    ) -> dict[str, PreferenceSums]:
+        pipeline = preference_pipeline(_naive_utc(f.since), label, ["user_id", "query"], top)
+        return {row["_id"]: _preference(row) for row in self._aggregate(IMPRESSIONS, pipeline)}
 
     def user_sums(
         self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
