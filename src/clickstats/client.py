@@ -74,11 +74,7 @@ class ClickStatsClient:
         self, event: SearchImpression | Mapping[str, Any] | None = None, **fields: Any
     ) -> SearchImpression:
         """Queue an impression; its search_id is known at once, for the clicks to cite."""
-        impression = (
-            event
-            if isinstance(event, SearchImpression)
-            else SearchImpression.model_validate({**(event or {}), **fields})
-        )
+        impression = SearchImpression.coerce(event, **fields)
         self._queue(impression)
         return impression
 
@@ -86,11 +82,7 @@ class ClickStatsClient:
         self, event: ClickEvent | Mapping[str, Any] | None = None, **fields: Any
     ) -> ClickEvent:
         """Queue a click (validated here, so a bad one fails at the call, not at the flush)."""
-        click = (
-            event
-            if isinstance(event, ClickEvent)
-            else ClickEvent.model_validate({**(event or {}), **fields})
-        )
+        click = ClickEvent.coerce(event, **fields)
         self._queue(click)
         return click
 

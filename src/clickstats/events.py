@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -88,6 +88,13 @@ class _Event(BaseModel):
         if value.timestamp() - time.time() > MAX_CLOCK_SKEW_S:
             raise ValueError("is more than 5 minutes in the future; send UTC, or omit it")
         return to_millis(value)
+
+    @classmethod
+    def coerce(cls, event: Self | Mapping[str, Any] | None = None, **fields: Any) -> Self:
+        """The event itself, or one validated from a dict and/or keyword fields."""
+        if event is None or isinstance(event, Mapping):
+            return cls.model_validate({**(event or {}), **fields})
+        return event
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (timestamps as ISO 8601 strings)."""

@@ -113,11 +113,7 @@ class ClickTrackingService:
         self, event: ClickEvent | Mapping[str, Any] | None = None, **fields: Any
     ) -> LogResult:
         """Store a click durably: `log_click(ClickEvent(...))`, a dict, or keyword fields."""
-        click = (
-            event
-            if isinstance(event, ClickEvent)
-            else ClickEvent.model_validate({**(event or {}), **fields})
-        )
+        click = ClickEvent.coerce(event, **fields)
         (status,) = self.store.append_sync([click])
         return log_result(click, status)
 
@@ -125,11 +121,7 @@ class ClickTrackingService:
         self, event: SearchImpression | Mapping[str, Any] | None = None, **fields: Any
     ) -> LogResult:
         """Store a search impression durably; the result carries its `search_id`."""
-        impression = (
-            event
-            if isinstance(event, SearchImpression)
-            else SearchImpression.model_validate({**(event or {}), **fields})
-        )
+        impression = SearchImpression.coerce(event, **fields)
         (status,) = self.store.append_sync([impression])
         return log_result(impression, status)
 
