@@ -52,6 +52,7 @@ _sums_cache: weakref.WeakKeyDictionary[EventStore, dict[Any, dict[str, UserSums]
     weakref.WeakKeyDictionary()
 )
 _sums_lock = threading.Lock()
+_KEEP = 8  # windows and experiments kept per generation
 
 
 def user_sums(store: EventStore, variants: list[str], f: Filters) -> dict[str, UserSums]:
@@ -65,7 +66,8 @@ def user_sums(store: EventStore, variants: list[str], f: Filters) -> dict[str, U
         cached = store.user_sums(f, variants, PAIRS)
         with _sums_lock:
             entries = _sums_cache.setdefault(store, {})
-            entries.clear()  # older generations are of no further use
+            for old in [k for k in entries if k[0] != generation or len(entries) >= _KEEP]:
+                del entries[old]  # other generations are of no further use
             entries[key] = cached
     return cached
 
@@ -97,14 +99,20 @@ def experiment_summary(store: EventStore, experiment: Experiment, f: Filters) ->
 
 
 def experiment_results(
-    store: EventStore, experiment: Experiment, f: Filters, method: Method = "sequential"
+    store: EventStore,
+    experiment: Experiment,
+    f: Filters,
+    method: Method = "sequential",
+    *,
+    response_time: bool = True,
 ) -> dict[str, Any]:
-    """Comparisons against the control, health and the decision, JSON-ready."""
+    """Comparisons against the control, health and the decision, JSON-ready; with
+    `response_time`, the variants' (descriptive) response times too."""
     from clickstats.stats.analysis import analyze  # imports statsmodels: ~1 s the first time
 
     summary = experiment_summary(store, experiment, f)
     result = analyze(summary, method=method, primary_metric=experiment.primary_metric)
-    latency = store.latency_by_variant(f)
+    latency = store.latency_by_variant(f) if response_time else {}
     return {
         "experiment": experiment.name,
         "status": experiment.status.value,

@@ -208,7 +208,9 @@ class ClickTrackingService:
             days=days,
             variants=variants,
             winner=pick_winner({name: v.ctr for name, v in variants.items()}),
-            stats=decision_block(experiment_results(self.store, experiment, window(f))),
+            stats=decision_block(
+                experiment_results(self.store, experiment, window(f), response_time=False)
+            ),
         )
 
     def get_interleaving_results(self, experiment: Experiment, days: int = 30) -> dict[str, Any]:
