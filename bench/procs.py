@@ -1,0 +1,114 @@
+"""Servers under test: one process at a time, started as a user would, stopped by its pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+BENCH_DIR = Path(__file__).resolve().parent
+BIN_DIR = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """A server subprocess; a context manager that waits until it answers and stops it after.
+
+    `ready_path` is a GET that must answer 200 before the server counts as up (the real
+    server's /health opens the store first); without it, an accepted TCP connection is enough.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log_path: Path,
+        cwd: Path,
+        ready_path: str | None = None,
+    ) -> None:
+        self.name = name
+        self.cwd = cwd
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = [*args, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.log_path = log_path
+        self.ready_path = ready_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.startup_s = 0.0
+
+    @classmethod
+    def real(cls, store_path: Path, log_path: Path, cwd: Path) -> Server:
+        args = [str(BIN_DIR / "clickstats"), "serve", "--store", f"duckdb://{store_path}"]
+        return cls("clickstats", args, log_path, cwd, ready_path="/health")
+
+    @classmethod
+    def bare(cls, log_path: Path, cwd: Path) -> Server:
+        return cls("bare", [sys.executable, str(BENCH_DIR / "bare_app.py")], log_path, cwd)
+
+    def __enter__(self) -> Server:
+        # The user's CLICKSTATS_* settings must not leak into the server under test.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTATS_")}
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        # Run in a scratch directory: files the server creates at relative default paths
+        # (data/experiments.json) must not land in the checkout.
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(self.args, cwd=self.cwd, env=env, stdout=log, stderr=log)
+        try:
+            self._wait_ready(timeout_s=300)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.perf_counter() - started
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} server exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if self.ready_path is None:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return
+                elif httpx.get(self.url + self.ready_path, timeout=5).status_code == 200:
+                    return
+            except (OSError, httpx.HTTPError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} server did not start in {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        """Ctrl+C, as a user stops it (the real server then checkpoints its store)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
