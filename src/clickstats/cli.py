@@ -60,8 +60,8 @@ def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool)
         raise click.ClickException(str(exc)) from exc
     probe.close()
     # The writer thread retakes the GIL after every commit; with the default 5 ms switch
-    # interval it waits behind a busy event loop for that long. 1 ms measured ~17% more
-    # single-event ingestion (docs/PERFORMANCE.md).
+    # interval it waits behind a busy event loop for that long. 1 ms gave roughly a sixth
+    # more single-event ingestion in hand runs with wrk (not a figure of `make bench`).
     sys.setswitchinterval(0.001)
     settings = Settings(store=store, allow_reset=allow_reset)
     click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
