@@ -24,8 +24,6 @@ from clickstats.events import ClickEvent, SearchImpression, utcnow
 from clickstats.store.base import (
     P95,
     Activity,
-    AnyEvent,
-    AppendStatus,
     Counts,
     Deleted,
     EventStore,
@@ -36,7 +34,7 @@ from clickstats.store.base import (
     StoreError,
     UserSums,
 )
-from clickstats.store.writer import GroupWriter
+from clickstats.store.writer import GroupWriter, GroupWritten
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS impressions (
@@ -183,11 +181,12 @@ def impression_columns(events: Sequence[SearchImpression]) -> list[list[Any]]:
     ]
 
 
-class DuckDBStore(EventStore):
+class DuckDBStore(GroupWritten, EventStore):
     kind = "duckdb"
 
     def __init__(self, path: str | Path, *, max_batch_rows: int = 50_000) -> None:
         self.path = str(path)
+        self.label = f"the DuckDB store at {self.path}"
         self.max_batch_rows = max_batch_rows
         self._db: duckdb.DuckDBPyConnection | None = None
         self._writer: GroupWriter | None = None
@@ -233,20 +232,6 @@ class DuckDBStore(EventStore):
         self._local = threading.local()
 
     # -- writes: everything goes through the one writer thread ----------------------------------
-
-    def _group_writer(self) -> GroupWriter:
-        if self._writer is None:
-            raise StoreError(f"the DuckDB store at {self.path} is not open")
-        return self._writer
-
-    async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
-        return await self._group_writer().append(events)
-
-    def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
-        return self._group_writer().append_sync(events)
-
-    def reset(self) -> Deleted:
-        return self._group_writer().reset()
 
     def generation(self) -> int | None:
         # This process is the file's only writer, and every write goes through its writer.

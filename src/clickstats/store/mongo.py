@@ -35,8 +35,6 @@ from clickstats.store.base import (
     P95,
     USER_COLUMNS,
     Activity,
-    AnyEvent,
-    AppendStatus,
     Counts,
     Deleted,
     EventStore,
@@ -47,7 +45,7 @@ from clickstats.store.base import (
     StoreError,
     UserSums,
 )
-from clickstats.store.writer import GroupWriter
+from clickstats.store.writer import GroupWriter, GroupWritten
 
 CLICKS = "click_events"
 IMPRESSIONS = "impressions"
@@ -443,7 +441,7 @@ def interpolate(count: int, values: Sequence[float]) -> float | None:
     return lower + (upper - lower) * (h - lo)
 
 
-class MongoStore(EventStore):
+class MongoStore(GroupWritten, EventStore):
     kind = "mongodb"
 
     def __init__(
@@ -455,6 +453,7 @@ class MongoStore(EventStore):
     ) -> None:
         self.uri = uri
         self.display_uri = redact(uri)
+        self.label = f"the MongoDB store at {self.display_uri}"
         options = uri_options(uri)
         self.database_name = split_uri(uri)[2] or DEFAULT_DATABASE
         self.write_concern = write_concern_from(options)
@@ -511,20 +510,6 @@ class MongoStore(EventStore):
         self._client = self._clicks = self._impressions = None
 
     # -- writes: through the writer thread -------------------------------------------------
-
-    def _group_writer(self) -> GroupWriter:
-        if self._writer is None:
-            raise StoreError(f"the MongoDB store at {self.display_uri} is not open")
-        return self._writer
-
-    async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
-        return await self._group_writer().append(events)
-
-    def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
-        return self._group_writer().append_sync(events)
-
-    def reset(self) -> Deleted:
-        return self._group_writer().reset()
 
     def _write(
         self, clicks: list[ClickEvent], impressions: list[SearchImpression]

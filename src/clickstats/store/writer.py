@@ -58,6 +58,28 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             waiter.set_exception(error)
 
 
+class GroupWritten:
+    """The write half of a store whose writes all go through one GroupWriter."""
+
+    _writer: GroupWriter | None
+    #: how the store is named in errors, e.g. "the DuckDB store at data/x.duckdb"
+    label: str
+
+    def _group_writer(self) -> GroupWriter:
+        if self._writer is None:
+            raise StoreError(f"{self.label} is not open")
+        return self._writer
+
+    async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        return await self._group_writer().append(events)
+
+    def append_sync(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
+        return self._group_writer().append_sync(events)
+
+    def reset(self) -> Deleted:
+        return self._group_writer().reset()
+
+
 class GroupWriter:
     def __init__(
         self,
