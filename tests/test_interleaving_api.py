@@ -21,7 +21,7 @@ def test_interleaving_end_to_end(tmp_path: Path) -> None:
         assert client.post("/experiments", json=DUEL).status_code == 201
         served = client.post("/search/text", json={"query": "shoes"}, headers={"X-User-ID": "u1"})
         body = served.json()
-        assert body["variant"] == "duel" and len(body["results"]) == 10
+        assert body["variant"] == body["experiment"] == "duel" and len(body["results"]) == 10
         ids = [r["product_id"] for r in body["results"]]
         assert len(set(ids)) == len(ids)
         a = default_engine().rank("shoes", "search_v1", 10).product_ids

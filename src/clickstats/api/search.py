@@ -106,9 +106,12 @@ async def _search(
     except (UnknownExperiment, UnknownRanker) as exc:
         _misconfigured(exc)
     await tracker.store.append([served.impression])
+    interleaved = served.impression.teams is not None
     return SearchResponse(
         search_id=served.impression.search_id,
         variant=served.impression.variant,
+        # an interleaved search belongs to the interleaving experiment, named by its variant
+        experiment=served.impression.variant if interleaved else EXPERIMENT,
         query=query,
         total=served.ranking.total,
         took_ms=served.took_ms,
