@@ -34,6 +34,10 @@ from clickstats.stats.summary import RatioSummary
 Team = Literal["A", "B"]
 Outcome = Literal["A", "B", "tie", "none"]
 NULL_PREFERENCE = 0.5
+#: Below this many users the normal approximation is liberal (simulated A/A false-positive rate
+#: at alpha = 0.05: 0.088 with 30 users, 0.060 with 100, 0.054 with 200; docs/INTERLEAVING.md),
+#: so the verdict calls a significant result preliminary.
+MIN_USERS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +213,10 @@ def analyze_preference(
     """Preference, interval, p-value and verdict; `names` are the rankers of teams A and B.
 
     The interval is preference +- z_(1 - alpha/2) * se, clipped to [0, 1], so it excludes 0.5
-    exactly when p < alpha. Degenerate data (no clicks, only ties, one user, zero variance)
-    gives a result whose `reason` says why, never an exception; only alpha outside (0, 1)
-    raises ValueError.
+    exactly when p < alpha. `significant` is p < alpha whatever the sample; with fewer than
+    MIN_USERS users the verdict calls a significant result preliminary. Degenerate data (no
+    clicks, only ties, one user, zero variance) gives a result whose `reason` says why, never
+    an exception; only alpha outside (0, 1) raises ValueError.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -258,15 +263,20 @@ def analyze_preference(
     half = float(norm.isf(alpha / 2)) * se
     low, high = max(preference - half, 0.0), min(preference + half, 1.0)
     significant = p_value < alpha
+    p_text = "p < 0.0001" if p_value < 1e-4 else f"p = {p_value:.2g}"
     evidence = (
         f"{name_b} wins {preference:.1%} of the {wins_a + wins_b:,} searches won by either "
-        f"ranker ({1 - alpha:.0%} CI {low:.1%} to {high:.1%}, p = {p_value:.2g}, "
-        f"{summary.users:,} users)"
+        f"ranker ({1 - alpha:.0%} CI {low:.1%} to {high:.1%}, {p_text}, {summary.users:,} users)"
     )
+    better = name_b if preference > NULL_PREFERENCE else name_a
     if not significant:
         verdict = f"No significant preference between {name_a} and {name_b}: {evidence}."
+    elif summary.users < MIN_USERS:
+        verdict = (
+            f"Users seem to prefer {better}, but {summary.users} users are too few to rely on "
+            f"(at least {MIN_USERS} are needed): {evidence}."
+        )
     else:
-        better = name_b if preference > NULL_PREFERENCE else name_a
         verdict = f"Users prefer {better}: {evidence}."
     return dataclasses.replace(
         empty,
