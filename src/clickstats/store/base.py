@@ -8,10 +8,11 @@ winners) is computed from those summaries by the service, identically for every 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Literal
 
 from clickstats.events import ClickEvent, SearchImpression
 
@@ -112,6 +113,56 @@ class PreferenceSums:
     wins_ab: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class SearchTotals:
+    """Searches (impressions) of a group, with the clicks linked to them by search_id (clicks
+    in the window, whoever and whichever variant they carry)."""
+
+    searches: int = 0
+    users: int = 0  # distinct users among the searches
+    clicked_searches: int = 0  # searches with at least one click
+    clicks: int = 0  # clicks on those searches
+    rank_sum: int = 0  # sum of the ranks of those clicks
+    zero_results: int = 0  # searches with results_count = 0
+    abandoned: int = 0  # searches with results and no click
+
+
+#: What search_totals groups by: the variant, the day in a time zone, the query as sent.
+GroupKey = Literal["variant", "day", "query"]
+#: How a ranked search_totals orders its groups (largest first, groups with 0 left out).
+TotalsOrder = Literal["searches", "zero_results", "abandoned"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grouping:
+    """The groups of a search_totals query. Keys come back as strings in the order of `by`;
+    a day as 'YYYY-MM-DD' in the IANA time zone `tz`. With `order` and `top`, only the `top`
+    groups with the most `order` (ties by key), those with none left out."""
+
+    by: tuple[GroupKey, ...] = ()
+    tz: str = "UTC"
+    order: TotalsOrder | None = None
+    top: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProductClicks:
+    product_id: str
+    clicks: int
+    users: int  # distinct users who clicked it
+    rank_sum: int  # sum of the ranks it was clicked at
+
+
+#: Lower edges of the response-time histogram's buckets, in ms; the last is open-ended.
+LATENCY_EDGES_MS: tuple[float, ...] = (
+    0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000,
+)  # fmt: skip
+
+#: One exported event: the fields of its model (ClickEvent or SearchImpression, told apart by
+#: "type"), timestamps as aware UTC datetimes. Feeding it back to the model rebuilds the event.
+EventRow = dict[str, Any]
+
+
 class EventStore(abc.ABC):
     """Durable event storage with a handful of aggregate queries."""
 
@@ -189,3 +240,24 @@ class EventStore(abc.ABC):
     ) -> dict[str, UserSums]:
         """Per variant (of `variants`): sums over users of the USER_COLUMNS, their squares,
         and the products of `pairs`, in one aggregate query."""
+
+    @abc.abstractmethod
+    def search_totals(self, f: Filters, grouping: Grouping) -> dict[tuple[str, ...], SearchTotals]:
+        """Searches in the window with their linked clicks, summed per group (one group, the
+        key (), without grouping keys); ordered as the grouping asks, else by key."""
+
+    @abc.abstractmethod
+    def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
+        """The `top` most clicked product ids (ties by id)."""
+
+    @abc.abstractmethod
+    def latency_histogram(self, f: Filters) -> dict[float, int]:
+        """Searches with a response time, counted per bucket of LATENCY_EDGES_MS (lower edge
+        -> count; every bucket present, empty ones as 0)."""
+
+    @abc.abstractmethod
+    def export(
+        self, since: datetime | None = None, batch_rows: int = 10_000
+    ) -> Iterator[list[EventRow]]:
+        """Every stored event at or after `since` (all without it), impressions first, each
+        table in (timestamp, event_id) order, in lists of at most `batch_rows`."""
