@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -22,15 +22,20 @@ import pyarrow as pa
 
 from clickstats.events import ClickEvent, SearchImpression, utcnow
 from clickstats.store.base import (
+    LATENCY_EDGES_MS,
     P95,
     Activity,
     Counts,
     Deleted,
+    EventRow,
     EventStore,
     Filters,
+    Grouping,
     LatencyStats,
     PreferenceSums,
+    ProductClicks,
     RankHistogram,
+    SearchTotals,
     StoreError,
     UserSums,
 )
@@ -362,6 +367,116 @@ class DuckDBStore(GroupWritten, EventStore):
                 products=dict(zip(pairs, totals[2 * k :], strict=True)),
             )
         return out
+
+    def search_totals(self, f: Filters, grouping: Grouping) -> dict[tuple[str, ...], SearchTotals]:
+        scope = _Scope(f)
+        params = dict(scope.params)
+        if "day" in grouping.by:
+            params["tz"] = grouping.tz
+        keys = [_GROUP_KEYS[key] for key in grouping.by]
+        # One user's searches are few: link only their clicks, found through those searches.
+        linked = "AND search_id IN (SELECT search_id FROM i)" if f.user_id is not None else ""
+        order = ", ".join(f"k{n}" for n in range(len(keys)))
+        having = tail = ""
+        if grouping.order is not None:
+            having = f"HAVING {grouping.order} > 0"
+            order = f"{grouping.order} DESC, {order}" if order else f"{grouping.order} DESC"
+        if grouping.top is not None:
+            tail = "LIMIT $top"
+            params["top"] = grouping.top
+        selected = "".join(f"{sql} AS k{n}, " for n, sql in enumerate(keys))
+        group_by = f"GROUP BY {', '.join(f'k{n}' for n in range(len(keys)))}" if keys else ""
+        sql = f"""
+            {scope.with_clause("impressions")}{"," if f.user_id else "WITH"}
+            i AS MATERIALIZED (SELECT * FROM {scope.rows("impressions")}),
+            c AS (
+                SELECT search_id, count(*) AS n, sum(rank) AS rank_sum FROM click_events
+                WHERE ts >= $since AND search_id IS NOT NULL {linked} GROUP BY search_id
+            )
+            SELECT {selected}
+                count(*) AS searches, count(DISTINCT i.user_id), count(c.n),
+                coalesce(sum(c.n), 0)::BIGINT, coalesce(sum(c.rank_sum), 0)::BIGINT,
+                count(*) FILTER (WHERE i.results_count = 0) AS zero_results,
+                count(*) FILTER (WHERE i.results_count > 0 AND c.n IS NULL) AS abandoned
+            FROM i LEFT JOIN c USING (search_id)
+            {group_by} {having} {f"ORDER BY {order}" if order else ""} {tail}
+        """
+        if not keys:  # no group: an empty window still has one (empty) row
+            sql = f"SELECT * FROM ({sql}) WHERE searches > 0"
+        out: dict[tuple[str, ...], SearchTotals] = {}
+        for row in self._query(sql, params):
+            k = len(keys)
+            out[tuple(str(v) for v in row[:k])] = SearchTotals(*row[k:])
+        return out
+
+    def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
+        scope = _Scope(f)
+        rows = self._query(
+            f"""{scope.with_clause("click_events")}
+            SELECT product_id, count(*) AS clicks, count(DISTINCT user_id), sum(rank)::BIGINT
+            FROM {scope.rows("click_events")}
+            GROUP BY product_id ORDER BY clicks DESC, product_id LIMIT $top""",
+            {**scope.params, "top": top},
+        )
+        return [ProductClicks(*row) for row in rows]
+
+    def latency_histogram(self, f: Filters) -> dict[float, int]:
+        scope = _Scope(f)
+        cases = " ".join(
+            f"WHEN response_time_ms < {upper} THEN {n}"
+            for n, upper in enumerate(LATENCY_EDGES_MS[1:])
+        )
+        rows = self._query(
+            f"""{scope.with_clause("impressions")}
+            SELECT CASE {cases} ELSE {len(LATENCY_EDGES_MS) - 1} END AS bucket, count(*)
+            FROM {scope.rows("impressions")} WHERE response_time_ms IS NOT NULL
+            GROUP BY bucket""",
+            scope.params,
+        )
+        counts = dict(rows)
+        return {edge: counts.get(n, 0) for n, edge in enumerate(LATENCY_EDGES_MS)}
+
+    def export(
+        self, since: datetime | None = None, batch_rows: int = 10_000
+    ) -> Iterator[list[EventRow]]:
+        # Its own cursor: the export is read lazily, and other reads on this thread must not
+        # replace the result it is fetching from.
+        if self._db is None:
+            raise StoreError(f"the DuckDB store at {self.path} is not open")
+        cursor = self._db.cursor()
+        try:
+            for table, kind in ((IMPRESSIONS, "impression"), (CLICKS, "click")):
+                names = [name for name, _ in table.columns]
+                cursor.execute(
+                    f"SELECT {', '.join(names)} FROM {table.name} WHERE ts >= $since "
+                    "ORDER BY ts, event_id",
+                    {"since": _naive_utc(since) if since else datetime(1, 1, 1)},
+                )
+                while rows := cursor.fetchmany(batch_rows):
+                    yield [_event_row(kind, names, row) for row in rows]
+        except duckdb.Error as exc:
+            raise StoreError(f"export from {self.path} failed: {exc}") from exc
+        finally:
+            cursor.close()
+
+
+#: search_totals' group keys as SQL over the impression `i`.
+_GROUP_KEYS = {
+    "variant": "i.variant",
+    "query": "i.query",
+    # ts is UTC wall-clock time: as a TIMESTAMPTZ, then in the viewer's zone (ICU).
+    "day": "strftime((i.ts AT TIME ZONE 'UTC') AT TIME ZONE $tz, '%Y-%m-%d')",
+}
+#: Stored column -> event field, where they differ.
+_FIELDS = {"ts": "timestamp"}
+
+
+def _event_row(kind: str, names: list[str], row: tuple[Any, ...]) -> EventRow:
+    out: EventRow = {"type": kind}
+    for name, value in zip(names, row, strict=True):
+        out[_FIELDS.get(name, name)] = value
+    out["timestamp"] = out["timestamp"].replace(tzinfo=UTC)
+    return out
 
 
 # Per-user columns (base.USER_COLUMNS) over a user's searches, with their clicks linked by

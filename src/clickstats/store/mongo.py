@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -32,18 +32,29 @@ from pymongo.write_concern import WriteConcern
 
 from clickstats.events import ClickEvent, SearchImpression, to_millis, utcnow
 from clickstats.store.base import (
+    LATENCY_EDGES_MS,
     P95,
     USER_COLUMNS,
     Activity,
     Counts,
     Deleted,
+    EventRow,
     EventStore,
     Filters,
+    Grouping,
     LatencyStats,
     PreferenceSums,
+    ProductClicks,
     RankHistogram,
+    SearchTotals,
     StoreError,
     UserSums,
+)
+from clickstats.store.mongo_pipelines import (
+    key_text,
+    latency_histogram_pipeline,
+    search_totals_pipeline,
+    top_products_pipeline,
 )
 from clickstats.store.writer import GroupWriter, GroupWritten
 
@@ -659,3 +670,64 @@ class MongoStore(GroupWritten, EventStore):
             first_seen=min((t for t in firsts if t is not None), default=None),
             last_seen=max((t for t in lasts if t is not None), default=None),
         )
+
+    def search_totals(self, f: Filters, grouping: Grouping) -> dict[tuple[str, ...], SearchTotals]:
+        pipeline = search_totals_pipeline(match(f), _naive_utc(f.since), CLICKS, grouping)
+        out: dict[tuple[str, ...], SearchTotals] = {}
+        for row in self._aggregate(IMPRESSIONS, pipeline):
+            if not row["searches"]:  # mongomock groups an empty input into one empty row
+                continue
+            ids = row["_id"] or {}
+            key = tuple(key_text(k, ids[f"k{n}"]) for n, k in enumerate(grouping.by))
+            out[key] = SearchTotals(
+                searches=row["searches"],
+                users=row["users"],
+                clicked_searches=row["clicked_searches"],
+                clicks=row["clicks"],
+                rank_sum=row["rank_sum"],
+                zero_results=row["zero_results"],
+                abandoned=row["abandoned"],
+            )
+        return out
+
+    def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
+        rows = self._aggregate(CLICKS, top_products_pipeline(match(f), top))
+        return [ProductClicks(r["_id"], r["clicks"], r["users"], r["rank_sum"]) for r in rows]
+
+    def latency_histogram(self, f: Filters) -> dict[float, int]:
+        rows = self._aggregate(IMPRESSIONS, latency_histogram_pipeline(match(f, latency=True)))
+        counts = {float(row["_id"]): row["n"] for row in rows}
+        return {edge: counts.get(float(edge), 0) for edge in LATENCY_EDGES_MS}
+
+    def export(
+        self, since: datetime | None = None, batch_rows: int = 10_000
+    ) -> Iterator[list[EventRow]]:
+        spec = {"timestamp": {"$gte": _naive_utc(since)}} if since else {}
+        for name, kind in ((IMPRESSIONS, "impression"), (CLICKS, "click")):
+            cursor = (
+                self._collection(name)
+                .find(spec, {"received_at": 0})
+                .sort([("timestamp", 1), ("_id", 1)])
+                .batch_size(batch_rows)
+            )
+            batch: list[EventRow] = []
+            try:
+                for doc in cursor:
+                    event_id = doc.pop("_id")
+                    batch.append(
+                        {
+                            "type": kind,
+                            "event_id": event_id,
+                            **doc,
+                            "timestamp": _aware(doc["timestamp"]),
+                        }
+                    )
+                    if len(batch) >= batch_rows:
+                        yield batch
+                        batch = []
+            except PyMongoError as exc:
+                raise StoreError(
+                    f"export from MongoDB at {self.display_uri} failed: {_reason(exc)}"
+                ) from exc
+            if batch:
+                yield batch

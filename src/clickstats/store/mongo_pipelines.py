@@ -1,0 +1,142 @@
+"""MongoDB pipelines of the dashboard's aggregates (search totals, products, latency buckets).
+
+Like the rest of the Mongo backend, each ends in ``$group`` (or ``$sort``/``$limit`` after
+one): only figures come back. Days are the viewer's: ``$year``/``$month``/``$dayOfMonth``
+take an IANA time zone, so a day's bucket follows that zone's daylight-saving rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from clickstats.store.base import LATENCY_EDGES_MS, Grouping, GroupKey
+
+Doc = dict[str, Any]
+
+
+def _key(key: GroupKey, tz: str) -> Any:
+    if key == "day":
+        date = {"date": "$timestamp", "timezone": tz}
+        return {"y": {"$year": date}, "m": {"$month": date}, "d": {"$dayOfMonth": date}}
+    return f"${key}"
+
+
+def key_text(key: GroupKey, value: Any) -> str:
+    """A group key as search_totals returns it: a day as YYYY-MM-DD."""
+    if key == "day":
+        return f"{value['y']:04d}-{value['m']:02d}-{value['d']:02d}"
+    return str(value)
+
+
+def _count_if(condition: Doc) -> Doc:
+    return {"$sum": {"$cond": [condition, 1, 0]}}
+
+
+def search_totals_pipeline(
+    spec: Doc, since: datetime, clicks: str, grouping: Grouping
+) -> list[Doc]:
+    """Searches matching `spec`, each with its clicks in the window (``$lookup`` on the
+    search_id index); per (group, user), so that users are counted once per group; per group."""
+    keys = {f"k{n}": _key(key, grouping.tz) for n, key in enumerate(grouping.by)}
+    in_window = {"$gte": ["$$click.timestamp", since]}
+    has_results = {"$gt": ["$results_count", 0]}
+    totals = ("searches", "clicked_searches", "clicks", "rank_sum", "zero_results", "abandoned")
+    pipeline: list[Doc] = [
+        {"$match": spec},
+        {
+            "$lookup": {
+                "from": clicks,
+                "localField": "search_id",
+                "foreignField": "search_id",
+                "as": "clicks",
+            }
+        },
+        {
+            "$project": {
+                "user_id": 1,
+                "variant": 1,
+                "query": 1,
+                "timestamp": 1,
+                "results_count": 1,
+                "clicks": {"$filter": {"input": "$clicks", "as": "click", "cond": in_window}},
+            }
+        },
+        {"$unwind": {"path": "$clicks", "preserveNullAndEmptyArrays": True}},
+        {
+            "$group": {  # back to one row per search
+                "_id": "$_id",
+                "user_id": {"$first": "$user_id"},
+                "variant": {"$first": "$variant"},
+                "query": {"$first": "$query"},
+                "timestamp": {"$first": "$timestamp"},
+                "results_count": {"$first": "$results_count"},
+                "n": _count_if({"$gt": ["$clicks.rank", None]}),
+                "rank_sum": {"$sum": "$clicks.rank"},
+            }
+        },
+        {
+            "$group": {
+                "_id": {**keys, "user": "$user_id"},
+                "searches": {"$sum": 1},
+                "clicked_searches": _count_if({"$gt": ["$n", 0]}),
+                "clicks": {"$sum": "$n"},
+                "rank_sum": {"$sum": "$rank_sum"},
+                "zero_results": _count_if({"$eq": ["$results_count", 0]}),
+                "abandoned": _count_if({"$and": [has_results, {"$eq": ["$n", 0]}]}),
+            }
+        },
+        {
+            "$group": {
+                "_id": {k: f"$_id.{k}" for k in keys} if keys else None,
+                "users": {"$sum": 1},
+                **{t: {"$sum": f"${t}"} for t in totals},
+            }
+        },
+    ]
+    sort: Doc = {f"_id.{k}": 1 for k in keys}
+    if grouping.order is not None:
+        pipeline.append({"$match": {grouping.order: {"$gt": 0}}})
+        sort = {grouping.order: -1, **sort}
+    if sort:
+        pipeline.append({"$sort": sort})
+    if grouping.top is not None:
+        pipeline.append({"$limit": grouping.top})
+    return pipeline
+
+
+def top_products_pipeline(spec: Doc, top: int) -> list[Doc]:
+    return [
+        {"$match": spec},
+        {
+            "$group": {
+                "_id": {"product": "$product_id", "user": "$user_id"},
+                "clicks": {"$sum": 1},
+                "rank_sum": {"$sum": "$rank"},
+            }
+        },
+        {
+            "$group": {
+                "_id": "$_id.product",
+                "clicks": {"$sum": "$clicks"},
+                "users": {"$sum": 1},
+                "rank_sum": {"$sum": "$rank_sum"},
+            }
+        },
+        {"$sort": {"clicks": -1, "_id": 1}},
+        {"$limit": top},
+    ]
+
+
+def latency_histogram_pipeline(spec: Doc) -> list[Doc]:
+    """`spec` keeps searches with a response time; the last bucket is open-ended."""
+    return [
+        {"$match": spec},
+        {
+            "$bucket": {
+                "groupBy": "$response_time_ms",
+                "boundaries": [float(edge) for edge in LATENCY_EDGES_MS] + [float("inf")],
+                "output": {"n": {"$sum": 1}},
+            }
+        },
+    ]
