@@ -11,6 +11,7 @@ from typing import Any
 
 from clickstats.events import ClickEvent, SearchImpression, utcnow
 from clickstats.experiments import Experiment, default_experiments
+from clickstats.overview import Overview, QueriesReport, overview, queries
 from clickstats.reports import (
     CtrReport,
     LogResult,
@@ -212,6 +213,30 @@ class ClickTrackingService:
                 experiment_results(self.store, experiment, window(f), response_time=False)
             ),
         )
+
+    def get_overview(
+        self,
+        days: int = DEFAULT_DAYS,
+        tz: str = "UTC",
+        variant: str | None = None,
+        user_id: str | None = None,
+    ) -> Overview:
+        """The dashboard's overview of the last `days` whole days in time zone `tz`: totals,
+        per variant, per day, clicks by rank, a latency histogram (docs/DASHBOARD.md)."""
+        filters(days)  # checks days
+        return overview(self.store, days, tz, variant=variant, user_id=user_id)
+
+    def get_queries(
+        self,
+        days: int = DEFAULT_DAYS,
+        variant: str | None = None,
+        user_id: str | None = None,
+        limit: int = 20,
+        tz: str = "UTC",
+    ) -> QueriesReport:
+        """Top, zero-result and no-click queries, and the most clicked products."""
+        filters(days)
+        return queries(self.store, days, limit, variant=variant, user_id=user_id, tz=tz)
 
     def get_interleaving_results(self, experiment: Experiment, days: int = 30) -> dict[str, Any]:
         """Team-draft interleaving outcomes and the preference between its two rankers."""

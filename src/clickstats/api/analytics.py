@@ -11,7 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from clickstats.api.deps import (
     DEFAULT_DAYS,
     Days,
+    Limit,
     SettingsDep,
+    TimeZone,
     TrackerDep,
     UserFilter,
     UserHeader,
@@ -25,6 +27,7 @@ from clickstats.events import (
     parse_events,
 )
 from clickstats.experiments import DEFAULT_EXPERIMENT, ExperimentManager
+from clickstats.overview import Overview, QueriesReport
 from clickstats.reports import (
     CtrReport,
     LogResult,
@@ -221,6 +224,33 @@ def variants_comparison(request: Request, tracker: TrackerDep, days: Days = DEFA
     manager: ExperimentManager = request.app.state.experiments
     experiment = next((e for e in manager.list() if e.name == DEFAULT_EXPERIMENT), None)
     return tracker.get_variant_comparison(days=days, experiment=experiment)
+
+
+@router.get("/overview", response_model=Overview)
+def overview(
+    tracker: TrackerDep,
+    user_id: UserFilter = None,
+    variant: VariantFilter = None,
+    days: Days = DEFAULT_DAYS,
+    tz: TimeZone = "UTC",
+) -> Any:
+    """The dashboard's overview of the last `days` whole days in time zone `tz`: searches,
+    users, search CTR, click position, zero results, latency; per variant and per day."""
+    return tracker.get_overview(days=days, tz=tz, variant=variant, user_id=user_id)
+
+
+@router.get("/queries", response_model=QueriesReport)
+def top_queries(
+    tracker: TrackerDep,
+    user_id: UserFilter = None,
+    variant: VariantFilter = None,
+    days: Days = DEFAULT_DAYS,
+    limit: Limit = 20,
+    tz: TimeZone = "UTC",
+) -> Any:
+    """Top, zero-result and no-click queries with their CTR and click position, and the most
+    clicked products, over the same whole days as the overview."""
+    return tracker.get_queries(days=days, variant=variant, user_id=user_id, limit=limit, tz=tz)
 
 
 @router.delete("/reset", response_model=ResetReport)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from pydantic import AfterValidator
 
 from clickstats.events import MAX_ID_LENGTH
+from clickstats.overview import MAX_LIMIT, check_tz
 from clickstats.settings import Settings
 from clickstats.tracking import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, ClickTrackingService
 
@@ -43,11 +45,19 @@ UserFilter = Annotated[
 VariantFilter = Annotated[
     str | None, Query(min_length=1, max_length=MAX_ID_LENGTH, description="only this variant")
 ]
+TimeZone = Annotated[
+    str,
+    Query(max_length=64, description="IANA time zone of the viewer, for day buckets"),
+    AfterValidator(check_tz),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="rows per table")]
 
 __all__ = [
     "DEFAULT_DAYS",
     "Days",
+    "Limit",
     "SettingsDep",
+    "TimeZone",
     "TrackerDep",
     "UserFilter",
     "UserHeader",

@@ -155,7 +155,7 @@ class ProductClicks:
 
 #: Lower edges of the response-time histogram's buckets, in ms; the last is open-ended.
 LATENCY_EDGES_MS: tuple[float, ...] = (
-    0, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000,
+    0, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000,
 )  # fmt: skip
 
 #: One exported event: the fields of its model (ClickEvent or SearchImpression, told apart by

@@ -1,0 +1,257 @@
+"""The dashboard's figures: an overview of a period (totals, per variant, per day) and the
+query and product tables, each computed from the store's aggregates.
+
+The dashboard's period is whole days in the viewer's time zone: "7 days" is today and the six
+days before it, from local midnight, so that every point of a daily series is a whole day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field
+
+from clickstats.events import utcnow
+from clickstats.reports import Report
+from clickstats.store import EventStore
+from clickstats.store.base import (
+    LATENCY_EDGES_MS,
+    Filters,
+    Grouping,
+    LatencyStats,
+    SearchTotals,
+    TotalsOrder,
+)
+
+MAX_LIMIT = 100
+
+
+def ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def check_tz(tz: str) -> str:
+    """An IANA time zone name, or ValueError naming the problem."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {tz!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
+        ) from None
+    return tz
+
+
+class DayFigures(Report):
+    searches: int
+    users: int
+    clicked_searches: int
+    clicks: int = Field(description="clicks on this day's searches")
+    zero_results: int
+    search_ctr: float | None = Field(description="searches with a click / searches")
+    zero_result_rate: float | None
+
+
+class Figures(Report):
+    searches: int
+    users: int
+    clicked_searches: int = Field(description="searches with at least one click")
+    clicks: int = Field(description="clicks on these searches (linked by search_id)")
+    search_ctr: float | None = Field(description="searches with a click / searches")
+    avg_click_position: float | None = Field(description="mean rank of those clicks")
+    zero_results: int
+    zero_result_rate: float | None
+    abandonment_rate: float | None = Field(description="searches with results and no click")
+    avg_response_ms: float | None
+    p95_response_ms: float | None
+
+
+class DailySeries(Report):
+    days: list[date] = Field(description="every day of the period in the time zone, oldest first")
+    by_variant: dict[str, list[DayFigures]] = Field(description="one entry per day of `days`")
+
+
+class LatencyBucket(Report):
+    from_ms: float
+    to_ms: float | None = Field(description="exclusive; null for the open-ended last bucket")
+    count: int
+
+
+class Overview(Report):
+    days: int
+    tz: str
+    since: datetime = Field(description="local midnight starting the period, in UTC")
+    until: datetime
+    variant: str | None
+    user_id: str | None
+    totals: Figures
+    by_variant: dict[str, Figures]
+    daily: DailySeries
+    clicks_by_rank: dict[str, int] = Field(
+        description="every click of the period by rank, as /analytics/rank-metrics counts them"
+    )
+    latency_histogram: list[LatencyBucket]
+
+
+class QueryFigures(Report):
+    query: str
+    searches: int
+    users: int
+    clicked_searches: int
+    clicks: int
+    search_ctr: float | None
+    avg_click_position: float | None
+    zero_results: int
+    zero_result_rate: float | None
+    no_click_searches: int = Field(description="searches with results and no click")
+
+
+class ProductFigures(Report):
+    product_id: str
+    clicks: int
+    users: int
+    avg_click_position: float
+
+
+class QueriesReport(Report):
+    days: int
+    variant: str | None
+    user_id: str | None
+    limit: int
+    top_queries: list[QueryFigures]
+    zero_result_queries: list[QueryFigures]
+    no_click_queries: list[QueryFigures]
+    top_products: list[ProductFigures]
+
+
+def local_days(days: int, tz: str, now: datetime | None = None) -> list[date]:
+    """The last `days` calendar days in `tz`, today last."""
+    today = (now or utcnow()).astimezone(ZoneInfo(tz)).date()
+    return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+
+
+def period(days: int, tz: str, user_id: str | None, variant: str | None) -> Filters:
+    first = local_days(days, tz)[0]
+    since = datetime.combine(first, time(), tzinfo=ZoneInfo(tz))
+    return Filters(since=since, user_id=user_id, variant=variant)
+
+
+def _figures(t: SearchTotals, latency: LatencyStats) -> Figures:
+    return Figures(
+        searches=t.searches,
+        users=t.users,
+        clicked_searches=t.clicked_searches,
+        clicks=t.clicks,
+        search_ctr=ratio(t.clicked_searches, t.searches),
+        avg_click_position=t.rank_sum / t.clicks if t.clicks else None,
+        zero_results=t.zero_results,
+        zero_result_rate=ratio(t.zero_results, t.searches),
+        abandonment_rate=ratio(t.abandoned, t.searches - t.zero_results),
+        avg_response_ms=latency.mean,
+        p95_response_ms=latency.p95,
+    )
+
+
+def _day(t: SearchTotals) -> DayFigures:
+    return DayFigures(
+        searches=t.searches,
+        users=t.users,
+        clicked_searches=t.clicked_searches,
+        clicks=t.clicks,
+        zero_results=t.zero_results,
+        search_ctr=ratio(t.clicked_searches, t.searches),
+        zero_result_rate=ratio(t.zero_results, t.searches),
+    )
+
+
+def overview(
+    store: EventStore,
+    days: int,
+    tz: str = "UTC",
+    variant: str | None = None,
+    user_id: str | None = None,
+) -> Overview:
+    check_tz(tz)
+    f = period(days, tz, user_id, variant)
+    totals = store.search_totals(f, Grouping()).get((), SearchTotals())
+    per_variant = store.search_totals(f, Grouping(by=("variant",)))
+    latency = store.latency_by_variant(f)
+    by_variant = {
+        name: _figures(t, latency.get(name, LatencyStats())) for (name,), t in per_variant.items()
+    }
+    all_ranks = store.rank_histogram(f)
+    calendar = local_days(days, tz)
+    per_day = store.search_totals(f, Grouping(by=("day", "variant"), tz=tz))
+    daily = {
+        name: [_day(per_day.get((d.isoformat(), name), SearchTotals())) for d in calendar]
+        for name in by_variant
+    }
+    histogram = store.latency_histogram(f)
+    uppers: list[float | None] = [*LATENCY_EDGES_MS[1:], None]
+    return Overview(
+        days=days,
+        tz=tz,
+        since=f.since,
+        until=utcnow(),
+        variant=variant,
+        user_id=user_id,
+        totals=_figures(totals, store.latency(f)),
+        by_variant=by_variant,
+        daily=DailySeries(days=calendar, by_variant=daily),
+        clicks_by_rank={str(rank): all_ranks[rank] for rank in sorted(all_ranks)},
+        latency_histogram=[
+            LatencyBucket(from_ms=edge, to_ms=upper, count=histogram.get(edge, 0))
+            for edge, upper in zip(LATENCY_EDGES_MS, uppers, strict=True)
+        ],
+    )
+
+
+def _query(query: str, t: SearchTotals) -> QueryFigures:
+    return QueryFigures(
+        query=query,
+        searches=t.searches,
+        users=t.users,
+        clicked_searches=t.clicked_searches,
+        clicks=t.clicks,
+        search_ctr=ratio(t.clicked_searches, t.searches),
+        avg_click_position=t.rank_sum / t.clicks if t.clicks else None,
+        zero_results=t.zero_results,
+        zero_result_rate=ratio(t.zero_results, t.searches),
+        no_click_searches=t.abandoned,
+    )
+
+
+def queries(
+    store: EventStore,
+    days: int,
+    limit: int = 20,
+    variant: str | None = None,
+    user_id: str | None = None,
+    tz: str = "UTC",
+) -> QueriesReport:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    f = period(days, check_tz(tz), user_id, variant)
+
+    def ranked(order: TotalsOrder) -> list[QueryFigures]:
+        grouping = Grouping(by=("query",), order=order, top=limit)
+        return [_query(q, t) for (q,), t in store.search_totals(f, grouping).items()]
+
+    return QueriesReport(
+        days=days,
+        variant=variant,
+        user_id=user_id,
+        limit=limit,
+        top_queries=ranked("searches"),
+        zero_result_queries=ranked("zero_results"),
+        no_click_queries=ranked("abandoned"),
+        top_products=[
+            ProductFigures(
+                product_id=p.product_id,
+                clicks=p.clicks,
+                users=p.users,
+                avg_click_position=p.rank_sum / p.clicks,
+            )
+            for p in store.top_products(f, limit)
+        ],
+    )

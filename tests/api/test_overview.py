@@ -1,0 +1,154 @@
+"""/analytics/overview and /analytics/queries: the dashboard's numbers over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from fastapi.testclient import TestClient
+
+from clickstats.events import utcnow
+
+TOKYO = ZoneInfo("Asia/Tokyo")  # UTC+9 all year: its midnight is 15:00 UTC the day before
+
+
+def post(client: TestClient, events: list[dict[str, Any]]) -> None:
+    response = client.post("/analytics/events", json={"events": events})
+    assert response.status_code == 200, response.text
+    assert response.json()["rejected"] == 0
+
+
+def search(sid: str, user: str, variant: str, query: str, when: datetime, **fields: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": "impression", "search_id": sid, "user_id": user, "variant": variant,
+        "query": query, "results_count": 10, "timestamp": when.isoformat(), **fields,
+    }  # fmt: skip
+
+
+def click(sid: str | None, rank: int, when: datetime, product: str, user: str = "u1") -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": "click", "search_id": sid, "user_id": user, "rank": rank, "product_id": product,
+        "timestamp": when.isoformat(),
+    }  # fmt: skip
+
+
+@pytest.fixture
+def filled(client: TestClient) -> TestClient:
+    now = utcnow()
+    # Just after midnight in Tokyo today: today there, but yesterday (15:01) in UTC.
+    tokyo_morning = datetime.combine(now.astimezone(TOKYO).date(), time(0, 1), tzinfo=TOKYO)
+    hour = now - timedelta(hours=1)
+    old = now - timedelta(days=10)
+    post(
+        client,
+        [
+            search("s1", "u1", "search_v1", "shoes", hour, response_time_ms=12.0),
+            search("s2", "u1", "search_v1", "shoes", hour, response_time_ms=0.5),
+            search("s3", "u2", "search_v2", "boots", hour, results_count=0, response_time_ms=3.0),
+            search("s4", "u2", "search_v2", "shoes", tokyo_morning, response_time_ms=30.0),
+            search("s5", "u3", "search_v2", "hats", old, response_time_ms=300.0),
+            click("s1", 2, hour, "p2"),
+            click("s1", 5, hour, "p5"),
+            click("s4", 1, tokyo_morning, "p2", user="u2"),
+            click("s5", 1, old, "p1", user="u3"),
+        ],
+    )
+    return client
+
+
+def test_overview_totals(filled: TestClient) -> None:
+    body = filled.get("/analytics/overview", params={"days": 7}).json()
+    totals = body["totals"]
+    assert totals["searches"] == 4 and totals["users"] == 2
+    assert totals["clicked_searches"] == 2 and totals["search_ctr"] == pytest.approx(0.5)
+    assert totals["clicks"] == 3 and totals["avg_click_position"] == pytest.approx(8 / 3)
+    # per variant, clicks count with the search they cite (these clicks carry no variant)
+    assert totals["zero_results"] == 1 and totals["zero_result_rate"] == pytest.approx(0.25)
+    assert totals["abandonment_rate"] == pytest.approx(1 / 3)  # s2 of s1, s2, s4
+    assert body["by_variant"]["search_v1"]["searches"] == 2
+    assert body["by_variant"]["search_v2"]["avg_click_position"] == 1.0
+    assert body["clicks_by_rank"] == {"1": 1, "2": 1, "5": 1}
+    buckets = {b["from_ms"]: b["count"] for b in body["latency_histogram"]}
+    assert (buckets[0], buckets[2.5], buckets[10], buckets[25], buckets[250]) == (1, 1, 1, 1, 0)
+    assert body["latency_histogram"][-1]["to_ms"] is None
+
+
+def test_the_period_selector_changes_the_numbers(filled: TestClient) -> None:
+    week = filled.get("/analytics/overview", params={"days": 7}).json()
+    month = filled.get("/analytics/overview", params={"days": 30}).json()
+    assert (week["totals"]["searches"], month["totals"]["searches"]) == (4, 5)
+    assert len(week["daily"]["days"]) == 7 and len(month["daily"]["days"]) == 30
+    only_v1 = filled.get("/analytics/overview", params={"variant": "search_v1"}).json()
+    assert list(only_v1["by_variant"]) == ["search_v1"]
+    assert only_v1["totals"]["searches"] == 2
+
+
+def test_days_are_the_viewers(filled: TestClient) -> None:
+    def series(tz: str) -> tuple[list[str], list[int]]:
+        body = filled.get("/analytics/overview", params={"days": 3, "tz": tz}).json()
+        return body["daily"]["days"], [
+            d["searches"] for d in body["daily"]["by_variant"]["search_v2"]
+        ]
+
+    tokyo_days, tokyo = series("Asia/Tokyo")
+    assert tokyo_days[-1] == utcnow().astimezone(TOKYO).date().isoformat()
+    assert tokyo[-1] >= 1  # s4 is today in Tokyo
+    utc_days, utc = series("UTC")
+    s4_utc_day = (
+        datetime.combine(utcnow().astimezone(TOKYO).date(), time(0, 1), tzinfo=TOKYO)
+        .astimezone(ZoneInfo("UTC"))
+        .date()
+        .isoformat()
+    )
+    assert utc[utc_days.index(s4_utc_day)] >= 1  # and the day before in UTC
+    assert sum(tokyo) == sum(utc) == 2  # s3 and s4, each on one day
+
+
+def test_user_overview(filled: TestClient) -> None:
+    body = filled.get("/analytics/overview", params={"user_id": "u1"}).json()
+    assert body["user_id"] == "u1"
+    assert body["totals"]["searches"] == 2 and body["totals"]["clicked_searches"] == 1
+
+
+def test_empty_store_has_an_empty_overview(client: TestClient) -> None:
+    body = client.get("/analytics/overview", params={"days": 1}).json()
+    assert body["totals"]["searches"] == 0 and body["totals"]["search_ctr"] is None
+    assert body["by_variant"] == {} and body["clicks_by_rank"] == {}
+    assert len(body["daily"]["days"]) == 1
+    assert sum(b["count"] for b in body["latency_histogram"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "problem"),
+    [
+        ({"tz": "Mars/Olympus"}, "tz", "unknown time zone"),
+        ({"tz": "../etc/passwd"}, "tz", "unknown time zone"),
+        ({"days": 0}, "days", "greater than or equal to 1"),
+        ({"days": 366}, "days", "less than or equal to 365"),
+    ],
+)
+def test_bad_parameters_are_named(
+    client: TestClient, params: dict[str, Any], field: str, problem: str
+) -> None:
+    response = client.get("/analytics/overview", params=params)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["query", field] and problem in error["msg"]
+
+
+def test_queries(filled: TestClient) -> None:
+    body = filled.get("/analytics/queries", params={"days": 7, "limit": 5}).json()
+    top = body["top_queries"]
+    assert [(q["query"], q["searches"]) for q in top] == [("shoes", 3), ("boots", 1)]
+    shoes = top[0]
+    assert shoes["clicked_searches"] == 2 and shoes["search_ctr"] == pytest.approx(2 / 3)
+    assert shoes["avg_click_position"] == pytest.approx(8 / 3) and shoes["no_click_searches"] == 1
+    assert [q["query"] for q in body["zero_result_queries"]] == ["boots"]
+    assert [q["query"] for q in body["no_click_queries"]] == ["shoes"]
+    products = body["top_products"]
+    assert products[0] == {"product_id": "p2", "clicks": 2, "users": 2, "avg_click_position": 1.5}
+    month = filled.get("/analytics/queries", params={"days": 30}).json()
+    assert {q["query"] for q in month["top_queries"]} == {"shoes", "boots", "hats"}
+    assert filled.get("/analytics/queries", params={"limit": 101}).status_code == 422
