@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from clickstats import __version__
-from clickstats.api import analytics, experiments, health, search, web
+from clickstats.api import analytics, dashboard, experiments, health, search, web
 from clickstats.experiments import ExperimentManager
 from clickstats.settings import Settings
 from clickstats.store import StoreError, open_store
@@ -53,5 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(web.router)
+    app.include_router(dashboard.router)
     app.add_exception_handler(StoreError, _store_unavailable)
     return app

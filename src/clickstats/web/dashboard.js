@@ -1,0 +1,723 @@
+/* The dashboard: one shell page; the view comes from location.pathname, the period and the
+ * variant from the query string. Every figure is read from the JSON API (docs/DASHBOARD.md). */
+(function () {
+  "use strict";
+
+  var PERIODS = [1, 7, 30, 90];
+  var DEFAULT_DAYS = 7;
+  var COLORS = ["#2a6df4", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad", "#5c940d"];
+  var GOOD = "#2b8a3e", BAD = "#c92a2a", NEUTRAL = "#868e96";
+  // The results JSON names metrics; their labels and directions are those of
+  // clickstats.stats.summary.METRICS.
+  var METRICS = {
+    search_ctr: {label: "search CTR", higherIsBetter: true, percent: true},
+    clicks_per_search: {label: "clicks per search", higherIsBetter: true, percent: false},
+    mrr: {label: "MRR", higherIsBetter: true, percent: false},
+    avg_click_position: {label: "avg click position", higherIsBetter: false, percent: false},
+    abandonment_rate: {label: "abandonment rate", higherIsBetter: false, percent: true},
+    zero_result_rate: {label: "zero-result rate", higherIsBetter: false, percent: true},
+    time_to_first_click_ms: {label: "time to first click", higherIsBetter: false, ms: true},
+  };
+
+  var $ = function (id) { return document.getElementById(id); };
+  var view = $("view");
+  var status = $("status");
+  var tz = (window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
+  var charts = [];
+  var renderCount = 0;
+  var knownVariants = {};
+
+  // -- formatting ------------------------------------------------------------------------------
+  var integer = new Intl.NumberFormat("en");
+  function count(n) { return n == null ? "–" : integer.format(n); }
+  function percent(x, digits) {
+    return x == null ? "–" : (100 * x).toFixed(digits == null ? 1 : digits) + "%";
+  }
+  function signedPercent(x) { return x == null ? "–" : (x > 0 ? "+" : "") + percent(x); }
+  function decimal(x, digits) { return x == null ? "–" : x.toFixed(digits == null ? 2 : digits); }
+  function ms(x) {
+    if (x == null) return "–";
+    if (x >= 1000) return (x / 1000).toFixed(2) + " s";
+    return x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + " ms";
+  }
+  function pNumber(p) { return p == null ? "–" : p < 0.0001 ? "< 0.0001" : p.toFixed(4); }
+  function pValue(p) { return p == null ? "p –" : (p < 0.0001 ? "p " : "p = ") + pNumber(p); }
+  function latencyEdge(x) { return x >= 1000 ? x / 1000 + " s" : x + " ms"; }
+  function latencyBucket(b) {
+    if (b.to_ms == null) return "≥ " + latencyEdge(b.from_ms);
+    var unit = b.to_ms > 1000 ? 1000 : 1;
+    return b.from_ms / unit + "–" + latencyEdge(b.to_ms);
+  }
+  function metricValue(name, x) {
+    var spec = METRICS[name] || {};
+    return spec.percent ? percent(x) : spec.ms ? ms(x) : decimal(x, 3);
+  }
+  function localTime(iso) {
+    if (!iso) return "–";
+    return new Date(iso).toLocaleString("en", {timeZone: tz, dateStyle: "medium", timeStyle: "short"});
+  }
+  function dayLabel(day) {
+    // "2026-11-21" is a local calendar day already: format it without shifting it.
+    var parts = day.split("-").map(Number);
+    return new Date(Date.UTC(parts[0], parts[1] - 1, parts[2]))
+      .toLocaleDateString("en", {timeZone: "UTC", month: "short", day: "numeric"});
+  }
+  // Every rank from 1 to the deepest clicked one, so that a rank without clicks shows as 0.
+  function rankKeys(byRank) {
+    var deepest = Math.max.apply(null, [0].concat(Object.keys(byRank || {}).map(Number)));
+    var keys = [];
+    for (var rank = 1; rank <= deepest; rank++) keys.push(String(rank));
+    return keys;
+  }
+
+  // -- state in the URL ------------------------------------------------------------------------
+  function params() { return new URLSearchParams(location.search); }
+  function days() {
+    var n = Number(params().get("days"));
+    return PERIODS.indexOf(n) >= 0 ? n : DEFAULT_DAYS;
+  }
+  function variant() { return params().get("variant") || ""; }
+  function setParam(name, value) {
+    var p = params();
+    if (value === "" || value == null) p.delete(name); else p.set(name, String(value));
+    var query = p.toString();
+    history.pushState(null, "", location.pathname + (query ? "?" + query : ""));
+    render();
+  }
+  function withPeriod(path) {
+    var p = new URLSearchParams();
+    if (params().get("days")) p.set("days", String(days()));
+    var query = p.toString();
+    return path + (query ? "?" + query : "");
+  }
+  function api(path, query) {
+    var p = new URLSearchParams();
+    Object.keys(query).forEach(function (k) {
+      if (query[k] !== "" && query[k] != null) p.set(k, String(query[k]));
+    });
+    return getJson(path + "?" + p.toString());
+  }
+  function getJson(url) {
+    return fetch(url, {headers: {Accept: "application/json"}}).then(function (r) {
+      if (!r.ok) {
+        return r.text().then(function (body) {
+          throw new Error(url.split("?")[0] + " answered " + r.status + ": " + body.slice(0, 300));
+        });
+      }
+      return r.json();
+    });
+  }
+
+  function route() {
+    var path = location.pathname.replace(/\/+$/, "") || "/";
+    if (path === "/" || path === "/dashboard") return {page: "overview"};
+    if (path === "/dashboard/queries") return {page: "queries"};
+    if (path === "/dashboard/experiments") return {page: "experiments"};
+    var user = path.match(/^\/dashboard\/users\/(.+)$/);
+    if (user) return {page: "user", userId: decodeURIComponent(user[1])};
+    return {page: "missing"};
+  }
+
+  // -- DOM helpers -----------------------------------------------------------------------------
+  function mount(templateId) {
+    destroyCharts();
+    view.textContent = "";
+    view.appendChild($(templateId).content.cloneNode(true));
+  }
+  function insert(templateId, into) { into.appendChild($(templateId).content.cloneNode(true)); }
+  function cell(row, content, className) {
+    var td = row.insertCell();
+    if (content instanceof Node) td.appendChild(content); else td.textContent = content;
+    if (className) td.className = className;
+    return td;
+  }
+  function fillTable(id, rows, columns, empty) {
+    var body = document.querySelector("#" + id + " tbody");
+    body.textContent = "";
+    if (!rows.length) {
+      var row = body.insertRow();
+      var td = cell(row, empty || "Nothing in this period.", "empty");
+      td.colSpan = columns.length;
+      return;
+    }
+    rows.forEach(function (item) {
+      var row = body.insertRow();
+      columns.forEach(function (column) { cell(row, column(item)); });
+    });
+  }
+  function link(href, text) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = text;
+    return a;
+  }
+  function setKpis(container, values) {
+    container.querySelectorAll("[data-kpi]").forEach(function (dd) {
+      var key = dd.dataset.kpi;
+      if (key in values) dd.textContent = values[key];
+    });
+  }
+  function say(text, isError) {
+    status.textContent = text;
+    status.className = isError ? "error" : "";
+  }
+
+  // -- charts ----------------------------------------------------------------------------------
+  function destroyCharts() {
+    charts.forEach(function (c) { c.destroy(); });
+    charts = [];
+  }
+  function chart(id, config) {
+    config.options = Object.assign({responsive: true, maintainAspectRatio: false, animation: false},
+      config.options || {});
+    var c = new Chart($(id), config);
+    charts.push(c);
+    return c;
+  }
+  function color(name, index) {
+    if (!(name in knownVariants)) knownVariants[name] = Object.keys(knownVariants).length;
+    return COLORS[(index == null ? knownVariants[name] : index) % COLORS.length];
+  }
+  function lineChart(id, labels, series, valueFormat) {
+    return chart(id, {
+      type: "line",
+      data: {
+        labels: labels,
+        datasets: series.map(function (s) {
+          return {label: s.name, data: s.data, borderColor: color(s.name), backgroundColor: color(s.name),
+            tension: 0.2, pointRadius: labels.length > 40 ? 0 : 2, spanGaps: false};
+        }),
+      },
+      options: {
+        interaction: {mode: "index", intersect: false},
+        scales: {y: {beginAtZero: true, ticks: {callback: valueFormat}}},
+        plugins: {tooltip: {callbacks: {label: function (ctx) {
+          return ctx.dataset.label + ": " + (valueFormat ? valueFormat(ctx.parsed.y) : ctx.parsed.y);
+        }}}},
+      },
+    });
+  }
+  function barChart(id, labels, values, label, options) {
+    return chart(id, {
+      type: "bar",
+      data: {labels: labels, datasets: [{label: label, data: values, backgroundColor: COLORS[0]}]},
+      options: Object.assign({plugins: {legend: {display: false}}, scales: {y: {beginAtZero: true}}},
+        options || {}),
+    });
+  }
+  // A vertical line at x = `at` across the chart area: the "no change" mark of an interval chart.
+  function referenceLine(at) {
+    return {
+      id: "reference",
+      afterDatasetsDraw: function (c) {
+        var x = c.scales.x.getPixelForValue(at), area = c.chartArea, ctx = c.ctx;
+        ctx.save();
+        ctx.strokeStyle = "#1d1d1f";
+        ctx.setLineDash([4, 3]);
+        ctx.beginPath();
+        ctx.moveTo(x, area.top);
+        ctx.lineTo(x, area.bottom);
+        ctx.stroke();
+        ctx.restore();
+      },
+    };
+  }
+  // Horizontal floating bars [low, high] with a dot at the estimate.
+  function intervalChart(id, rows, at, format, tick) {
+    return chart(id, {
+      type: "bar",
+      data: {
+        labels: rows.map(function (r) { return r.label; }),
+        datasets: [
+          {type: "bar", label: "95% confidence interval", data: rows.map(function (r) { return [r.low, r.high]; }),
+            backgroundColor: rows.map(function (r) { return r.color + "66"; }),
+            borderColor: rows.map(function (r) { return r.color; }), borderWidth: 1, barPercentage: 0.5},
+          {type: "line", label: "estimate", data: rows.map(function (r) { return r.estimate; }),
+            showLine: false, pointRadius: 5, pointBackgroundColor: rows.map(function (r) { return r.color; }),
+            borderColor: "#1d1d1f"},
+        ],
+      },
+      options: {
+        indexAxis: "y",
+        scales: {x: {ticks: {callback: tick || format}}},
+        plugins: {
+          legend: {display: false},
+          tooltip: {callbacks: {label: function (ctx) {
+            var r = rows[ctx.dataIndex];
+            return "estimate " + format(r.estimate) + ", 95% CI " + format(r.low) + " to " + format(r.high);
+          }}},
+        },
+      },
+      plugins: [referenceLine(at)],
+    });
+  }
+  function percentTick(value) { return percent(value, 0); }
+
+  // -- overview --------------------------------------------------------------------------------
+  function overview(ticket) {
+    mount("overview-page");
+    var query = {days: days(), variant: variant(), tz: tz};
+    var requests = [api("/analytics/overview", query)];
+    if (variant()) requests.push(api("/analytics/overview", {days: days(), tz: tz}));
+    return Promise.all(requests).then(function (answers) {
+      if (ticket !== renderCount) return;
+      var data = answers[0], all = answers[1] || answers[0];
+      setVariantOptions(Object.keys(all.by_variant));
+      var empty = all.totals.searches === 0 && Object.keys(all.by_variant).length === 0;
+      view.querySelector(".onboarding").hidden = !empty;
+      view.querySelector(".filled").hidden = empty;
+      if (empty) return onboarding();
+      var t = data.totals;
+      setKpis(view, {
+        searches: count(t.searches), users: count(t.users), search_ctr: percent(t.search_ctr),
+        avg_click_position: decimal(t.avg_click_position), zero_result_rate: percent(t.zero_result_rate),
+        p95_response_ms: ms(t.p95_response_ms),
+      });
+      var labels = data.daily.days.map(dayLabel);
+      var names = Object.keys(data.daily.by_variant).sort();
+      lineChart("chart-daily-searches", labels, names.map(function (name) {
+        return {name: name, data: data.daily.by_variant[name].map(function (d) { return d.searches; })};
+      }));
+      lineChart("chart-daily-ctr", labels, names.map(function (name) {
+        return {name: name, data: data.daily.by_variant[name].map(function (d) { return d.search_ctr; })};
+      }), percentTick);
+      var ranks = rankKeys(data.clicks_by_rank);
+      barChart("chart-ranks", ranks, ranks.map(function (r) { return data.clicks_by_rank[r] || 0; }), "clicks",
+        {scales: {x: {title: {display: true, text: "rank"}}, y: {beginAtZero: true}}});
+      var buckets = trimHistogram(data.latency_histogram);
+      barChart("chart-latency", buckets.map(latencyBucket), buckets.map(function (b) { return b.count; }), "searches",
+      {scales: {x: {title: {display: true, text: "response time"}}, y: {beginAtZero: true}}});
+      var rows = Object.keys(all.by_variant).sort().map(function (name) {
+        return Object.assign({name: name}, all.by_variant[name]);
+      });
+      fillTable("variants-table", rows, [
+        function (v) { return v.name; }, function (v) { return count(v.searches); },
+        function (v) { return count(v.users); }, function (v) { return count(v.clicks); },
+        function (v) { return percent(v.search_ctr); }, function (v) { return decimal(v.avg_click_position); },
+        function (v) { return percent(v.zero_result_rate); }, function (v) { return percent(v.abandonment_rate); },
+        function (v) { return ms(v.avg_response_ms); }, function (v) { return ms(v.p95_response_ms); },
+      ]);
+    });
+  }
+  // Leading and trailing empty buckets say nothing; the ones between stay (they are a gap).
+  function trimHistogram(buckets) {
+    var first = 0, last = buckets.length - 1;
+    while (first < last && !buckets[first].count) first++;
+    while (last > first && !buckets[last].count) last--;
+    return buckets.slice(first, last + 1);
+  }
+  function onboarding() {
+    var origin = location.origin;
+    $("snippet").textContent =
+      '<script src="' + origin + '/analytics/tracker.js"></script>\n' +
+      "<script>\n" +
+      '  window.clickstats = ClickStats.init({endpoint: "' + origin + '/analytics/events"});\n' +
+      "  // on each result click:\n" +
+      "  // clickstats.trackClick({productId, rank, searchId, variant, query});\n" +
+      "</script>";
+    $("curl").textContent =
+      "curl -s -H 'Content-Type: application/json' -H 'X-User-ID: user-42' " +
+      "-d '{\"query\": \"running shoes\", \"variant\": \"search_v1\", \"results_count\": 3, " +
+      "\"response_time_ms\": 42.5, \"results\": [\"sku-1\", \"sku-2\", \"sku-3\"]}' " +
+      origin + "/analytics/log-impression";
+    $("simulate").textContent = "clickstats simulate --server " + origin;
+  }
+  function setVariantOptions(names) {
+    var select = $("variant");
+    var chosen = variant();
+    var all = names.slice();
+    if (chosen && all.indexOf(chosen) < 0) all.push(chosen);
+    all.sort();
+    select.textContent = "";
+    select.appendChild(new Option("all variants", ""));
+    all.forEach(function (name) { color(name); select.appendChild(new Option(name, name)); });
+    select.value = chosen;
+  }
+
+  // -- queries ---------------------------------------------------------------------------------
+  function queries(ticket) {
+    mount("queries-page");
+    var requests = [api("/analytics/queries", {days: days(), variant: variant(), limit: 20, tz: tz}),
+      api("/analytics/overview", {days: days(), tz: tz})];
+    return Promise.all(requests).then(function (answers) {
+      if (ticket !== renderCount) return;
+      var data = answers[0];
+      setVariantOptions(Object.keys(answers[1].by_variant));
+      var q = function (item) { return item.query; };
+      fillTable("top-queries", data.top_queries, [q,
+        function (i) { return count(i.searches); }, function (i) { return count(i.users); },
+        function (i) { return percent(i.search_ctr); }, function (i) { return decimal(i.avg_click_position); },
+        function (i) { return percent(i.zero_result_rate); }]);
+      fillTable("zero-result-queries", data.zero_result_queries, [q,
+        function (i) { return count(i.searches); }, function (i) { return count(i.zero_results); },
+        function (i) { return percent(i.zero_result_rate); }], "Every query found something.");
+      fillTable("no-click-queries", data.no_click_queries, [q,
+        function (i) { return count(i.searches); }, function (i) { return count(i.no_click_searches); },
+        function (i) { return percent(i.search_ctr); }], "Every query got a click.");
+      fillTable("top-products", data.top_products, [function (p) { return p.product_id; },
+        function (p) { return count(p.clicks); }, function (p) { return count(p.users); },
+        function (p) { return decimal(p.avg_click_position); }], "No clicks in this period.");
+      var top = data.top_products.slice(0, 10);
+      barChart("chart-products", top.map(function (p) { return p.product_id; }),
+        top.map(function (p) { return p.clicks; }), "clicks", {indexAxis: "y", scales: {x: {beginAtZero: true}}});
+    });
+  }
+
+  // -- experiments -----------------------------------------------------------------------------
+  function experiments(ticket) {
+    mount("experiments-page");
+    return getJson("/experiments").then(function (answer) {
+      if (ticket !== renderCount) return;
+      var list = answer.experiments;
+      var select = $("experiment");
+      if (!list.length) {
+        $("experiment-body").textContent = "No experiments are defined (POST /experiments defines one).";
+        return;
+      }
+      list.forEach(function (e) {
+        select.appendChild(new Option(e.name + (e.type === "interleaving" ? " (interleaving)" : " (A/B)"), e.name));
+      });
+      var wanted = params().get("experiment");
+      var chosen = list.filter(function (e) { return e.name === wanted; })[0] || list[0];
+      select.value = chosen.name;
+      select.addEventListener("change", function () { setParam("experiment", select.value); });
+      $("experiment-status").textContent = chosen.status;
+      $("experiment-status").className = "badge " + chosen.status;
+      $("experiment-description").textContent = chosen.description || "";
+      var path = "/experiments/" + encodeURIComponent(chosen.name);
+      if (chosen.type === "interleaving") {
+        return getJson(path + "/interleaving?days=" + days()).then(function (r) {
+          if (ticket === renderCount) interleavingResult(r);
+        });
+      }
+      return getJson(path + "/results?days=" + days()).then(function (r) {
+        if (ticket === renderCount) abResult(r);
+      });
+    });
+  }
+
+  function abResult(r) {
+    var body = $("experiment-body");
+    insert("ab-result", body);
+    var decision = r.decision || {};
+    var verdict = $("verdict");
+    verdict.textContent = decision.summary || r.reason || "No decision.";
+    verdict.className = "sentence " + (decision.winner ? "ship" : decision.blocked_by && decision.blocked_by.length ? "blocked" : "open");
+    $("certainty").textContent = certainty(r);
+
+    var srm = (r.health || {}).srm || {};
+    if (srm.flagged) {
+      $("srm-warning").hidden = false;
+      $("srm-text").textContent = "The users per variant do not match the configured split (" +
+        pValue(srm.p_value) + "): " + Object.keys(srm.observed || {}).map(function (name) {
+          return name + " has " + count(srm.observed[name]) + " users where " +
+            count(Math.round(srm.expected[name])) + " were expected";
+        }).join("; ") + ". Do not act on these results until the cause is found.";
+    }
+    healthList(r);
+
+    var rows = [];
+    r.variants.filter(function (v) { return !v.is_control; }).forEach(function (v) {
+      Object.keys(v.metrics).forEach(function (name) {
+        var c = v.metrics[name].comparison;
+        if (!c || !c.relative_ci) return;
+        var spec = METRICS[name] || {higherIsBetter: true};
+        var better = (c.relative > 0) === spec.higherIsBetter;
+        rows.push({
+          label: (name === r.primary_metric ? "★ " : "") + (spec.label || name) +
+            (r.variants.length > 2 ? " (" + v.name + ")" : ""),
+          low: c.relative_ci[0], high: c.relative_ci[1], estimate: c.relative,
+          color: !c.significant ? NEUTRAL : better ? GOOD : BAD,
+        });
+      });
+    });
+    if (rows.length) {
+      intervalChart("chart-intervals", rows, 0, signedPercent, function (x) { return (x > 0 ? "+" : "") + percent(x, 0); });
+      $("chart-intervals").parentNode.style.height = Math.max(160, 44 * rows.length + 60) + "px";
+    } else {
+      $("chart-intervals").parentNode.replaceWith(document.createTextNode("No interval yet: too little data."));
+    }
+    variantsTable(r);
+  }
+
+  function certainty(r) {
+    var primary = r.primary_metric;
+    var label = (METRICS[primary] || {}).label || primary;
+    var treatment = r.variants.filter(function (v) { return !v.is_control && v.metrics[primary]; })[0];
+    var c = treatment && treatment.metrics[primary].comparison;
+    var method = r.method === "sequential" ? "a sequential test, valid however often this page is read"
+      : "a fixed-horizon test";
+    if (!c || !c.relative_ci) {
+      return "How sure: not measurable yet" + (c && c.reason ? " (" + c.reason + ")" : "") + ".";
+    }
+    var blocked = ((r.decision || {}).blocked_by || []).filter(function (b) {
+      return b === "sample_ratio_mismatch" || b === "implausible_lift";
+    });
+    var text = (blocked.length
+      ? "How sure: not at all until the " + (blocked[0] === "sample_ratio_mismatch" ? "sample ratio mismatch" : "implausibly large change") +
+        " is explained. Taken at face value, "
+      : "How sure: ") + treatment.name + " changes " + label + " by " + signedPercent(c.relative) +
+      " against " + r.control + "; the 95% confidence interval runs from " + signedPercent(c.relative_ci[0]) +
+      " to " + signedPercent(c.relative_ci[1]) + " (" + pValue(c.p_value_adjusted != null ? c.p_value_adjusted : c.p_value) +
+      ", " + count(c.users) + " users, " + method + "). ";
+    if (blocked.length) return text;
+    text += c.significant ? "The interval does not include 0 (no change), so the difference is very unlikely to be chance."
+      : "The interval includes 0 (no change), so the data cannot tell the variants apart yet.";
+    var power = ((r.health || {}).power || {})[treatment.name];
+    if (!c.significant && power && power.additional_users != null) {
+      text += " Detecting a " + percent(power.target_lift, 0) + " change needs about " +
+        count(power.additional_users) + " more users.";
+    }
+    return text;
+  }
+
+  function healthList(r) {
+    var list = $("health");
+    var h = r.health || {};
+    var items = [];
+    var srm = h.srm || {};
+    items.push([srm.checked ? !srm.flagged : null, srm.checked
+      ? "Sample ratio: " + Object.keys(srm.observed).map(function (n) { return n + " " + count(srm.observed[n]); }).join(", ") +
+        " users (" + pValue(srm.p_value) + (srm.flagged ? ", mismatch" : ", as configured") + ")"
+      : "Sample ratio not checked: " + (srm.reason || "no data")]);
+    var sample = h.sample || {};
+    items.push([!!sample.met, sample.met
+      ? "Enough data: every variant has at least " + sample.min_users + " users and " + sample.min_denominator + " " + sample.denominator
+      : "Not enough data yet: " + (sample.reason || (sample.short || []).join(", ") || "")]);
+    var implausible = h.implausible || [];
+    items.push([!implausible.length, implausible.length
+      ? "Implausibly large change: check the tracking (" + implausible.map(function (i) { return i.variant || i; }).join(", ") + ")"
+      : "No implausibly large change (threshold " + percent(h.implausible_threshold, 0) + ")"]);
+    list.textContent = "";
+    items.forEach(function (item) {
+      var li = document.createElement("li");
+      li.className = item[0] === true ? "pass" : item[0] === false ? "fail" : "skip";
+      li.textContent = item[1];
+      list.appendChild(li);
+    });
+  }
+
+  // One row per metric (they are many, the variants few): each variant's value and, for a
+  // treatment, its change against the control with the interval and the p-value.
+  function variantsTable(r) {
+    var names = Object.keys(r.variants[0] ? r.variants[0].metrics : {});
+    var head = document.querySelector("#ab-variants thead").insertRow();
+    var th = function (text, cls) {
+      var el = document.createElement("th");
+      el.scope = "col";
+      el.textContent = text;
+      if (cls) el.className = cls;
+      head.appendChild(el);
+    };
+    th("metric");
+    r.variants.forEach(function (v) {
+      th(v.name + (v.is_control ? " (control)" : ""));
+      if (!v.is_control) { th("change [95% CI]"); th("p-value"); }
+    });
+    var body = document.querySelector("#ab-variants tbody");
+    var users = body.insertRow();
+    cell(users, "users");
+    r.variants.forEach(function (v) {
+      cell(users, count(v.users));
+      if (!v.is_control) { cell(users, ""); cell(users, ""); }
+    });
+    names.forEach(function (name) {
+      var spec = METRICS[name] || {higherIsBetter: true};
+      var tr = body.insertRow();
+      tr.dataset.metric = name;
+      var label = cell(tr, (name === r.primary_metric ? "★ " : "") + (spec.label || name) + " ");
+      var direction = document.createElement("small");
+      direction.className = "muted";
+      direction.textContent = spec.higherIsBetter ? "(higher is better)" : "(lower is better)";
+      label.appendChild(direction);
+      r.variants.forEach(function (v) {
+        var m = v.metrics[name] || {};
+        var c = m.comparison;
+        cell(tr, metricValue(name, m.estimate));
+        if (v.is_control) return;
+        if (c && c.relative != null) {
+          var change = cell(tr, signedPercent(c.relative) + (c.relative_ci
+            ? " [" + signedPercent(c.relative_ci[0]) + ", " + signedPercent(c.relative_ci[1]) + "]" : ""));
+          change.className = c.significant ? ((c.relative > 0) === spec.higherIsBetter ? "good" : "bad") : "muted";
+          cell(tr, pNumber(c.p_value_adjusted != null ? c.p_value_adjusted : c.p_value));
+        } else {
+          var why = cell(tr, (c && c.reason) || m.reason || "–");
+          why.className = "muted reason";
+          why.colSpan = 2;
+        }
+      });
+    });
+    var latency = r.response_time || {};
+    if (Object.keys(latency).length) {
+      var note = document.createElement("p");
+      note.className = "muted";
+      note.textContent = "Response time (descriptive, not tested): " + Object.keys(latency).map(function (name) {
+        return name + " avg " + ms(latency[name].avg_ms) + ", p95 " + ms(latency[name].p95_ms);
+      }).join("; ") + ".";
+      $("ab-variants").parentNode.after(note);
+    }
+  }
+
+  function interleavingResult(r) {
+    var body = $("experiment-body");
+    insert("interleaving-result", body);
+    var verdict = $("verdict");
+    verdict.textContent = r.verdict || r.reason || "No verdict.";
+    verdict.className = "sentence " + (r.significant ? "ship" : "open");
+    var a = r.rankers.A, b = r.rankers.B;
+    $("certainty").textContent = r.ci_low == null
+      ? "How sure: not measurable yet" + (r.reason ? " (" + r.reason + ")" : "") + "."
+      : "How sure: " + b + " (B) wins " + percent(r.preference) + " of the searches won by either ranker; the 95% " +
+        "confidence interval runs from " + percent(r.ci_low) + " to " + percent(r.ci_high) + " (" + pValue(r.p_value) +
+        ", " + count(r.users) + " users). " + (r.significant
+          ? "It excludes 50%, so the preference is unlikely to be chance."
+          : "It includes 50%, so the data cannot tell the rankers apart yet.");
+    $("wins").innerHTML = "";
+    [["Wins A (" + a + ")", count(r.wins_a)], ["Wins B (" + b + ")", count(r.wins_b)], ["Ties", count(r.ties)],
+      ["Searches with clicks", count(r.searches_with_clicks)], ["Users", count(r.users)]].forEach(function (pair) {
+      var div = document.createElement("div");
+      var dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = pair[0];
+      dd.textContent = pair[1];
+      div.appendChild(dt);
+      div.appendChild(dd);
+      $("wins").appendChild(div);
+    });
+    var rows = [];
+    var shade = function (s) {
+      if (!s.significant) return NEUTRAL;
+      return s.preference > 0.5 ? GOOD : BAD;
+    };
+    if (r.ci_low != null) {
+      rows.push({label: "all searches", low: r.ci_low, high: r.ci_high, estimate: r.preference, color: shade(r)});
+    }
+    r.by_query.forEach(function (q) {
+      if (q.ci_low != null) {
+        rows.push({label: "“" + q.query + "”", low: q.ci_low, high: q.ci_high, estimate: q.preference, color: shade(q)});
+      }
+    });
+    if (rows.length) {
+      intervalChart("chart-preference", rows, 0.5, percentTick);
+      charts[charts.length - 1].options.scales.x.min = 0;
+      charts[charts.length - 1].options.scales.x.max = 1;
+      charts[charts.length - 1].update();
+      $("chart-preference").parentNode.style.height = Math.max(160, 30 * rows.length + 60) + "px";
+    } else {
+      $("chart-preference").parentNode.replaceWith(document.createTextNode("No interval yet: too little data."));
+    }
+    fillTable("interleaving-queries", r.by_query, [function (q) { return q.query; },
+      function (q) { return count(q.users); }, function (q) { return count(q.wins_a); },
+      function (q) { return count(q.wins_b); }, function (q) { return count(q.ties); },
+      function (q) { return percent(q.preference); },
+      function (q) { return q.ci_low == null ? "–" : percent(q.ci_low) + " to " + percent(q.ci_high); },
+      function (q) { return q.significant ? "yes" : "no"; }], "No clicked searches in this period.");
+  }
+
+  // -- a user ----------------------------------------------------------------------------------
+  function user(ticket, userId) {
+    mount("user-page");
+    $("user-name").textContent = userId;
+    document.title = "User " + userId + " · clickstats";
+    return Promise.all([
+      getJson("/analytics/user/" + encodeURIComponent(userId) + "?days=" + days()),
+      api("/analytics/overview", {days: days(), user_id: userId, tz: tz}),
+    ]).then(function (answers) {
+      if (ticket !== renderCount) return;
+      var s = answers[0], o = answers[1];
+      setKpis(view, {
+        impressions: count(s.impressions), clicks: count(s.clicks), ctr: percent(s.ctr),
+        avg_rank: decimal(s.avg_rank), p95_ms: ms(s.response_time.p95_ms), avg_ms: ms(s.response_time.avg_ms),
+      });
+      $("user-seen").textContent = s.first_seen
+        ? "First search " + localTime(s.first_seen) + ", last " + localTime(s.last_seen) + " (" + tz + ")." : "";
+      $("user-empty").hidden = s.impressions > 0;
+      var labels = o.daily.days.map(dayLabel);
+      var total = o.daily.days.map(function () { return 0; });
+      var clicked = total.slice();
+      Object.keys(o.daily.by_variant).forEach(function (name) {
+        o.daily.by_variant[name].forEach(function (d, i) {
+          total[i] += d.searches;
+          clicked[i] += d.clicked_searches;
+        });
+      });
+      chart("chart-user-daily", {
+        type: "bar",
+        data: {labels: labels, datasets: [
+          {label: "searches", data: total, backgroundColor: COLORS[0]},
+          {label: "clicked searches", data: clicked, backgroundColor: COLORS[2]},
+        ]},
+        options: {scales: {y: {beginAtZero: true, ticks: {precision: 0}}}},
+      });
+      var ranks = rankKeys(o.clicks_by_rank);
+      barChart("chart-user-ranks", ranks, ranks.map(function (k) { return o.clicks_by_rank[k] || 0; }), "clicks",
+        {scales: {x: {title: {display: true, text: "rank"}}, y: {beginAtZero: true, ticks: {precision: 0}}}});
+      var rows = Object.keys(s.by_variant).sort().map(function (name) {
+        return Object.assign({name: name}, s.by_variant[name]);
+      });
+      fillTable("user-variants", rows, [function (v) { return v.name; },
+        function (v) { return count(v.impressions); }, function (v) { return count(v.clicks); },
+        function (v) { return percent(v.ctr); }], "No searches in this period.");
+    });
+  }
+
+  // -- the frame -------------------------------------------------------------------------------
+  function frame(r) {
+    document.querySelectorAll("nav [data-page]").forEach(function (a) {
+      var base = a.dataset.page === "overview" ? "/" : "/dashboard/" + a.dataset.page;
+      a.href = withPeriod(base);
+      if (a.dataset.page === r.page) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    });
+    document.querySelectorAll(".period [data-days]").forEach(function (button) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.days) === days()));
+    });
+    // The variant filter applies to the overview and the queries; the user page has its own.
+    document.querySelector(".variant-filter").hidden = r.page !== "overview" && r.page !== "queries";
+    $("tz").textContent = tz;
+    if (r.page !== "user") document.title = r.page.charAt(0).toUpperCase() + r.page.slice(1) + " · clickstats";
+  }
+
+  function render() {
+    var r = route();
+    var ticket = ++renderCount;
+    frame(r);
+    document.body.dataset.state = "loading";
+    document.body.dataset.page = r.page;
+    say("Loading…");
+    var work;
+    if (r.page === "overview") work = overview(ticket);
+    else if (r.page === "queries") work = queries(ticket);
+    else if (r.page === "experiments") work = experiments(ticket);
+    else if (r.page === "user") work = user(ticket, r.userId);
+    else {
+      mount("overview-page");
+      view.textContent = "";
+      work = Promise.reject(new Error("no dashboard page at " + location.pathname));
+    }
+    return work.then(function () {
+      if (ticket !== renderCount) return;
+      say("");
+      document.body.dataset.state = "ready";
+    }, function (err) {
+      if (ticket !== renderCount) return;
+      say("Could not load this page: " + err.message, true);
+      document.body.dataset.state = "error";
+    });
+  }
+
+  document.querySelectorAll(".period [data-days]").forEach(function (button) {
+    button.addEventListener("click", function () { setParam("days", button.dataset.days); });
+  });
+  $("variant").addEventListener("change", function (e) { setParam("variant", e.target.value); });
+  $("user-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var id = $("user-id").value.trim();
+    if (id) location.href = withPeriod("/dashboard/users/" + encodeURIComponent(id));
+  });
+  window.addEventListener("popstate", render);
+  if (window.Chart) {
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = "#444";
+  }
+  window.dashboard = {render: render, charts: function () { return charts.slice(); }, timeZone: tz};
+  render();
+})();
