@@ -58,7 +58,11 @@ def endpoints(user: str) -> list[str]:
     with_30 = [f"{p}{'&' if '?' in p else '?'}days=30" for p in per_window]
     # issue 5: the experiment analysis (its default window is 30 days)
     experiment = ["/experiments/search_ranking/results?days=7", EXPERIMENT_RESULTS]
-    return [*per_window, *with_30, "/health", *experiment]
+    # issue 7: the dashboard's endpoints, for 7 and 30 days
+    dashboard = [
+        f"/analytics/{name}{days}" for name in ("overview", "queries") for days in ("", "?days=30")
+    ]
+    return [*per_window, *with_30, "/health", *experiment, *dashboard]
 
 
 EXPERIMENT_RESULTS = "/experiments/search_ranking/results"

@@ -8,7 +8,7 @@ days before it, from local midnight, so that every point of a daily series is a 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -23,23 +23,13 @@ from clickstats.store.base import (
     SearchTotals,
     TotalsOrder,
 )
+from clickstats.timezones import check_tz
 
 MAX_LIMIT = 100
 
 
 def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
-
-
-def check_tz(tz: str) -> str:
-    """An IANA time zone name, or ValueError naming the problem."""
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {tz!r}: use an IANA name such as 'Europe/Berlin' or 'UTC'"
-        ) from None
-    return tz
 
 
 class DayFigures(Report):
@@ -173,15 +163,15 @@ def overview(
 ) -> Overview:
     check_tz(tz)
     f = period(days, tz, user_id, variant)
-    totals = store.search_totals(f, Grouping()).get((), SearchTotals())
-    per_variant = store.search_totals(f, Grouping(by=("variant",)))
+    calendar = local_days(days, tz)
+    totals, per_variant, per_day = store.search_totals_many(
+        f, [Grouping(), Grouping(by=("variant",)), Grouping(by=("day", "variant"), tz=tz)]
+    )
     latency = store.latency_by_variant(f)
     by_variant = {
         name: _figures(t, latency.get(name, LatencyStats())) for (name,), t in per_variant.items()
     }
     all_ranks = store.rank_histogram(f)
-    calendar = local_days(days, tz)
-    per_day = store.search_totals(f, Grouping(by=("day", "variant"), tz=tz))
     daily = {
         name: [_day(per_day.get((d.isoformat(), name), SearchTotals())) for d in calendar]
         for name in by_variant
@@ -195,7 +185,7 @@ def overview(
         until=utcnow(),
         variant=variant,
         user_id=user_id,
-        totals=_figures(totals, store.latency(f)),
+        totals=_figures(totals.get((), SearchTotals()), store.latency(f)),
         by_variant=by_variant,
         daily=DailySeries(days=calendar, by_variant=daily),
         clicks_by_rank={str(rank): all_ranks[rank] for rank in sorted(all_ranks)},
@@ -233,18 +223,20 @@ def queries(
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
     f = period(days, check_tz(tz), user_id, variant)
 
-    def ranked(order: TotalsOrder) -> list[QueryFigures]:
-        grouping = Grouping(by=("query",), order=order, top=limit)
-        return [_query(q, t) for (q,), t in store.search_totals(f, grouping).items()]
-
+    orders: tuple[TotalsOrder, ...] = ("searches", "zero_results", "abandoned")
+    groupings = [Grouping(by=("query",), order=order, top=limit) for order in orders]
+    top, zero, no_click = (
+        [_query(q, t) for (q,), t in groups.items()]
+        for groups in store.search_totals_many(f, groupings)
+    )
     return QueriesReport(
         days=days,
         variant=variant,
         user_id=user_id,
         limit=limit,
-        top_queries=ranked("searches"),
-        zero_result_queries=ranked("zero_results"),
-        no_click_queries=ranked("abandoned"),
+        top_queries=top,
+        zero_result_queries=zero,
+        no_click_queries=no_click,
         top_products=[
             ProductFigures(
                 product_id=p.product_id,

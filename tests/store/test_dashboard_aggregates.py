@@ -120,6 +120,23 @@ def test_groups_agree_with_the_reference(
     assert list(got) == sorted(got)  # ordered by key
 
 
+def test_many_groupings_at_once(filled: EventStore) -> None:
+    groupings = [
+        Grouping(),
+        Grouping(by=("variant",)),
+        Grouping(by=("day", "variant"), tz="Europe/Berlin"),
+        Grouping(by=("variant", "day"), tz="America/New_York"),
+        Grouping(by=("query",)),
+    ]
+    u3 = Filters(since=ALL.since, user_id="u3")
+    for f in (ALL, u3):
+        assert filled.search_totals_many(f, groupings) == [
+            reference(f, g.by, g.tz) for g in groupings
+        ]
+    ranked = [Grouping(by=("query",), order="searches", top=1), Grouping()]
+    assert filled.search_totals_many(ALL, ranked) == [filled.search_totals(ALL, g) for g in ranked]
+
+
 def test_days_follow_daylight_saving_time(filled: EventStore) -> None:
     berlin = filled.search_totals(ALL, Grouping(by=("day",), tz="Europe/Berlin"))
     # 22:59 and 23:30 UTC on 28 March fall on two Berlin days (CET, UTC+1); 22:30 UTC on

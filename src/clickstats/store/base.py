@@ -246,6 +246,12 @@ class EventStore(abc.ABC):
         """Searches in the window with their linked clicks, summed per group (one group, the
         key (), without grouping keys); ordered as the grouping asks, else by key."""
 
+    def search_totals_many(
+        self, f: Filters, groupings: Sequence[Grouping]
+    ) -> list[dict[tuple[str, ...], SearchTotals]]:
+        """search_totals for each grouping; a store may answer them all in one pass."""
+        return [self.search_totals(f, g) for g in groupings]
+
     @abc.abstractmethod
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         """The `top` most clicked product ids (ties by id)."""
