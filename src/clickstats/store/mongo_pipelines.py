@@ -7,6 +7,7 @@ take an IANA time zone, so a day's bucket follows that zone's daylight-saving ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,16 +34,11 @@ def _count_if(condition: Doc) -> Doc:
     return {"$sum": {"$cond": [condition, 1, 0]}}
 
 
-def search_totals_pipeline(
-    spec: Doc, since: datetime, clicks: str, grouping: Grouping
-) -> list[Doc]:
-    """Searches matching `spec`, each with its clicks in the window (``$lookup`` on the
-    search_id index); per (group, user), so that users are counted once per group; per group."""
-    keys = {f"k{n}": _key(key, grouping.tz) for n, key in enumerate(grouping.by)}
+def per_search_stages(spec: Doc, since: datetime, clicks: str) -> list[Doc]:
+    """Searches matching `spec`, each with the number and rank sum of its clicks in the window
+    (``$lookup`` on the search_id index)."""
     in_window = {"$gte": ["$$click.timestamp", since]}
-    has_results = {"$gt": ["$results_count", 0]}
-    totals = ("searches", "clicked_searches", "clicks", "rank_sum", "zero_results", "abandoned")
-    pipeline: list[Doc] = [
+    return [
         {"$match": spec},
         {
             "$lookup": {
@@ -75,6 +71,16 @@ def search_totals_pipeline(
                 "rank_sum": {"$sum": "$clicks.rank"},
             }
         },
+    ]
+
+
+def grouping_stages(grouping: Grouping) -> list[Doc]:
+    """From one row per search: per (group, user), so that users count once per group; then
+    per group, ranked and cut as the grouping asks."""
+    keys = {f"k{n}": _key(key, grouping.tz) for n, key in enumerate(grouping.by)}
+    has_results = {"$gt": ["$results_count", 0]}
+    totals = ("searches", "clicked_searches", "clicks", "rank_sum", "zero_results", "abandoned")
+    stages: list[Doc] = [
         {
             "$group": {
                 "_id": {**keys, "user": "$user_id"},
@@ -96,13 +102,25 @@ def search_totals_pipeline(
     ]
     sort: Doc = {f"_id.{k}": 1 for k in keys}
     if grouping.order is not None:
-        pipeline.append({"$match": {grouping.order: {"$gt": 0}}})
+        stages.append({"$match": {grouping.order: {"$gt": 0}}})
         sort = {grouping.order: -1, **sort}
     if sort:
-        pipeline.append({"$sort": sort})
+        stages.append({"$sort": sort})
     if grouping.top is not None:
-        pipeline.append({"$limit": grouping.top})
-    return pipeline
+        stages.append({"$limit": grouping.top})
+    return stages
+
+
+def search_totals_pipeline(
+    spec: Doc, since: datetime, clicks: str, groupings: Sequence[Grouping]
+) -> list[Doc]:
+    """One grouping's rows; several groupings share the per-search stages and come back as
+    one document, an array of rows per grouping (``$facet``: g0, g1, ...)."""
+    stages = per_search_stages(spec, since, clicks)
+    if len(groupings) == 1:
+        return [*stages, *grouping_stages(groupings[0])]
+    facets = {f"g{n}": grouping_stages(g) for n, g in enumerate(groupings)}
+    return [*stages, {"$facet": facets}]
 
 
 def top_products_pipeline(spec: Doc, top: int) -> list[Doc]:
