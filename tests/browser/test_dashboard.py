@@ -173,6 +173,10 @@ def test_overview_draws_every_chart_and_the_period_and_variant_change_the_number
     assert_charts_drawn(
         tab, {"chart-daily-searches", "chart-daily-ctr", "chart-ranks", "chart-latency"}
     )
+    page.go_back()  # the choices are in the URL: back is the 90 days of every variant again
+    wait_ready(tab)
+    assert page.url.endswith("/?days=90") and page.input_value("#variant") == ""
+    assert kpi(tab, "searches") == f"{quarter['totals']['searches']:,}"
     assert tab.errors == [] and outside == []
 
 

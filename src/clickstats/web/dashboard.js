@@ -185,7 +185,7 @@
         labels: labels,
         datasets: series.map(function (s) {
           return {label: s.name, data: s.data, borderColor: color(s.name), backgroundColor: color(s.name),
-            tension: 0.2, pointRadius: labels.length > 40 ? 0 : 2, spanGaps: false};
+            cubicInterpolationMode: "monotone", pointRadius: labels.length > 40 ? 0 : 2, spanGaps: false};
         }),
       },
       options: {
@@ -299,12 +299,12 @@
       ]);
     });
   }
-  // Leading and trailing empty buckets say nothing; the ones between stay (they are a gap).
+  // From 0 ms to one bucket past the slowest search (at least the first five buckets, for scale):
+  // the empty buckets beyond say nothing.
   function trimHistogram(buckets) {
-    var first = 0, last = buckets.length - 1;
-    while (first < last && !buckets[first].count) first++;
-    while (last > first && !buckets[last].count) last--;
-    return buckets.slice(first, last + 1);
+    var last = 0;
+    buckets.forEach(function (b, i) { if (b.count) last = i; });
+    return buckets.slice(0, Math.min(buckets.length, Math.max(last + 2, 5)));
   }
   function onboarding() {
     var origin = location.origin;
