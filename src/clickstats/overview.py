@@ -7,7 +7,7 @@ days before it, from local midnight, so that every point of a daily series is a 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
@@ -181,7 +181,7 @@ def overview(
     return Overview(
         days=days,
         tz=tz,
-        since=f.since,
+        since=f.since.astimezone(UTC),
         until=utcnow(),
         variant=variant,
         user_id=user_id,
