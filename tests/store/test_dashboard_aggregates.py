@@ -135,7 +135,13 @@ def test_many_groupings_at_once(filled: EventStore) -> None:
         ]
     bounded = groupings[:4]  # MongoDB answers these in one $facet
     assert filled.search_totals_many(ALL, bounded) == [reference(ALL, g.by, g.tz) for g in bounded]
-    ranked = [Grouping(by=("query",), order="searches", top=1), Grouping()]
+    ranked = [
+        Grouping(by=("query",), order="searches", top=2),
+        Grouping(by=("query",), order="abandoned", top=2),
+        Grouping(by=("variant", "query")),
+        Grouping(by=("query", "variant")),
+        Grouping(),
+    ]
     assert filled.search_totals_many(ALL, ranked) == [filled.search_totals(ALL, g) for g in ranked]
 
 

@@ -411,7 +411,9 @@ class DuckDBStore(GroupWritten, EventStore):
         linked = "AND search_id IN (SELECT search_id FROM i)" if f.user_id is not None else ""
         selected = "".join(f"{sql} AS {alias}, " for sql, alias in columns.items())
         grouping_flags = f"GROUPING({', '.join(names)})" if names else "0"
-        grouping_sets = ", ".join(f"({', '.join(aliases)})" for aliases in sets)
+        # Each set once: a set named twice would give each of its groups twice.
+        distinct = dict.fromkeys(f"({', '.join(sorted(aliases))})" for aliases in sets)
+        grouping_sets = ", ".join(distinct)
         sql = f"""
             {scope.with_clause("impressions")}{"," if f.user_id else "WITH"}
             i AS (
