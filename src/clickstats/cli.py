@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from clickstats import __version__
 from clickstats.settings import DEFAULT_STORE, Settings
 from clickstats.simulate import simulate_command
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from clickstats.store import EventStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,3 +93,194 @@ def demo(server: str | None, store: str | None) -> None:
 
 
 main.add_command(simulate_command)
+
+
+@contextmanager
+def opened_store(url: str) -> Iterator[EventStore]:
+    """The store a --store URL names, open; its problems as one line each."""
+    from clickstats.store import StoreError, open_store
+
+    try:
+        store = open_store(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from exc
+    try:
+        store.open()
+    except StoreError as exc:
+        raise click.ClickException(
+            f"{exc}\nIs a server running on this store? Stop it first (DuckDB allows one "
+            "process at a time)."
+        ) from exc
+    try:
+        yield store
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()
+
+
+class Since(click.ParamType[datetime]):
+    name = "WHEN"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        from clickstats.transfer import parse_since
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_since(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _progress(unit: str) -> Progress:
+    """A progress bar on stderr, in bytes or rows; none when stderr is not a terminal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    count = DownloadColumn() if unit == "bytes" else TextColumn("{task.completed:,.0f} " + unit)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        count,
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
+@main.command()
+@store_option
+@click.option(
+    "--days",
+    type=click.IntRange(1, 365),
+    default=7,
+    show_default=True,
+    help="Report on the last this many days.",
+)
+@click.option(
+    "--experiment",
+    "experiment_names",
+    multiple=True,
+    metavar="NAME",
+    help="The experiment to report on (repeatable). Default: every running experiment.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["sequential", "fixed"]),
+    default="sequential",
+    show_default=True,
+    help="sequential: valid however often it is read; fixed: read once, at a planned size.",
+)
+def report(store: str, days: int, experiment_names: tuple[str, ...], method: str) -> None:
+    """Print the overview (per variant and in total) and each experiment's verdict."""
+    from rich.console import Console
+
+    from clickstats.experiments import UnknownExperiment
+    from clickstats.report import pick_experiments, render_report
+    from clickstats.tracking import ClickTrackingService
+
+    settings = Settings(store=store)
+    try:
+        experiments = pick_experiments(experiment_names, settings.experiments)
+    except UnknownExperiment as exc:
+        raise click.ClickException(f"{exc} in {settings.experiments}") from exc
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 140)  # pipes and files get whole table rows
+    with opened_store(store) as event_store:
+        render_report(
+            console,
+            ClickTrackingService(event_store),
+            days=days,
+            experiments=experiments,
+            method=method,  # type: ignore[arg-type]  # a click.Choice of Method
+            store=store,
+        )
+
+
+FORMAT_HELP = "jsonl, csv or parquet; default: from the file's extension."
+
+
+@main.command()
+@store_option
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The file to write (replaced if it exists).",
+)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help=FORMAT_HELP)
+@click.option(
+    "--since",
+    type=Since(),
+    default=None,
+    help="Only events at or after this: 2026-11-01, 2026-11-01T08:00 (UTC unless it has an "
+    "offset), or 7d / 12h / 2w ago. Default: every event.",
+)
+def export(store: str, output: Path, fmt: str | None, since: datetime | None) -> None:
+    """Write the store's events to one file: impressions and clicks in one table."""
+    from clickstats.transfer import TransferError, export_file, file_format
+
+    try:
+        fmt = file_format(output, fmt)
+    except TransferError as exc:
+        raise click.ClickException(str(exc)) from exc
+    progress = _progress("events")
+    with opened_store(store) as event_store, progress:
+        task = progress.add_task("exporting", total=None)
+        try:
+            summary = export_file(
+                event_store,
+                output,
+                fmt,
+                since=since,
+                progress=lambda n: progress.update(task, completed=n),
+            )
+        except TransferError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"exported {summary.events:,} events ({summary.impressions:,} impressions, "
+        f"{summary.clicks:,} clicks) to {summary.path} ({summary.format})"
+    )
+
+
+@main.command("import")
+@store_option
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help=FORMAT_HELP)
+def import_(store: str, file: Path, fmt: str | None) -> None:
+    """Store the events of a file (jsonl, csv or parquet); events already stored (same
+    event_id) are left alone, so importing a file twice is harmless."""
+    from clickstats.transfer import TransferError, file_format, import_file
+
+    try:
+        fmt = file_format(file, fmt)
+    except TransferError as exc:
+        raise click.ClickException(str(exc)) from exc
+    progress = _progress("rows" if fmt == "parquet" else "bytes")
+    with opened_store(store) as event_store, progress:
+        task = progress.add_task(f"importing {file.name}", total=None)
+
+        def advance(done: int, total: int, unit: str) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            summary = import_file(
+                event_store,
+                file,
+                fmt,
+                progress=advance,
+            )
+        except TransferError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"read {summary.read:,} rows from {summary.path}: {summary.imported:,} imported, "
+        f"{summary.duplicates:,} already present, {summary.rejected:,} rejected"
+    )
+    for reason in summary.reasons:
+        click.echo(f"  rejected: {reason}")

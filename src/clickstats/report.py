@@ -1,0 +1,247 @@
+"""`clickstats report`: the overview and each experiment's verdict, as tables in a terminal.
+
+Rich prints plain text when the output is not a terminal (a pipe, a file, a test), so the
+same report can be read, grepped and asserted on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from clickstats.experiments import (
+    Experiment,
+    ExperimentManager,
+    ExperimentStatus,
+    ExperimentType,
+    UnknownExperiment,
+    default_experiments,
+)
+from clickstats.results import Method
+from clickstats.stats.summary import METRICS
+from clickstats.store.base import Filters
+from clickstats.tracking import ClickTrackingService
+
+#: Since the start of Unix time: "ever", for the one question of whether a store is empty.
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
+
+FIRST_EVENT = """\
+Send a first event, for example to a running server (clickstats serve):
+
+  curl -s -H 'Content-Type: application/json' -d '{{"query": "running shoes", \
+"user_id": "user-42"}}' http://127.0.0.1:8000/analytics/log-impression
+
+or fill the store with simulated traffic:  clickstats simulate --store {store}
+or import a file of events:                clickstats import --store {store} events.jsonl"""
+
+
+def pick_experiments(names: Sequence[str], path: str | Path) -> list[Experiment]:
+    """The experiments named, else every running one; from the experiments file when it
+    exists (the report does not create it), else the default definitions."""
+    known = ExperimentManager(path).list() if Path(path).exists() else default_experiments()
+    by_name = {e.name: e for e in known}
+    if names:
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise UnknownExperiment(missing[0])
+        return [by_name[name] for name in names]
+    return [e for e in known if e.status is ExperimentStatus.RUNNING]
+
+
+def _pct(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}%}"
+
+
+def _num(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} ms"
+
+
+def overview_table(overview: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"Searches in the last {overview['days']} days "
+        f"(since {overview['since']:%Y-%m-%d} {overview['tz']})",
+        title_justify="left",
+    )
+    table.add_column("variant")
+    for name in ("searches", "users", "search CTR", "avg click position"):
+        table.add_column(name, justify="right")
+    table.add_column("zero-result rate", justify="right")
+    table.add_column("p95 latency", justify="right")
+
+    def row(name: str, f: dict[str, Any], *, end_section: bool = False) -> None:
+        table.add_row(
+            name,
+            f"{f['searches']:,}",
+            f"{f['users']:,}",
+            _pct(f["search_ctr"]),
+            _num(f["avg_click_position"]),
+            _pct(f["zero_result_rate"]),
+            _ms(f["p95_response_ms"]),
+            end_section=end_section,
+        )
+
+    variants = sorted(overview["by_variant"].items())
+    for n, (name, figures) in enumerate(variants):
+        row(name, figures, end_section=n == len(variants) - 1)
+    row("total", overview["totals"])
+    return table
+
+
+def _value(metric: str, value: float | None) -> str:
+    spec = METRICS.get(metric)
+    if spec is not None and spec.percent:
+        return _pct(value, 2)
+    return _num(value, ",.0f" if value is not None and abs(value) >= 1000 else ".4g")
+
+
+def _change(c: dict[str, Any]) -> tuple[str, str]:
+    """The change and its interval: relative when defined, else absolute."""
+    level = f" ({100 * c['ci_level']:.3g}%)" if c.get("ci_level") is not None else ""
+    if c.get("relative") is not None:
+        ci = c.get("relative_ci")
+        interval = "-" if ci is None else f"{ci[0]:+.1%} to {ci[1]:+.1%}{level}"
+        return f"{c['relative']:+.1%}", interval
+    if c.get("absolute") is not None:
+        ci = c.get("absolute_ci")
+        interval = "-" if ci is None else f"{ci[0]:+.4g} to {ci[1]:+.4g}{level}"
+        return f"{c['absolute']:+.4g}", interval
+    return "-", "-"
+
+
+def experiment_table(results: dict[str, Any], days: int) -> Table:
+    control = results["control"]
+    table = Table(
+        title=f"Experiment {results['experiment']} ({results['status']}): control {control}, "
+        f"last {days} days, {results['method']} test, primary metric {results['primary_metric']}",
+        title_justify="left",
+    )
+    table.add_column("metric")
+    table.add_column("variant")
+    table.add_column("value", justify="right")
+    table.add_column(f"{control} (control)", justify="right")
+    table.add_column("change", justify="right")
+    table.add_column("interval (level)", justify="right")
+    table.add_column("p", justify="right")
+    table.add_column("significant")
+    variants = results["variants"]
+    base = next((v for v in variants if v["is_control"]), None)
+    treatments = [v for v in variants if not v["is_control"]]
+    metrics = list(base["metrics"]) if base is not None else []
+    for metric in metrics:
+        label = METRICS[metric].label if metric in METRICS else metric
+        if metric == results["primary_metric"]:
+            label += " *"
+        for variant in treatments:
+            m = variant["metrics"].get(metric) or {}
+            c = m.get("comparison") or {}
+            change, interval = _change(c)
+            p = c.get("p_value_adjusted", c.get("p_value"))
+            table.add_row(
+                label,
+                variant["name"],
+                _value(metric, m.get("estimate")),
+                _value(metric, base["metrics"][metric].get("estimate")) if base else "-",
+                change,
+                interval,
+                "-" if p is None else f"{p:.3g}",
+                "yes" if c.get("significant") else "no",
+            )
+    return table
+
+
+def _experiment_notes(results: dict[str, Any]) -> list[str]:
+    lines = []
+    if results["variants"]:
+        users = ", ".join(f"{v['name']} {v['users']:,}" for v in results["variants"])
+        lines.append(f"Users: {users}.")
+    lines.append(f"Verdict: {results['decision']['summary']}")
+    srm = (results.get("health") or {}).get("srm") or {}
+    if srm.get("flagged"):
+        observed = ", ".join(f"{k} {v:,}" for k, v in srm["observed"].items())
+        expected = ", ".join(f"{k} {v:,.0f}" for k, v in srm["expected"].items())
+        lines.append(
+            f"Warning: sample ratio mismatch (p = {srm['p_value']:.2g}): users {observed}; "
+            f"expected {expected}. Find out why users are missing from a variant (assignment, "
+            "tracking, bots) before trusting any result."
+        )
+    elif srm and not srm.get("checked"):
+        lines.append(f"Sample ratio check not made: {srm.get('reason')}.")
+    return lines
+
+
+def interleaving_table(results: dict[str, Any], days: int) -> Table:
+    rankers = results["rankers"]
+    table = Table(
+        title=f"Interleaving experiment {results['experiment']} ({results['status']}): "
+        f"A = {rankers['A']}, B = {rankers['B']}, last {days} days",
+        title_justify="left",
+    )
+    for name in ("users", "searches with clicks", "A wins", "B wins", "ties"):
+        table.add_column(name, justify="right")
+    table.add_column("preference for B", justify="right")
+    table.add_column("p", justify="right")
+    low, high = results.get("ci_low"), results.get("ci_high")
+    preference = _pct(results.get("preference"))
+    if low is not None and high is not None:
+        preference += f" ({low:.1%} to {high:.1%})"
+    p = results.get("p_value")
+    table.add_row(
+        f"{results['users']:,}",
+        f"{results['searches_with_clicks']:,}",
+        f"{results['wins_a']:,}",
+        f"{results['wins_b']:,}",
+        f"{results['ties']:,}",
+        preference,
+        "-" if p is None else f"{p:.3g}",
+    )
+    return table
+
+
+def render_report(
+    console: Console,
+    service: ClickTrackingService,
+    *,
+    days: int,
+    experiments: Sequence[Experiment],
+    method: Method = "sequential",
+    store: str = "URL",
+) -> None:
+    """Print the overview, then each experiment's comparisons and verdict."""
+    overview = service.get_overview(days=days).model_dump()
+    if not overview["totals"]["searches"]:
+        activity = service.store.activity(Filters(since=EVER))
+        if activity.last_seen is None:
+            console.print(f"The store {store} holds no events yet.", highlight=False)
+            console.print(FIRST_EVENT.format(store=store), highlight=False, soft_wrap=True)
+        else:
+            console.print(
+                f"No searches in the last {days} days; the latest event is from "
+                f"{activity.last_seen:%Y-%m-%d %H:%M} UTC. Try a longer period: --days 365.",
+                highlight=False,
+            )
+        return
+    console.print(overview_table(overview))
+    for experiment in experiments:
+        console.print()
+        if experiment.type is ExperimentType.INTERLEAVING:
+            preference = service.get_interleaving_results(experiment, days=days)
+            console.print(interleaving_table(preference, days))
+            console.print(f"Verdict: {preference['verdict']}", highlight=False, soft_wrap=True)
+            continue
+        results = service.get_experiment_results(experiment, days=days, method=method)
+        if results["variants"]:
+            console.print(experiment_table(results, days))
+            console.print("* the primary metric, on which the verdict is made", highlight=False)
+        else:
+            console.print(f"Experiment {experiment.name}: no data.", highlight=False)
+        for line in _experiment_notes(results):
+            console.print(line, highlight=False, soft_wrap=True)
