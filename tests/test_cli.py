@@ -1,0 +1,90 @@
+"""The report, export and import commands as a user runs them (click's runner, real stores)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clickstats.cli import main
+from clickstats.events import utcnow
+from clickstats.store import open_store
+from clickstats.store.base import Filters
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"duckdb:///{tmp_path_factory.mktemp('cli')}/sim.duckdb"
+    result = CliRunner().invoke(
+        main, ["simulate", "--users", "80", "--searches", "800", "--store", url, "--days", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    return url
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> str:
+    result = CliRunner().invoke(main, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_report_prints_the_overview_and_the_verdict(simulated: str) -> None:
+    out = run("report", "--days", "7", env={"CLICKSTATS_STORE": simulated})
+    assert "search_v1" in out and "search_v2" in out and "total" in out
+    assert "search CTR" in out and "p95 latency" in out
+    assert "Experiment search_ranking" in out
+    assert "Verdict:" in out
+    store = open_store(simulated)  # the table's total is the store's (5 days of searches)
+    store.open()
+    try:
+        month = Filters(since=utcnow() - timedelta(days=30))
+        searches = sum(c.impressions for c in store.counts_by_variant(month).values())
+    finally:
+        store.close()
+    assert f"{searches:,}" in out
+
+
+def test_report_on_an_empty_store_says_how_to_start(tmp_path: Path) -> None:
+    out = run("report", "--store", f"duckdb:///{tmp_path}/empty.duckdb")
+    assert "holds no events yet" in out
+    assert "/analytics/log-impression" in out and "clickstats simulate" in out
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_export_then_import_by_the_command_line(simulated: str, tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"events.{fmt}"
+    out = run("export", "--store", simulated, "--output", str(path))
+    assert f"to {path} ({fmt})" in out
+    target = f"duckdb:///{tmp_path}/copy.duckdb"
+    first = run("import", str(path), "--store", target)
+    again = run("import", str(path), "--store", target)
+    exported = int(out.split()[1].replace(",", ""))
+    assert f"{exported:,} imported, 0 already present, 0 rejected" in first
+    assert f"0 imported, {exported:,} already present, 0 rejected" in again
+    assert run("report", "--store", target) == run("report", "--store", simulated)
+
+
+def test_import_reports_rejected_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        '{"type": "click", "event_id": "c1", "product_id": "p", "rank": 2,'
+        ' "timestamp": "2026-11-01T10:00:00Z"}\n'
+        '{"type": "click", "event_id": "c2", "product_id": "p", "rank": 0,'
+        ' "timestamp": "2026-11-01T10:00:00Z"}\n'
+        "not json\n"
+    )
+    out = run("import", str(path), "--store", f"duckdb:///{tmp_path}/s.duckdb")
+    assert "read 3 rows" in out and "1 imported" in out and "2 rejected" in out
+    assert "rank" in out and "line 2" in out and "not valid JSON" in out and "line 3" in out
+
+
+def test_bad_arguments_are_one_clean_line(simulated: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["export", "--store", simulated, "--output", str(tmp_path / "e.xml")]
+    )
+    assert result.exit_code != 0
+    assert "cannot tell the format" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["import", str(tmp_path / "missing.csv")])
+    assert result.exit_code != 0 and "Traceback" not in result.output
