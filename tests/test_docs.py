@@ -20,6 +20,7 @@ ENDPOINTS = [
     "/analytics/log-click", "/analytics/log-impression", "/analytics/events", "/analytics/ctr",
     "/analytics/rank-metrics", "/analytics/response-time", "/analytics/user/",
     "/analytics/variants-comparison", "/analytics/reset", "/health",
+    "/analytics/overview", "/analytics/queries",
 ]  # fmt: skip
 
 
@@ -55,7 +56,22 @@ def test_every_setting_is_documented(name: str) -> None:
     assert f"CLICKSTATS_{name.upper()}" in docs
 
 
-@pytest.mark.parametrize("doc", ["CLICK_TRACKING.md", "EXPERIMENTS.md", "PERFORMANCE.md"])
+@pytest.mark.parametrize(
+    "doc", ["CLICK_TRACKING.md", "EXPERIMENTS.md", "PERFORMANCE.md", "DASHBOARD.md", "CLI.md"]
+)
 def test_subsystem_docs_exist_and_are_linked(doc: str) -> None:
     assert (ROOT / "docs" / doc).is_file()
     assert f"docs/{doc}" in README
+
+
+@pytest.mark.parametrize("command", ["report", "export", "import"])
+def test_every_option_of_the_data_commands_is_documented(command: str) -> None:
+    from clickstats.cli import main
+
+    doc = (ROOT / "docs" / "CLI.md").read_text()
+    assert f"clickstats {command}" in doc
+    cmd = main.commands[command]
+    for param in cmd.params:
+        for flag in param.opts:
+            if flag.startswith("--") and flag != "--help":
+                assert flag in doc, f"docs/CLI.md does not mention {command} {flag}"
