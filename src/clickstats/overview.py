@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from clickstats.events import utcnow
-from clickstats.reports import Report
+from clickstats.reports import Report, ratio
 from clickstats.store import EventStore
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
@@ -26,10 +26,6 @@ from clickstats.store.base import (
 from clickstats.timezones import check_tz
 
 MAX_LIMIT = 100
-
-
-def ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
 
 
 class DayFigures(Report):

@@ -8,6 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def ratio(numerator: int, denominator: int) -> float | None:
+    """A rate, or None (JSON null) when there is nothing to divide by."""
+    return numerator / denominator if denominator else None
+
+
 class Report(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -22,6 +22,7 @@ from clickstats.reports import (
     VariantComparison,
     VariantCtr,
     VariantStats,
+    ratio,
 )
 from clickstats.results import (
     Method,
@@ -36,11 +37,6 @@ from clickstats.store import EventStore, open_store
 from clickstats.store.base import AnyEvent, AppendStatus, Counts, Filters, LatencyStats
 
 MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 365, 7
-
-
-def ratio(numerator: int, denominator: int) -> float | None:
-    """A rate, or None (JSON null) when there is nothing to divide by."""
-    return numerator / denominator if denominator else None
 
 
 def filters(days: int, user_id: str | None = None, variant: str | None = None) -> Filters:

@@ -51,8 +51,10 @@ from clickstats.store.base import (
     UserSums,
 )
 from clickstats.store.mongo_pipelines import (
+    count_if,
     key_text,
     latency_histogram_pipeline,
+    linked_clicks,
     search_totals_pipeline,
     top_products_pipeline,
 )
@@ -316,26 +318,9 @@ def user_sums_pipeline(
         per_variant[f"sq_{c}"] = {"$sum": {"$multiply": [f"${c}", f"${c}"]}}
     for a, b in pairs:
         per_variant[f"p_{a}_{b}"] = {"$sum": {"$multiply": [f"${a}", f"${b}"]}}
-    in_window = {"$gte": ["$$click.timestamp", since]}
     return [
         {"$match": {"timestamp": {"$gte": since}, "variant": {"$in": list(variants)}}},
-        {
-            "$lookup": {
-                "from": CLICKS,
-                "localField": "search_id",
-                "foreignField": "search_id",
-                "as": "clicks",
-            }
-        },
-        {
-            "$project": {
-                "variant": 1,
-                "user_id": 1,
-                "timestamp": 1,
-                "results_count": 1,
-                "clicks": {"$filter": {"input": "$clicks", "as": "click", "cond": in_window}},
-            }
-        },
+        *linked_clicks(since, CLICKS, ("variant", "user_id", "timestamp", "results_count")),
         # One row per (search, click), a search without clicks kept once; earliest click first.
         {"$unwind": {"path": "$clicks", "preserveNullAndEmptyArrays": True}},
         {"$sort": {"_id": 1, "clicks.timestamp": 1, "clicks.rank": 1}},
@@ -355,10 +340,6 @@ def user_sums_pipeline(
         {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **per_user}},
         {"$group": per_variant},
     ]
-
-
-def _count_if(condition: Doc) -> Doc:
-    return {"$sum": {"$cond": [condition, 1, 0]}}
 
 
 def preference_pipeline(since: datetime, label: str, unit: list[str], top: int | None) -> list[Doc]:
@@ -408,17 +389,17 @@ def preference_pipeline(since: datetime, label: str, unit: list[str], top: int |
                 "_id": "$_id.search",
                 "user_id": {"$first": "$user_id"},
                 "query": {"$first": "$query"},
-                "a": _count_if({"$eq": ["$team", "A"]}),
-                "b": _count_if({"$eq": ["$team", "B"]}),
+                "a": count_if({"$eq": ["$team", "A"]}),
+                "b": count_if({"$eq": ["$team", "B"]}),
             }
         },
         {"$match": {"$expr": {"$gt": [{"$add": ["$a", "$b"]}, 0]}}},
         {
             "$group": {
                 "_id": {field: f"${field}" for field in unit},
-                "wa": _count_if({"$gt": ["$a", "$b"]}),
-                "wb": _count_if({"$gt": ["$b", "$a"]}),
-                "t": _count_if({"$eq": ["$a", "$b"]}),
+                "wa": count_if({"$gt": ["$a", "$b"]}),
+                "wb": count_if({"$gt": ["$b", "$a"]}),
+                "t": count_if({"$eq": ["$a", "$b"]}),
             }
         },
         {"$group": totals},

@@ -30,16 +30,15 @@ def key_text(key: GroupKey, value: Any) -> str:
     return str(value)
 
 
-def _count_if(condition: Doc) -> Doc:
+def count_if(condition: Doc) -> Doc:
     return {"$sum": {"$cond": [condition, 1, 0]}}
 
 
-def per_search_stages(spec: Doc, since: datetime, clicks: str) -> list[Doc]:
-    """Searches matching `spec`, each with the number and rank sum of its clicks in the window
-    (``$lookup`` on the search_id index)."""
+def linked_clicks(since: datetime, clicks: str, fields: Sequence[str]) -> list[Doc]:
+    """Each search with `fields` and, in "clicks", its clicks in the window (``$lookup`` on the
+    search_id index of the clicks collection)."""
     in_window = {"$gte": ["$$click.timestamp", since]}
     return [
-        {"$match": spec},
         {
             "$lookup": {
                 "from": clicks,
@@ -50,24 +49,25 @@ def per_search_stages(spec: Doc, since: datetime, clicks: str) -> list[Doc]:
         },
         {
             "$project": {
-                "user_id": 1,
-                "variant": 1,
-                "query": 1,
-                "timestamp": 1,
-                "results_count": 1,
+                **dict.fromkeys(fields, 1),
                 "clicks": {"$filter": {"input": "$clicks", "as": "click", "cond": in_window}},
             }
         },
+    ]
+
+
+def per_search_stages(spec: Doc, since: datetime, clicks: str) -> list[Doc]:
+    """Searches matching `spec`, each with the number and rank sum of its clicks in the window."""
+    fields = ("user_id", "variant", "query", "timestamp", "results_count")
+    return [
+        {"$match": spec},
+        *linked_clicks(since, clicks, fields),
         {"$unwind": {"path": "$clicks", "preserveNullAndEmptyArrays": True}},
         {
             "$group": {  # back to one row per search
                 "_id": "$_id",
-                "user_id": {"$first": "$user_id"},
-                "variant": {"$first": "$variant"},
-                "query": {"$first": "$query"},
-                "timestamp": {"$first": "$timestamp"},
-                "results_count": {"$first": "$results_count"},
-                "n": _count_if({"$gt": ["$clicks.rank", None]}),
+                **{field: {"$first": f"${field}"} for field in fields},
+                "n": count_if({"$gt": ["$clicks.rank", None]}),
                 "rank_sum": {"$sum": "$clicks.rank"},
             }
         },
@@ -85,11 +85,11 @@ def grouping_stages(grouping: Grouping) -> list[Doc]:
             "$group": {
                 "_id": {**keys, "user": "$user_id"},
                 "searches": {"$sum": 1},
-                "clicked_searches": _count_if({"$gt": ["$n", 0]}),
+                "clicked_searches": count_if({"$gt": ["$n", 0]}),
                 "clicks": {"$sum": "$n"},
                 "rank_sum": {"$sum": "$rank_sum"},
-                "zero_results": _count_if({"$eq": ["$results_count", 0]}),
-                "abandoned": _count_if({"$and": [has_results, {"$eq": ["$n", 0]}]}),
+                "zero_results": count_if({"$eq": ["$results_count", 0]}),
+                "abandoned": count_if({"$and": [has_results, {"$eq": ["$n", 0]}]}),
             }
         },
         {
