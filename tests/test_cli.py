@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -88,3 +89,42 @@ def test_bad_arguments_are_one_clean_line(simulated: str, tmp_path: Path) -> Non
     assert "cannot tell the format" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["import", str(tmp_path / "missing.csv")])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_report_names_each_metric_once_and_gives_rate_differences_in_points(simulated: str) -> None:
+    out = run("report", "--days", "7", env={"CLICKSTATS_STORE": simulated, "COLUMNS": "200"})
+    # search CTR (a share, in %) and clicks per search (an average) side by side, defined.
+    assert "search CTR" in out and "clicks per search" in out
+    assert "search CTR: the share of searches with at least one click" in out
+    assert "clicks per search: clicks / searches (higher is better)" in out
+    assert "difference (95% CI)" in out and "relative change (95% CI)" in out
+    row = next(line for line in out.splitlines() if "search CTR *" in line)
+    assert re.search(r"[+-]\d+\.\d pp \([+-]\d+\.\d pp to [+-]\d+\.\d pp\)", row), row
+    assert re.search(r"[+-]\d+\.\d% \([+-]\d+\.\d% to [+-]\d+\.\d%\)", row), row
+
+
+def test_report_on_little_data_says_what_is_missing_in_sentences(tmp_path: Path) -> None:
+    store = f"duckdb:///{tmp_path}/little.duckdb"
+    run("simulate", "--users", "6", "--searches", "25", "--store", store)
+    experiments = tmp_path / "experiments.json"
+    experiments.write_text(
+        '{"experiments": [{"name": "search_ranking", "variants": {"search_v1": 1, "search_v2": 1}},'
+        ' {"name": "new_ranker", "variants": {"search_v1": 1, "search_v3": 1}}]}'
+    )
+    env = {"CLICKSTATS_STORE": store, "CLICKSTATS_EXPERIMENTS": str(experiments), "COLUMNS": "200"}
+    out = run("report", "--experiment", "search_ranking", "--experiment", "new_ranker", env=env)
+    verdict = next(line for line in out.splitlines() if line.startswith("Verdict: Too early"))
+    assert re.search(r"search_v1 has \d+ users? and \d+ search(es)?", verdict), verdict
+    assert "a verdict needs at least 30 users and 150 searches in every variant" in verdict
+    # A variant without a search: no table, the reason instead.
+    assert "Experiment new_ranker: nothing to compare in the last 7 days: " in out
+    assert "Verdict: No verdict: " in out
+    assert not re.search(r"(?<![\d,])1 (users|searches|clicks)\b", out)
+    sentences = [
+        line
+        for line in out.splitlines()
+        if line.startswith(("Verdict", "Users", "Sample", "Experiment new_ranker"))
+    ]
+    assert len(sentences) >= 5
+    for line in sentences:  # whole sentences, with nothing missing after a colon
+        assert line.endswith(".") and not re.search(r":\s*\.?$", line), line

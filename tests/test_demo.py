@@ -30,7 +30,7 @@ def test_demo_embedded_and_over_http_agree(live_server: LiveServer) -> None:
     embedded = run_demo()
     for title in TITLES:
         assert title in embedded
-    assert "Highest CTR: search_v2" in embedded
+    assert "Most clicks per search: search_v2" in embedded
     over_http = run_demo(server=live_server.url)
 
     # Same deterministic traffic, so demos 2 to 4 print the same tables. (1 shows a generated

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from clickstats.events import utcnow
 from clickstats.reports import Report, ratio
+from clickstats.stats.summary import METRICS
 from clickstats.store import EventStore
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
@@ -28,13 +29,23 @@ from clickstats.timezones import check_tz
 MAX_LIMIT = 100
 
 
+def definition(metric: str) -> str:
+    """'search CTR: searches with at least one click / searches', from `METRICS`."""
+    spec = METRICS[metric]
+    return f"{spec.label}: {spec.x} / {spec.y}"
+
+
+SEARCH_CTR = definition("search_ctr")
+CLICKS_PER_SEARCH = definition("clicks_per_search") + " (an average, not a percentage)"
+
+
 class DayFigures(Report):
     searches: int
     users: int
     clicked_searches: int
     clicks: int = Field(description="clicks on this day's searches")
     zero_results: int
-    search_ctr: float | None = Field(description="searches with a click / searches")
+    search_ctr: float | None = Field(description=SEARCH_CTR)
     zero_result_rate: float | None
 
 
@@ -43,7 +54,8 @@ class Figures(Report):
     users: int
     clicked_searches: int = Field(description="searches with at least one click")
     clicks: int = Field(description="clicks on these searches (linked by search_id)")
-    search_ctr: float | None = Field(description="searches with a click / searches")
+    search_ctr: float | None = Field(description=SEARCH_CTR)
+    clicks_per_search: float | None = Field(description=CLICKS_PER_SEARCH)
     avg_click_position: float | None = Field(description="mean rank of those clicks")
     zero_results: int
     zero_result_rate: float | None
@@ -85,7 +97,7 @@ class QueryFigures(Report):
     users: int
     clicked_searches: int
     clicks: int
-    search_ctr: float | None
+    search_ctr: float | None = Field(description=SEARCH_CTR)
     avg_click_position: float | None
     zero_results: int
     zero_result_rate: float | None
@@ -129,6 +141,7 @@ def _figures(t: SearchTotals, latency: LatencyStats) -> Figures:
         clicked_searches=t.clicked_searches,
         clicks=t.clicks,
         search_ctr=ratio(t.clicked_searches, t.searches),
+        clicks_per_search=ratio(t.clicks, t.searches),
         avg_click_position=t.rank_sum / t.clicks if t.clicks else None,
         zero_results=t.zero_results,
         zero_result_rate=ratio(t.zero_results, t.searches),

@@ -6,7 +6,7 @@ same report can be read, grepped and asserted on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,21 @@ def pick_experiments(names: Sequence[str], path: str | Path) -> list[Experiment]
     return [e for e in known if e.status is ExperimentStatus.RUNNING]
 
 
+def plural(count: float, one: str, many: str | None = None) -> str:
+    """'1 user', '2 users', '1,500 searches'."""
+    return f"{count:,} {one if count == 1 else many or one + 's'}"
+
+
+def definition(metric: str) -> str:
+    """One line: 'search CTR: searches with at least one click / searches (higher is better)'."""
+    spec = METRICS.get(metric)
+    if spec is None:
+        return metric
+    unit = "a percentage; " if spec.percent else ""
+    better = "higher" if spec.higher_is_better else "lower"
+    return f"{spec.label}: {spec.x} / {spec.y} ({unit}{better} is better)"
+
+
 def _pct(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}%}"
 
@@ -72,7 +87,7 @@ def overview_table(overview: dict[str, Any]) -> Table:
         title_justify="left",
     )
     table.add_column("variant")
-    for name in ("searches", "users", "search CTR", "avg click position"):
+    for name in ("searches", "users", "search CTR", "clicks per search", "avg click position"):
         table.add_column(name, justify="right")
     table.add_column("zero-result rate", justify="right")
     table.add_column("p95 latency", justify="right")
@@ -83,6 +98,7 @@ def overview_table(overview: dict[str, Any]) -> Table:
             f"{f['searches']:,}",
             f"{f['users']:,}",
             _pct(f["search_ctr"]),
+            _num(f["clicks_per_search"]),
             _num(f["avg_click_position"]),
             _pct(f["zero_result_rate"]),
             _ms(f["p95_response_ms"]),
@@ -93,28 +109,47 @@ def overview_table(overview: dict[str, Any]) -> Table:
     for n, (name, figures) in enumerate(variants):
         row(name, figures, end_section=n == len(variants) - 1)
     row("total", overview["totals"])
+    table.caption = (
+        "search CTR: the share of searches with at least one click; "
+        "clicks per search: clicks / searches (an average, not a percentage)"
+    )
+    table.caption_justify = "left"
     return table
 
 
 def _value(metric: str, value: float | None) -> str:
     spec = METRICS.get(metric)
     if spec is not None and spec.percent:
-        return _pct(value, 2)
-    return _num(value, ",.0f" if value is not None and abs(value) >= 1000 else ".4g")
+        return _pct(value)
+    if metric.endswith("_ms"):
+        return _num(value, ",.0f") + " ms" if value is not None else "-"
+    return _num(value, ".3f")
 
 
-def _change(c: dict[str, Any]) -> tuple[str, str]:
-    """The change and its interval: relative when defined, else absolute."""
-    level = f" ({100 * c['ci_level']:.3g}%)" if c.get("ci_level") is not None else ""
-    if c.get("relative") is not None:
-        ci = c.get("relative_ci")
-        interval = "-" if ci is None else f"{ci[0]:+.1%} to {ci[1]:+.1%}{level}"
-        return f"{c['relative']:+.1%}", interval
-    if c.get("absolute") is not None:
-        ci = c.get("absolute_ci")
-        interval = "-" if ci is None else f"{ci[0]:+.4g} to {ci[1]:+.4g}{level}"
-        return f"{c['absolute']:+.4g}", interval
-    return "-", "-"
+def _difference(metric: str, value: float) -> str:
+    """An absolute difference in the metric's unit: percentage points for a rate."""
+    spec = METRICS.get(metric)
+    if spec is not None and spec.percent:
+        return f"{100 * value:+.1f} pp"
+    if metric.endswith("_ms"):
+        return f"{value:+,.0f} ms"
+    return f"{value:+.3f}"
+
+
+def _with_interval(point: float | None, ci: list[float] | None, fmt: Callable[[float], str]) -> str:
+    """'+3.1 pp (+0.4 pp to +5.8 pp)': one unit for the point and both ends."""
+    if point is None:
+        return "-"
+    return fmt(point) + ("" if ci is None else f" ({fmt(ci[0])} to {fmt(ci[1])})")
+
+
+def _change(metric: str, c: dict[str, Any]) -> tuple[str, str]:
+    """The difference (in the metric's unit) and the relative change, each with its interval."""
+    absolute = _with_interval(
+        c.get("absolute"), c.get("absolute_ci"), lambda x: _difference(metric, x)
+    )
+    relative = _with_interval(c.get("relative"), c.get("relative_ci"), lambda x: f"{x:+.1%}")
+    return absolute, relative
 
 
 def experiment_table(results: dict[str, Any], days: int) -> Table:
@@ -128,8 +163,15 @@ def experiment_table(results: dict[str, Any], days: int) -> Table:
     table.add_column("variant")
     table.add_column("value", justify="right")
     table.add_column(f"{control} (control)", justify="right")
-    table.add_column("change", justify="right")
-    table.add_column("interval (level)", justify="right")
+    levels = [
+        m["comparison"]["ci_level"]
+        for v in results["variants"]
+        for m in v["metrics"].values()
+        if (m.get("comparison") or {}).get("ci_level") is not None
+    ]
+    level = f"{100 * levels[0]:.3g}% CI" if levels else "CI"
+    table.add_column(f"difference ({level})", justify="right")
+    table.add_column(f"relative change ({level})", justify="right")
     table.add_column("p", justify="right")
     table.add_column("significant")
     variants = results["variants"]
@@ -143,15 +185,15 @@ def experiment_table(results: dict[str, Any], days: int) -> Table:
         for variant in treatments:
             m = variant["metrics"].get(metric) or {}
             c = m.get("comparison") or {}
-            change, interval = _change(c)
+            difference, relative = _change(metric, c)
             p = c.get("p_value_adjusted", c.get("p_value"))
             table.add_row(
                 label,
                 variant["name"],
                 _value(metric, m.get("estimate")),
                 _value(metric, base["metrics"][metric].get("estimate")) if base else "-",
-                change,
-                interval,
+                difference,
+                relative,
                 "-" if p is None else f"{p:.3g}",
                 "yes" if c.get("significant") else "no",
             )
@@ -161,20 +203,20 @@ def experiment_table(results: dict[str, Any], days: int) -> Table:
 def _experiment_notes(results: dict[str, Any]) -> list[str]:
     lines = []
     if results["variants"]:
-        users = ", ".join(f"{v['name']} {v['users']:,}" for v in results["variants"])
+        users = ", ".join(f"{v['name']} {plural(v['users'], 'user')}" for v in results["variants"])
         lines.append(f"Users: {users}.")
     lines.append(f"Verdict: {results['decision']['summary']}")
     srm = (results.get("health") or {}).get("srm") or {}
     if srm.get("flagged"):
-        observed = ", ".join(f"{k} {v:,}" for k, v in srm["observed"].items())
+        observed = ", ".join(f"{k} {plural(v, 'user')}" for k, v in srm["observed"].items())
         expected = ", ".join(f"{k} {v:,.0f}" for k, v in srm["expected"].items())
         lines.append(
-            f"Warning: sample ratio mismatch (p = {srm['p_value']:.2g}): users {observed}; "
+            f"Warning: sample ratio mismatch (p = {srm['p_value']:.2g}): {observed}; "
             f"expected {expected}. Find out why users are missing from a variant (assignment, "
             "tracking, bots) before trusting any result."
         )
     elif srm and not srm.get("checked"):
-        lines.append(f"Sample ratio check not made: {srm.get('reason')}.")
+        lines.append(f"Sample ratio not checked yet ({srm.get('reason')}).")
     return lines
 
 
@@ -230,6 +272,7 @@ def render_report(
             )
         return
     console.print(overview_table(overview))
+    shown: dict[str, None] = {}  # the metrics the experiment tables name, to define them once
     for experiment in experiments:
         console.print()
         if experiment.type is ExperimentType.INTERLEAVING:
@@ -241,7 +284,19 @@ def render_report(
         if results["variants"]:
             console.print(experiment_table(results, days))
             console.print("* the primary metric, on which the verdict is made", highlight=False)
+            shown.update(dict.fromkeys(results["variants"][0]["metrics"]))
         else:
-            console.print(f"Experiment {experiment.name}: no data.", highlight=False)
+            reason = results.get("reason") or "no variant has data in this period"
+            console.print(
+                f"Experiment {experiment.name}: nothing to compare in the last "
+                f"{plural(days, 'day')}: {reason}.",
+                highlight=False,
+                soft_wrap=True,
+            )
         for line in _experiment_notes(results):
             console.print(line, highlight=False, soft_wrap=True)
+    if shown:
+        console.print()
+        console.print("Metrics (x / y, summed over each variant's users):", highlight=False)
+        for metric in shown:
+            console.print(f"  {definition(metric)}", highlight=False, soft_wrap=True)

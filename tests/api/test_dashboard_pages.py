@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from clickstats.app import create_app
 from clickstats.settings import Settings
+from clickstats.stats.summary import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "src" / "clickstats" / "web"
@@ -103,3 +105,16 @@ def test_dashboard_files_reach_for_nothing_outside_the_server(name: str) -> None
 def test_the_licence_ships_next_to_chart_js() -> None:
     licence = (WEB / "vendor" / "chart.js.LICENSE.md").read_text()
     assert "The MIT License" in licence and "Chart.js Contributors" in licence
+
+
+def test_the_dashboards_metric_labels_and_definitions_are_those_of_the_registry() -> None:
+    """dashboard.js keeps a copy of `METRICS` (label, x / y, direction, percent) for its
+    labels and hover definitions: it must say what the registry says, metric for metric."""
+    script = (WEB / "dashboard.js").read_text()
+    copy = re.search(
+        r"// METRICS-BEGIN\n\s*var METRICS = (\{.*?\});\n\s*// METRICS-END", script, re.S
+    )
+    assert copy is not None, "dashboard.js has no METRICS-BEGIN ... METRICS-END block"
+    fields = ("label", "x", "y", "higher_is_better", "percent")
+    expected = {name: {f: getattr(spec, f) for f in fields} for name, spec in METRICS.items()}
+    assert json.loads(copy.group(1)) == expected

@@ -152,3 +152,17 @@ def test_queries(filled: TestClient) -> None:
     month = filled.get("/analytics/queries", params={"days": 30}).json()
     assert {q["query"] for q in month["top_queries"]} == {"shoes", "boots", "hats"}
     assert filled.get("/analytics/queries", params={"limit": 101}).status_code == 422
+
+
+def test_clicks_per_search_is_clicks_over_searches_beside_search_ctr(filled: TestClient) -> None:
+    """Two metrics, two names: search CTR is the share of searches with a click, clicks per
+    search the clicks over the searches (u1's s1 has two clicks: 1 of 2 searches, 2 clicks)."""
+    answer = filled.get("/analytics/overview", params={"days": 7, "user_id": "u1"}).json()
+    totals = answer["totals"]
+    assert (totals["searches"], totals["clicked_searches"], totals["clicks"]) == (2, 1, 2)
+    assert totals["search_ctr"] == 0.5
+    assert totals["clicks_per_search"] == 1.0
+    assert answer["by_variant"]["search_v1"]["clicks_per_search"] == 1.0
+    schema = filled.get("/openapi.json").json()["components"]["schemas"]["Figures"]["properties"]
+    assert schema["search_ctr"]["description"].startswith("search CTR: ")
+    assert schema["clicks_per_search"]["description"].startswith("clicks per search: clicks / ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Iterator
@@ -74,15 +75,29 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     tmp = tmp_path_factory.mktemp("dashboard")
     store_path = tmp / "dashboard.duckdb"
     busiest = fill(store_path, tmp / "data" / "experiments.json")
+    server = serve_in(tmp, store_path)
+    yield Filled(server, busiest)
+    server.stop()
+
+
+def serve_in(directory: Path, store_path: Path) -> LiveServer:
+    """`clickstats serve` with `directory` as its working directory, where it keeps
+    data/experiments.json (not in the repository's data/)."""
     server = LiveServer(store_path)
-    # `clickstats serve` reads data/experiments.json under its working directory.
     cwd = os.getcwd()
-    os.chdir(tmp)
+    os.chdir(directory)
     try:
         server.start()
     finally:
         os.chdir(cwd)
-    yield Filled(server, busiest)
+    return server
+
+
+@pytest.fixture
+def alone(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server on an empty store, with experiments of its own."""
+    server = serve_in(tmp_path, tmp_path / "alone.duckdb")
+    yield server
     server.stop()
 
 
@@ -135,6 +150,25 @@ def get(server: LiveServer, path: str, **params: Any) -> Any:
 
 def kpi(tab: Tab, name: str) -> str:
     return tab.page.text_content(f'[data-kpi="{name}"]') or ""
+
+
+#: The experiment page's prose: the verdict, how sure, each health check, each note.
+PROSE = "#verdict, #certainty, #health li, #experiment-body p, #ab-variants td.reason"
+
+
+def assert_full_sentences(tab: Tab) -> list[str]:
+    """Every sentence of the experiment page ends as a sentence: no dangling colon, no
+    placeholder for a missing number, no "1 users"; the texts."""
+    texts = [t.strip() for t in tab.page.locator(PROSE).all_text_contents() if t.strip()]
+    assert texts
+    for text in texts:
+        assert text[-1] in ".)", text
+        assert not re.search(r":\s*[.)]?$", text), text
+        assert not re.search(r"(threshold|yet|data)\s*[-\u2013]", text), text
+        assert not re.search(r"(?<![\d,.])1 (users|searches|clicks|variants)\b", text), text
+        # What JavaScript prints for a missing value ("the metric is undefined" is prose).
+        assert not re.search(r"(?<!is )\bundefined\b|\bnull\b|\bNaN\b", text), text
+    return texts
 
 
 def test_overview_draws_every_chart_and_the_period_and_variant_change_the_numbers(
@@ -260,14 +294,33 @@ def test_experiments_page_answers_which_variant_is_better_and_how_sure(
     assert page.is_hidden("#srm-warning")
     assert page.locator("#health li.pass").count() == 3
     columns = page.locator("#ab-variants thead th").all_text_contents()
-    assert columns == ["metric", "search_v1 (control)", "search_v2", "change [95% CI]", "p-value"]
+    assert columns == [
+        "metric", "search_v1 (control)", "search_v2",
+        "difference [95% CI]", "relative change [95% CI]", "p-value",
+    ]  # fmt: skip
     primary = page.locator('#ab-variants tr[data-metric="search_ctr"] td').all_text_contents()
     assert primary[0] == "★ search CTR (higher is better)"  # label, then its direction
+    # A difference of two rates in percentage points, a relative change in percent: one unit
+    # per interval.
+    a_low, a_high = ctr["comparison"]["absolute_ci"]
+    pp = "\u00a0pp"  # kept on the line of its number
+    assert primary[3] == (
+        f"{100 * ctr['comparison']['absolute']:+.1f}{pp} "
+        f"[{100 * a_low:+.1f}{pp}, {100 * a_high:+.1f}{pp}]"
+    )
     assert (
-        primary[3]
+        primary[4]
         == f"{100 * ctr['comparison']['relative']:+.1f}% [{100 * low:+.1f}%, {100 * high:+.1f}%]"
     )
+    assert f"by {100 * ctr['comparison']['absolute']:+.1f}{pp}" in certainty
+    # Every metric's definition is one hover away: its title.
+    assert page.get_attribute('#ab-variants tr[data-metric="search_ctr"] td', "title") == (
+        "search CTR: searches with at least one click / searches "
+        "(shown as a percentage; higher is better)"
+    )
+    assert_full_sentences(tab)
     screenshot(tab, "experiments")
+    tab.page.screenshot(path=str(ARTIFACTS / "experiments-demo.png"), full_page=True)
 
     page.select_option("#experiment", "duel")
     wait_ready(tab)
@@ -297,13 +350,20 @@ def test_the_user_page_opens_from_the_form(tab: Tab, filled: Filled) -> None:
     page.get_by_role("button", name="Open").click()
     page.wait_for_url(f"**/dashboard/users/{user}?days={DAYS}")
     wait_ready(tab)
-    summary = get(server, f"/analytics/user/{user}", days=DAYS)
+    tz = page.evaluate("dashboard.timeZone")
+    figures = get(server, "/analytics/overview", days=DAYS, user_id=user, tz=tz)
+    totals = figures["totals"]
     assert page.text_content("#user-name") == user
-    assert kpi(tab, "impressions") == f"{summary['impressions']:,}"
-    assert kpi(tab, "clicks") == f"{summary['clicks']:,}"
+    assert kpi(tab, "searches") == f"{totals['searches']:,}"
+    assert kpi(tab, "clicks") == f"{totals['clicks']:,}"
+    # Two metrics, two names: the share of searches with a click, and clicks / searches.
+    assert kpi(tab, "search_ctr") == f"{100 * totals['search_ctr']:.1f}%"
+    assert kpi(tab, "clicks_per_search") == f"{totals['clicks'] / totals['searches']:.2f}"
+    assert "%" not in kpi(tab, "clicks_per_search")
+    assert "CTR" not in (page.text_content('dt[data-metric="clicks_per_search"]') or "")
     assert_charts_drawn(tab, {"chart-user-daily", "chart-user-ranks"})
     rows = page.locator("#user-variants tbody tr td:first-child").all_text_contents()
-    assert rows == sorted(summary["by_variant"])
+    assert rows == sorted(figures["by_variant"])
     screenshot(tab, "user")
     assert tab.errors == [] and outside == []
 
@@ -327,4 +387,54 @@ def test_an_empty_store_shows_how_to_send_the_first_event(tab: Tab, server: Live
     wait_ready(tab)
     assert page.is_hidden(".onboarding")
     assert kpi(tab, "searches") == "1"
+    assert tab.errors == [] and outside == []
+
+
+def test_an_experiment_with_little_data_says_what_is_missing_in_full_sentences(
+    tab: Tab, alone: LiveServer
+) -> None:
+    """12 users and 40 searches against 3 users and 5: too early, and the page says why with
+    the numbers; an experiment whose second variant has no search at all says that."""
+    events: list[dict[str, Any]] = []
+    for variant, searches, users in (("search_v1", 40, 12), ("search_v2", 5, 3)):
+        for n in range(searches):  # a click on every other search: 50% and 40% search CTR
+            sid, user = f"{variant}-{n}", f"{variant}-user-{n % users}"
+            events.append({"type": "impression", "user_id": user, "search_id": sid,
+                           "query": "shoes", "variant": variant, "results_count": 10})  # fmt: skip
+            if n % 2:
+                events.append({"type": "click", "user_id": user, "search_id": sid,
+                               "product_id": "p1", "rank": 1 + n % 3, "variant": variant})  # fmt: skip
+    response = httpx.post(f"{alone.url}/analytics/events", json={"events": events}, timeout=30)
+    assert response.status_code == 200 and response.json()["rejected"] == 0
+    new = {"name": "new_ranker", "variants": {"search_v1": 1, "search_v3": 1}}
+    assert httpx.post(f"{alone.url}/experiments", json=new, timeout=10).status_code == 201
+
+    page = tab.page
+    outside = open_page(tab, alone, "/dashboard/experiments?experiment=search_ranking")
+    results = get(alone, "/experiments/search_ranking/results", days=30)
+    sample = results["health"]["sample"]
+    assert not sample["met"]
+    texts = assert_full_sentences(tab)
+    verdict = page.text_content("#verdict") or ""
+    assert verdict == results["decision"]["summary"]
+    # What is missing, with the numbers, in the verdict and in the health check.
+    for figure in ("12 users", "40 searches", "3 users", "5 searches", "30 users", "150 searches"):
+        assert figure in verdict, (figure, verdict)
+    health = page.locator("#health li").all_text_contents()
+    assert f"Not enough data yet: {sample['reason']}." in health
+    assert any(t.startswith("No implausibly large change") and "50%" in t for t in health), health
+    assert page.locator("#ab-variants tbody tr").count() > 1  # users, then one row per metric
+    users = page.locator("#ab-variants tbody tr:first-child td").all_text_contents()
+    assert users[:3] == ["users", "12", "3"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "experiments-little-data.png"), full_page=True)
+
+    page.select_option("#experiment", "new_ranker")
+    wait_ready(tab)
+    texts = assert_full_sentences(tab)
+    reason = get(alone, "/experiments/new_ranker/results", days=30)["reason"]
+    assert page.text_content("#verdict") == f"No verdict: {reason}."
+    assert page.locator("#ab-variants").count() == 0  # no empty table: a sentence instead
+    assert any(t.startswith("Nothing to compare yet: ") for t in texts), texts
+    page.screenshot(path=str(ARTIFACTS / "experiments-no-data.png"), full_page=True)
     assert tab.errors == [] and outside == []

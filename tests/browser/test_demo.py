@@ -87,7 +87,10 @@ def test_a_click_on_the_third_result_is_stored_with_its_rank_search_and_variant(
     comparison = httpx.get(f"{server.url}/analytics/variants-comparison", timeout=10).json()
     assert comparison["variants"][search["variant"]]["clicks"] == 1
     # ... and the page's own panel shows them.
-    page.wait_for_function("document.getElementById('my-clicks').textContent === '1'")
+    page.wait_for_function("document.getElementById('me').dataset.clicks === '1'")
+    assert (
+        page.text_content("#me") == "1 click on 1 search: search CTR 100.0%, 1.00 clicks per search"
+    )
     row = page.locator(f'#variants tr[data-variant="{search["variant"]}"] td')
     assert row.all_text_contents()[1:3] == ["1", "1"]  # searches, clicks
     assert page.get_attribute('#results [data-rank="3"]', "aria-pressed") == "true"

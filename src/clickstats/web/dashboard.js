@@ -7,17 +7,34 @@
   var DEFAULT_DAYS = 7;
   var COLORS = ["#2a6df4", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad", "#5c940d"];
   var GOOD = "#2b8a3e", BAD = "#c92a2a", NEUTRAL = "#868e96";
-  // The results JSON names metrics; their labels and directions are those of
-  // clickstats.stats.summary.METRICS.
+  // The results JSON names metrics; each one's label, definition (x / y) and direction are
+  // those of clickstats.stats.summary.METRICS (tests/api/test_dashboard_pages.py checks this copy).
+  // METRICS-BEGIN
   var METRICS = {
-    search_ctr: {label: "search CTR", higherIsBetter: true, percent: true},
-    clicks_per_search: {label: "clicks per search", higherIsBetter: true, percent: false},
-    mrr: {label: "MRR", higherIsBetter: true, percent: false},
-    avg_click_position: {label: "avg click position", higherIsBetter: false, percent: false},
-    abandonment_rate: {label: "abandonment rate", higherIsBetter: false, percent: true},
-    zero_result_rate: {label: "zero-result rate", higherIsBetter: false, percent: true},
-    time_to_first_click_ms: {label: "time to first click", higherIsBetter: false, ms: true},
+    "search_ctr": {"label": "search CTR", "x": "searches with at least one click", "y": "searches", "higher_is_better": true, "percent": true},
+    "clicks_per_search": {"label": "clicks per search", "x": "clicks", "y": "searches", "higher_is_better": true, "percent": false},
+    "mrr": {"label": "MRR", "x": "sum over searches of 1 / rank of the first click (0 for a search without a click)", "y": "searches", "higher_is_better": true, "percent": false},
+    "avg_click_position": {"label": "average click position", "x": "sum of the ranks of all clicks", "y": "clicks", "higher_is_better": false, "percent": false},
+    "abandonment_rate": {"label": "abandonment rate", "x": "searches with at least one result and no click", "y": "searches with at least one result", "higher_is_better": false, "percent": true},
+    "zero_result_rate": {"label": "zero-result rate", "x": "searches with no result", "y": "searches", "higher_is_better": false, "percent": true},
+    "time_to_first_click_ms": {"label": "time to first click", "x": "sum over searches with a click of (first click time - search time), in ms", "y": "searches with a click", "higher_is_better": false, "percent": false}
   };
+  // METRICS-END
+  function spec(name) {
+    return METRICS[name] || {label: name, x: "x", y: "y", higher_is_better: true, percent: false};
+  }
+  // One line per metric, shown on hover wherever the metric is named.
+  function definition(name) {
+    var m = spec(name);
+    return m.label + ": " + m.x + " / " + m.y + " (" + (m.percent ? "shown as a percentage; " : "") +
+      (m.higher_is_better ? "higher" : "lower") + " is better)";
+  }
+  function defineMetrics(root) {
+    root.querySelectorAll("[data-metric]").forEach(function (el) {
+      el.title = definition(el.dataset.metric);
+      el.classList.add("defined");
+    });
+  }
 
   var $ = function (id) { return document.getElementById(id); };
   var view = $("view");
@@ -34,6 +51,10 @@
     return x == null ? "–" : (100 * x).toFixed(digits == null ? 1 : digits) + "%";
   }
   function signedPercent(x) { return x == null ? "–" : (x > 0 ? "+" : "") + percent(x); }
+  // A difference of two rates is in percentage points: 60.4% against 57.3% is +3.1 pp.
+  function points(x) { return x == null ? "–" : (x > 0 ? "+" : "") + (100 * x).toFixed(1) + "\u00a0pp"; }
+  // "1 user", "2 users", "1,500 searches".
+  function plural(n, one, many) { return count(n) + " " + (n === 1 ? one : many || one + "s"); }
   function decimal(x, digits) { return x == null ? "–" : x.toFixed(digits == null ? 2 : digits); }
   function ms(x) {
     if (x == null) return "–";
@@ -48,9 +69,22 @@
     var unit = b.to_ms > 1000 ? 1000 : 1;
     return b.from_ms / unit + "–" + latencyEdge(b.to_ms);
   }
+  function isMs(name) { return /_ms$/.test(name); }
   function metricValue(name, x) {
-    var spec = METRICS[name] || {};
-    return spec.percent ? percent(x) : spec.ms ? ms(x) : decimal(x, 3);
+    return spec(name).percent ? percent(x) : isMs(name) ? ms(x) : decimal(x, 3);
+  }
+  // The absolute difference of a metric and its interval, in one unit: percentage points for a
+  // rate, milliseconds for a time (with as many decimals as the widest end needs).
+  function difference(name, c) {
+    var values = [c.absolute].concat(c.absolute_ci || []);
+    var widest = Math.max.apply(null, values.map(function (x) { return Math.abs(x || 0); }));
+    var format = spec(name).percent ? points : function (x) {
+      if (x == null) return "–";
+      var sign = x > 0 ? "+" : x < 0 ? "-" : "";
+      if (!isMs(name)) return sign + decimal(Math.abs(x), 3);
+      return sign + integer.format(Number(Math.abs(x).toFixed(widest >= 100 ? 0 : widest >= 10 ? 1 : 2))) + "\u00a0ms";
+    };
+    return format(c.absolute) + (c.absolute_ci ? " [" + format(c.absolute_ci[0]) + ", " + format(c.absolute_ci[1]) + "]" : "");
   }
   function localTime(iso) {
     if (!iso) return "–";
@@ -123,8 +157,12 @@
     destroyCharts();
     view.textContent = "";
     view.appendChild($(templateId).content.cloneNode(true));
+    defineMetrics(view);
   }
-  function insert(templateId, into) { into.appendChild($(templateId).content.cloneNode(true)); }
+  function insert(templateId, into) {
+    into.appendChild($(templateId).content.cloneNode(true));
+    defineMetrics(into);
+  }
   function cell(row, content, className) {
     var td = row.insertCell();
     if (content instanceof Node) td.appendChild(content); else td.textContent = content;
@@ -293,7 +331,8 @@
       fillTable("variants-table", rows, [
         function (v) { return v.name; }, function (v) { return count(v.searches); },
         function (v) { return count(v.users); }, function (v) { return count(v.clicks); },
-        function (v) { return percent(v.search_ctr); }, function (v) { return decimal(v.avg_click_position); },
+        function (v) { return percent(v.search_ctr); }, function (v) { return decimal(v.clicks_per_search); },
+        function (v) { return decimal(v.avg_click_position); },
         function (v) { return percent(v.zero_result_rate); }, function (v) { return percent(v.abandonment_rate); },
         function (v) { return ms(v.avg_response_ms); }, function (v) { return ms(v.p95_response_ms); },
       ]);
@@ -401,7 +440,7 @@
     insert("ab-result", body);
     var decision = r.decision || {};
     var verdict = $("verdict");
-    verdict.textContent = decision.summary || r.reason || "No decision.";
+    verdict.textContent = decision.summary || sentence(r.reason) || "No decision yet.";
     verdict.className = "sentence " + (decision.winner ? "ship" : decision.blocked_by && decision.blocked_by.length ? "blocked" : "open");
     $("certainty").textContent = certainty(r);
 
@@ -410,21 +449,27 @@
       $("srm-warning").hidden = false;
       $("srm-text").textContent = "The users per variant do not match the configured split (" +
         pValue(srm.p_value) + "): " + Object.keys(srm.observed || {}).map(function (name) {
-          return name + " has " + count(srm.observed[name]) + " users where " +
+          return name + " has " + plural(srm.observed[name], "user") + " where " +
             count(Math.round(srm.expected[name])) + " were expected";
         }).join("; ") + ". Do not act on these results until the cause is found.";
     }
     healthList(r);
 
+    // Without two variants with data there is nothing to compare: say so once, in full.
+    if (!r.variants.length) {
+      $("chart-intervals").closest("section").replaceWith(paragraph("Nothing to compare yet: the " +
+        "intervals and the table of variants appear once every variant has data (see the verdict).", "card muted"));
+      $("ab-variants").closest("section").remove();
+      return;
+    }
     var rows = [];
     r.variants.filter(function (v) { return !v.is_control; }).forEach(function (v) {
       Object.keys(v.metrics).forEach(function (name) {
         var c = v.metrics[name].comparison;
         if (!c || !c.relative_ci) return;
-        var spec = METRICS[name] || {higherIsBetter: true};
-        var better = (c.relative > 0) === spec.higherIsBetter;
+        var better = (c.relative > 0) === spec(name).higher_is_better;
         rows.push({
-          label: (name === r.primary_metric ? "★ " : "") + (spec.label || name) +
+          label: (name === r.primary_metric ? "★ " : "") + spec(name).label +
             (r.variants.length > 2 ? " (" + v.name + ")" : ""),
           low: c.relative_ci[0], high: c.relative_ci[1], estimate: c.relative,
           color: !c.significant ? NEUTRAL : better ? GOOD : BAD,
@@ -435,59 +480,92 @@
       intervalChart("chart-intervals", rows, 0, signedPercent, function (x) { return (x > 0 ? "+" : "") + percent(x, 0); });
       $("chart-intervals").parentNode.style.height = Math.max(160, 44 * rows.length + 60) + "px";
     } else {
-      $("chart-intervals").parentNode.replaceWith(document.createTextNode("No interval yet: too little data."));
+      $("chart-intervals").parentNode.replaceWith(paragraph(
+        "No interval yet: every variant needs at least 2 users, and the control a value other than 0.", "muted"));
     }
     variantsTable(r);
   }
 
+  // A reason from the API ("no users yet", "search_v2 has no data") as a sentence: a capital
+  // unless it starts with a name (search_v2 stays as it is), and a full stop.
+  function sentence(text) {
+    if (!text) return "";
+    if (/^[a-z]+\b(?![_\d])/.test(text)) text = text.charAt(0).toUpperCase() + text.slice(1);
+    return /[.!?]$/.test(text) ? text : text + ".";
+  }
+  function paragraph(text, className) {
+    var p = document.createElement("p");
+    p.textContent = text;
+    if (className) p.className = className;
+    return p;
+  }
+
   function certainty(r) {
     var primary = r.primary_metric;
-    var label = (METRICS[primary] || {}).label || primary;
+    var label = spec(primary).label;
+    var control = r.variants.filter(function (v) { return v.is_control; })[0];
     var treatment = r.variants.filter(function (v) { return !v.is_control && v.metrics[primary]; })[0];
     var c = treatment && treatment.metrics[primary].comparison;
     var method = r.method === "sequential" ? "a sequential test, valid however often this page is read"
       : "a fixed-horizon test";
+    if (!treatment) return "How sure: not measurable until every variant has data.";
     if (!c || !c.relative_ci) {
-      return "How sure: not measurable yet" + (c && c.reason ? " (" + c.reason + ")" : "") + ".";
+      var why = (c && c.reason) || treatment.metrics[primary].reason;
+      return "How sure: not measurable yet" + (why ? " (" + why + ")" : "") + ".";
     }
     var blocked = ((r.decision || {}).blocked_by || []).filter(function (b) {
       return b === "sample_ratio_mismatch" || b === "implausible_lift";
     });
+    var from = control && control.metrics[primary] ? control.metrics[primary].estimate : null;
+    var to = treatment.metrics[primary].estimate;
+    var change = spec(primary).percent
+      ? " by " + points(c.absolute) + " (from " + metricValue(primary, from) + " to " + metricValue(primary, to) +
+        "; a relative change of " + signedPercent(c.relative) + ")"
+      : " by " + signedPercent(c.relative) + " (from " + metricValue(primary, from) + " to " + metricValue(primary, to) + ")";
     var text = (blocked.length
       ? "How sure: not at all until the " + (blocked[0] === "sample_ratio_mismatch" ? "sample ratio mismatch" : "implausibly large change") +
         " is explained. Taken at face value, "
-      : "How sure: ") + treatment.name + " changes " + label + " by " + signedPercent(c.relative) +
-      " against " + r.control + "; the 95% confidence interval runs from " + signedPercent(c.relative_ci[0]) +
+      : "How sure: ") + treatment.name + " changes " + label + change + " against " + r.control +
+      "; the 95% confidence interval of the relative change runs from " + signedPercent(c.relative_ci[0]) +
       " to " + signedPercent(c.relative_ci[1]) + " (" + pValue(c.p_value_adjusted != null ? c.p_value_adjusted : c.p_value) +
-      ", " + count(c.users) + " users, " + method + "). ";
+      ", " + plural(c.users, "user") + ", " + method + "). ";
     if (blocked.length) return text;
     text += c.significant ? "The interval does not include 0 (no change), so the difference is very unlikely to be chance."
       : "The interval includes 0 (no change), so the data cannot tell the variants apart yet.";
     var power = ((r.health || {}).power || {})[treatment.name];
     if (!c.significant && power && power.additional_users != null) {
-      text += " Detecting a " + percent(power.target_lift, 0) + " change needs about " +
-        count(power.additional_users) + " more users.";
+      text += " Detecting a " + percent(power.target_lift, 0) + " relative change needs about " +
+        plural(power.additional_users, "more user") + ".";
     }
     return text;
   }
 
   function healthList(r) {
     var list = $("health");
-    var h = r.health || {};
+    var h = r.health;
     var items = [];
-    var srm = h.srm || {};
-    items.push([srm.checked ? !srm.flagged : null, srm.checked
-      ? "Sample ratio: " + Object.keys(srm.observed).map(function (n) { return n + " " + count(srm.observed[n]); }).join(", ") +
-        " users (" + pValue(srm.p_value) + (srm.flagged ? ", mismatch" : ", as configured") + ")"
-      : "Sample ratio not checked: " + (srm.reason || "no data")]);
-    var sample = h.sample || {};
-    items.push([!!sample.met, sample.met
-      ? "Enough data: every variant has at least " + sample.min_users + " users and " + sample.min_denominator + " " + sample.denominator
-      : "Not enough data yet: " + (sample.reason || (sample.short || []).join(", ") || "")]);
-    var implausible = h.implausible || [];
-    items.push([!implausible.length, implausible.length
-      ? "Implausibly large change: check the tracking (" + implausible.map(function (i) { return i.variant || i; }).join(", ") + ")"
-      : "No implausibly large change (threshold " + percent(h.implausible_threshold, 0) + ")"]);
+    if (!h) {
+      // The checks need every variant's users: until then, the reason is the one item.
+      items.push([null, "Not run yet: the health checks need data from every variant."]);
+    } else {
+      var srm = h.srm || {};
+      items.push([srm.checked ? !srm.flagged : null, srm.checked
+        ? "Sample ratio: " + Object.keys(srm.observed).map(function (n) { return n + " " + plural(srm.observed[n], "user"); }).join(", ") +
+          " (" + pValue(srm.p_value) + (srm.flagged ? ", a mismatch" : ", as configured") + ")."
+        : "Sample ratio not checked yet (" + (srm.reason || "too few users") + ")."]);
+      var sample = h.sample || {};
+      var minimum = plural(sample.min_users, "user") + " and " + count(sample.min_denominator) + " " + sample.denominator;
+      items.push([!!sample.met, sample.met
+        ? "Enough data: every variant has at least " + minimum + "."
+        : "Not enough data yet: " + (sample.reason
+          ? sample.reason + "."
+          : "a verdict needs at least " + minimum + " in every variant.")]);
+      var implausible = h.implausible || [];
+      items.push([!implausible.length, implausible.length
+        ? "Implausibly large change in " + implausible.map(function (i) { return i.variant || i; }).join(", ") +
+          " (" + percent(h.implausible_threshold, 0) + " or more either way): check the tracking."
+        : "No implausibly large change (none of " + percent(h.implausible_threshold, 0) + " or more either way)."]);
+    }
     list.textContent = "";
     items.forEach(function (item) {
       var li = document.createElement("li");
@@ -498,63 +576,70 @@
   }
 
   // One row per metric (they are many, the variants few): each variant's value and, for a
-  // treatment, its change against the control with the interval and the p-value.
+  // treatment, its change against the control: the difference (percentage points for a rate)
+  // and the relative change, each with its own interval, and the p-value.
   function variantsTable(r) {
     var names = Object.keys(r.variants[0] ? r.variants[0].metrics : {});
     var head = document.querySelector("#ab-variants thead").insertRow();
-    var th = function (text, cls) {
+    var th = function (text, title) {
       var el = document.createElement("th");
       el.scope = "col";
       el.textContent = text;
-      if (cls) el.className = cls;
+      if (title) el.title = title;
       head.appendChild(el);
     };
     th("metric");
     r.variants.forEach(function (v) {
       th(v.name + (v.is_control ? " (control)" : ""));
-      if (!v.is_control) { th("change [95% CI]"); th("p-value"); }
+      if (!v.is_control) {
+        th("difference [95% CI]", "treatment − control, in the metric's unit: percentage points (pp) for a rate");
+        th("relative change [95% CI]", "(treatment − control) / control, in percent");
+        th("p-value");
+      }
     });
     var body = document.querySelector("#ab-variants tbody");
     var users = body.insertRow();
     cell(users, "users");
     r.variants.forEach(function (v) {
       cell(users, count(v.users));
-      if (!v.is_control) { cell(users, ""); cell(users, ""); }
+      if (!v.is_control) { cell(users, ""); cell(users, ""); cell(users, ""); }
     });
     names.forEach(function (name) {
-      var spec = METRICS[name] || {higherIsBetter: true};
+      var m = spec(name);
       var tr = body.insertRow();
       tr.dataset.metric = name;
-      var label = cell(tr, (name === r.primary_metric ? "★ " : "") + (spec.label || name) + " ");
+      var label = cell(tr, (name === r.primary_metric ? "★ " : "") + m.label + " ");
+      label.title = definition(name);
+      label.classList.add("defined");
       var direction = document.createElement("small");
       direction.className = "muted";
-      direction.textContent = spec.higherIsBetter ? "(higher is better)" : "(lower is better)";
+      direction.textContent = m.higher_is_better ? "(higher is better)" : "(lower is better)";
       label.appendChild(direction);
       r.variants.forEach(function (v) {
-        var m = v.metrics[name] || {};
-        var c = m.comparison;
-        cell(tr, metricValue(name, m.estimate));
+        var value = v.metrics[name] || {};
+        var c = value.comparison;
+        cell(tr, metricValue(name, value.estimate));
         if (v.is_control) return;
-        if (c && c.relative != null) {
-          var change = cell(tr, signedPercent(c.relative) + (c.relative_ci
-            ? " [" + signedPercent(c.relative_ci[0]) + ", " + signedPercent(c.relative_ci[1]) + "]" : ""));
-          change.className = c.significant ? ((c.relative > 0) === spec.higherIsBetter ? "good" : "bad") : "muted";
+        if (c && (c.relative != null || c.absolute != null)) {
+          var tone = c.significant ? ((c.absolute > 0) === m.higher_is_better ? "good" : "bad") : "muted";
+          cell(tr, difference(name, c), tone);
+          cell(tr, signedPercent(c.relative) + (c.relative_ci
+            ? " [" + signedPercent(c.relative_ci[0]) + ", " + signedPercent(c.relative_ci[1]) + "]" : ""), tone);
           cell(tr, pNumber(c.p_value_adjusted != null ? c.p_value_adjusted : c.p_value));
         } else {
-          var why = cell(tr, (c && c.reason) || m.reason || "–");
+          var why = cell(tr, sentence((c && c.reason) || value.reason) || "–");
           why.className = "muted reason";
-          why.colSpan = 2;
+          why.colSpan = 3;
         }
       });
     });
     var latency = r.response_time || {};
-    if (Object.keys(latency).length) {
-      var note = document.createElement("p");
-      note.className = "muted";
-      note.textContent = "Response time (descriptive, not tested): " + Object.keys(latency).map(function (name) {
-        return name + " avg " + ms(latency[name].avg_ms) + ", p95 " + ms(latency[name].p95_ms);
-      }).join("; ") + ".";
-      $("ab-variants").parentNode.after(note);
+    var timed = Object.keys(latency).filter(function (name) { return latency[name].avg_ms != null; });
+    if (timed.length) {
+      $("ab-variants").parentNode.after(paragraph("Response time (descriptive, not tested): " +
+        timed.map(function (name) {
+          return name + " avg " + ms(latency[name].avg_ms) + ", p95 " + ms(latency[name].p95_ms);
+        }).join("; ") + ".", "muted"));
     }
   }
 
@@ -569,7 +654,7 @@
       ? "How sure: not measurable yet" + (r.reason ? " (" + r.reason + ")" : "") + "."
       : "How sure: " + b + " (B) wins " + percent(r.preference) + " of the searches won by either ranker; the 95% " +
         "confidence interval runs from " + percent(r.ci_low) + " to " + percent(r.ci_high) + " (" + pValue(r.p_value) +
-        ", " + count(r.users) + " users). " + (r.significant
+        ", " + plural(r.users, "user") + "). " + (r.significant
           ? "It excludes 50%, so the preference is unlikely to be chance."
           : "It includes 50%, so the data cannot tell the rankers apart yet.");
     $("wins").innerHTML = "";
@@ -618,19 +703,22 @@
     mount("user-page");
     $("user-name").textContent = userId;
     document.title = "User " + userId + " · clickstats";
+    // Every figure from the overview filtered to the user (the same days as the charts); the
+    // user summary adds the first and last search.
     return Promise.all([
       getJson("/analytics/user/" + encodeURIComponent(userId) + "?days=" + days()),
       api("/analytics/overview", {days: days(), user_id: userId, tz: tz}),
     ]).then(function (answers) {
       if (ticket !== renderCount) return;
-      var s = answers[0], o = answers[1];
+      var s = answers[0], o = answers[1], t = o.totals;
       setKpis(view, {
-        impressions: count(s.impressions), clicks: count(s.clicks), ctr: percent(s.ctr),
-        avg_rank: decimal(s.avg_rank), p95_ms: ms(s.response_time.p95_ms), avg_ms: ms(s.response_time.avg_ms),
+        searches: count(t.searches), clicks: count(t.clicks), search_ctr: percent(t.search_ctr),
+        clicks_per_search: decimal(t.clicks_per_search), avg_click_position: decimal(t.avg_click_position),
+        p95_ms: ms(t.p95_response_ms), avg_ms: ms(t.avg_response_ms),
       });
       $("user-seen").textContent = s.first_seen
         ? "First search " + localTime(s.first_seen) + ", last " + localTime(s.last_seen) + " (" + tz + ")." : "";
-      $("user-empty").hidden = s.impressions > 0;
+      $("user-empty").hidden = t.searches > 0;
       var labels = o.daily.days.map(dayLabel);
       var total = o.daily.days.map(function () { return 0; });
       var clicked = total.slice();
@@ -651,12 +739,13 @@
       var ranks = rankKeys(o.clicks_by_rank);
       barChart("chart-user-ranks", ranks, ranks.map(function (k) { return o.clicks_by_rank[k] || 0; }), "clicks",
         {scales: {x: {title: {display: true, text: "rank"}}, y: {beginAtZero: true, ticks: {precision: 0}}}});
-      var rows = Object.keys(s.by_variant).sort().map(function (name) {
-        return Object.assign({name: name}, s.by_variant[name]);
+      var rows = Object.keys(o.by_variant).sort().map(function (name) {
+        return Object.assign({name: name}, o.by_variant[name]);
       });
       fillTable("user-variants", rows, [function (v) { return v.name; },
-        function (v) { return count(v.impressions); }, function (v) { return count(v.clicks); },
-        function (v) { return percent(v.ctr); }], "No searches in this period.");
+        function (v) { return count(v.searches); }, function (v) { return count(v.clicks); },
+        function (v) { return percent(v.search_ctr); }, function (v) { return decimal(v.clicks_per_search); }],
+        "No searches in this period.");
     });
   }
 

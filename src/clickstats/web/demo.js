@@ -13,7 +13,9 @@
     status.className = isError ? "error" : "";
   }
 
-  function percent(ctr) { return ctr == null ? "–" : (100 * ctr).toFixed(1) + "%"; }
+  function percent(x) { return x == null ? "–" : (100 * x).toFixed(1) + "%"; }
+  function decimal(x) { return x == null ? "–" : x.toFixed(2); }
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many || one + "s"); }
   function getJson(url) {
     return fetch(url, {headers: {Accept: "application/json"}}).then(function (r) {
       if (!r.ok) throw new Error(url + " answered " + r.status);
@@ -21,33 +23,41 @@
     });
   }
   function cell(row, text) { var td = row.insertCell(); td.textContent = text; return td; }
+  // "3 clicks on 2 searches: search CTR 50.0%, 1.50 clicks per search"
+  function figures(t) {
+    if (!t.searches) return "no search yet";
+    return plural(t.clicks, "click") + " on " + plural(t.searches, "search", "searches") +
+      ": search CTR " + percent(t.search_ctr) + ", " + decimal(t.clicks_per_search) + " clicks per search";
+  }
 
   function refreshPanel() {
-    var mine = "/analytics/ctr?user_id=" + encodeURIComponent(tracker.userId);
+    var tz = (window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone) || "UTC";
+    var overview = "/analytics/overview?days=7&tz=" + encodeURIComponent(tz);
     var request = ++panelRequest;
-    return Promise.all([getJson(mine), getJson("/analytics/ctr"), getJson("/analytics/variants-comparison")])
+    return Promise.all([getJson(overview + "&user_id=" + encodeURIComponent(tracker.userId)),
+      getJson(overview), getJson("/analytics/variants-comparison")])
       .then(function (answers) {
         if (request !== panelRequest) return; // a newer refresh has started
         var me = answers[0], all = answers[1], comparison = answers[2];
-        $("my-clicks").textContent = me.total_clicks;
-        $("my-searches").textContent = me.total_impressions;
-        $("my-ctr").textContent = percent(me.ctr);
-        $("all-clicks").textContent = all.total_clicks;
-        $("all-searches").textContent = all.total_impressions;
-        $("all-ctr").textContent = percent(all.ctr);
+        $("me").textContent = figures(me.totals);
+        $("me").dataset.clicks = me.totals.clicks;
+        $("everyone").textContent = figures(all.totals);
         var body = $("variants");
         body.textContent = "";
-        Object.keys(comparison.variants).sort().forEach(function (name) {
-          var v = comparison.variants[name];
+        Object.keys(all.by_variant).sort().forEach(function (name) {
+          var v = all.by_variant[name];
           var row = body.insertRow();
           row.dataset.variant = name;
           cell(row, name);
-          cell(row, v.impressions);
+          cell(row, v.searches);
           cell(row, v.clicks);
-          cell(row, percent(v.ctr));
-          cell(row, v.avg_rank == null ? "–" : v.avg_rank.toFixed(2));
+          cell(row, percent(v.search_ctr));
+          cell(row, decimal(v.clicks_per_search));
+          cell(row, decimal(v.avg_click_position));
         });
-        $("winner").textContent = comparison.winner || "none yet";
+        // `leader`: the most clicks per search; the verdict is the experiment's decision.
+        $("leader").textContent = comparison.leader || comparison.winner || "none yet";
+        $("verdict").textContent = (comparison.stats || {}).summary || "none yet.";
       })
       .catch(function (err) { say("Could not load the figures: " + err.message, true); });
   }
