@@ -13,7 +13,7 @@ def test_click_defaults_fill_server_side_fields() -> None:
     before = datetime.now(UTC) - timedelta(milliseconds=1)
     click = ClickEvent(product_id="p1", rank=3)
     assert click.user_id == "anonymous"
-    assert click.variant == "default"
+    assert click.variant is None  # reports take the variant of the search it cites
     assert click.source is ClickSource.SEARCH_RESULTS
     assert before <= click.timestamp <= datetime.now(UTC)
     assert click.timestamp.tzinfo is UTC
@@ -49,6 +49,17 @@ def test_click_rejects_bad_fields_naming_them(fields: dict[str, object], field: 
     with pytest.raises(ValidationError) as exc:
         ClickEvent.model_validate(data)
     assert field in {str(e["loc"][0]) for e in exc.value.errors()}
+
+
+def test_results_count_defaults_to_the_results_shown() -> None:
+    assert SearchImpression(query="q", results=["a", "b", "c"]).results_count == 3
+    assert SearchImpression(query="q", results=[]).results_count == 0
+    assert SearchImpression(query="q", results=["a", "b"], results_count=40).results_count == 40
+    assert SearchImpression(query="q", results=["a"], results_count=0).results_count == 0
+    assert SearchImpression(query="q", results=None).results_count == 0
+    assert SearchImpression.from_json('{"query": "q", "results": ["a", "b"]}').results_count == 2
+    (_, event), *_ = parse_events([{"type": "impression", "query": "q", "results": ["a"]}])[0]
+    assert isinstance(event, SearchImpression) and event.results_count == 1
 
 
 def test_impression_rejects_negative_counts() -> None:

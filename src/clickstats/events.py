@@ -36,6 +36,9 @@ Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
 Millis = Annotated[float, Field(ge=0, le=MAX_RESPONSE_TIME_MS, allow_inf_nan=False)]
 
+#: The variant of a search sent without one, and of a click whose variant cannot be resolved.
+DEFAULT_VARIANT = "default"
+
 
 def new_id() -> str:
     """A random 128-bit id; cheaper than uuid4() on the ingestion path and just as unique."""
@@ -75,7 +78,6 @@ class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     user_id: Id = "anonymous"
-    variant: Id = "default"
     session_id: Id | None = None
     timestamp: datetime = Field(default_factory=event_time_now)
     event_id: Id = Field(default_factory=new_id)
@@ -116,6 +118,13 @@ class ClickEvent(_Event):
     search_id: Id | None = Field(
         default=None, description="the search_id of the impression this click came from"
     )
+    # Stored as sent (None when omitted) and resolved by every report at query time, so that
+    # a click counts for its search's variant whichever of the two arrives first.
+    variant: Id | None = Field(
+        default=None,
+        description="the variant that served the search; omitted: the variant of the "
+        f"impression its search_id names, else {DEFAULT_VARIANT!r}",
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClickEvent:
@@ -131,7 +140,15 @@ class SearchImpression(_Event):
 
     type: Literal["impression"] = "impression"
     query: Text
-    results_count: Annotated[int, Field(ge=0, le=MAX_RANK)] = 0
+    variant: Id = Field(
+        default=DEFAULT_VARIANT,
+        description="the search variant or experiment arm, e.g. search_v1, search_v2",
+    )
+    results_count: Annotated[int, Field(ge=0, le=MAX_RANK)] = Field(
+        default=0,
+        description="how many results the search found; omitted: the length of results (0 "
+        "without results)",
+    )
     response_time_ms: Millis | None = None
     search_id: Id = Field(default_factory=new_id)
     results: Annotated[list[Id], Field(max_length=MAX_RESULTS)] | None = Field(
@@ -141,6 +158,16 @@ class SearchImpression(_Event):
         default=None,
         description="interleaving: the ranker (team A or B) that contributed each position",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _count_the_results_shown(cls, data: Any) -> Any:
+        # A search that sends the results it showed and no count found at least those.
+        if isinstance(data, Mapping) and "results_count" not in data:
+            results = data.get("results")
+            if isinstance(results, list | tuple):
+                return {**data, "results_count": len(results)}
+        return data
 
     @model_validator(mode="after")
     def _a_team_per_result(self) -> SearchImpression:

@@ -134,6 +134,41 @@ def test_variants_comparison(client: TestClient) -> None:
     }
 
 
+def test_a_click_without_variant_counts_for_its_search(client: TestClient) -> None:
+    # The click is sent before its search, in one batch; another cites no search at all.
+    events = [
+        {"type": "click", "product_id": "p", "rank": 2, "search_id": "s1", "user_id": "u1"},
+        {"type": "impression", "query": "q", "search_id": "s1", "variant": "search_v1",
+         "user_id": "u1", "results": ["p", "q"]},
+        {"type": "click", "product_id": "p", "rank": 1, "user_id": "u1"},
+    ]  # fmt: skip
+    assert client.post("/analytics/events", json={"events": events}).json()["accepted"] == 3
+    post_click(client, search_id="s1", variant="search_v2", user_id="u1")  # kept as sent
+    expected = {
+        "default": {"ctr": None, "clicks": 1, "impressions": 0},
+        "search_v1": {"ctr": 1.0, "clicks": 1, "impressions": 1},
+        "search_v2": {"ctr": None, "clicks": 1, "impressions": 0},
+    }
+    assert client.get("/analytics/ctr").json()["by_variant"] == expected
+    assert client.get("/analytics/user/u1").json()["by_variant"] == expected
+    comparison = client.get("/analytics/variants-comparison").json()["variants"]
+    assert {name: v["clicks"] for name, v in comparison.items()} == {
+        "default": 1, "search_v1": 1, "search_v2": 1,
+    }  # fmt: skip
+    assert comparison["search_v1"]["avg_rank"] == 2.0
+    assert client.get("/analytics/rank-metrics?variant=search_v1").json()["clicks_by_rank"] == {
+        "2": 1
+    }
+
+
+def test_results_shown_without_a_count_are_not_a_zero_result_search(client: TestClient) -> None:
+    post_impression(client, results=["p1", "p2"])
+    post_impression(client, results=["p1"], results_count=25)
+    post_impression(client)
+    totals = client.get("/analytics/overview").json()["totals"]
+    assert (totals["searches"], totals["zero_results"]) == (3, 1)
+
+
 def test_empty_store_gives_nulls_not_errors(client: TestClient) -> None:
     assert client.get("/analytics/ctr").json() == {
         "ctr": None, "total_clicks": 0, "total_impressions": 0, "by_variant": {},
@@ -297,4 +332,6 @@ def test_health_and_openapi(client: TestClient) -> None:
     } <= paths  # fmt: skip
     schemas = spec["components"]["schemas"]
     assert "ClickEvent" in schemas and "SearchImpression" in schemas
+    click_variant = schemas["ClickEvent"]["properties"]["variant"]
+    assert "search_id" in click_variant["description"]
     assert client.get("/docs").status_code == 200

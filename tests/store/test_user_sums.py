@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -70,3 +72,71 @@ def test_user_sums_by_variant(store: EventStore) -> None:
 def test_user_sums_of_an_empty_window(store: EventStore) -> None:
     store.append_sync(EVENTS)
     assert store.user_sums(Filters(since=NOW + timedelta(minutes=1)), ["v1"], PAIRS) == {}
+
+
+WEEK = Filters(since=NOW - timedelta(days=7))
+
+
+def test_searches_per_user_is_a_histogram_of_the_users_of_user_sums(store: EventStore) -> None:
+    store.append_sync(EVENTS)
+    # u1 3 searches in v1 (s7 is before the window), u2 1; u3 1 in v2; u4's variant is not asked
+    assert store.searches_per_user(WEEK, ["v1", "v2"]) == {"v1": {3: 1, 1: 1}, "v2": {1: 1}}
+    assert store.searches_per_user(WEEK, ["v2"]) == {"v2": {1: 1}}
+    assert store.searches_per_user(Filters(since=NOW + timedelta(minutes=1)), ["v1"]) == {}
+
+
+def test_max_searches_leaves_out_exactly_the_heavier_users(store: EventStore) -> None:
+    store.append_sync(EVENTS)
+    capped = store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=2)  # u1 (3) goes
+    assert (capped["v1"].users, capped["v2"].users) == (1, 1)
+    for column in USER_COLUMNS:
+        assert capped["v1"].sums[column] == pytest.approx(U2[column], abs=1e-9), column
+        assert capped["v1"].squares[column] == pytest.approx(U2[column] ** 2, abs=1e-9)
+        assert capped["v2"].sums[column] == pytest.approx(U3[column], abs=1e-9), column
+    for a, b in PAIRS:
+        assert capped["v1"].products[a, b] == pytest.approx(U2[a] * U2[b], abs=1e-9)
+    everyone = store.user_sums(WEEK, ["v1", "v2"], PAIRS)
+    assert store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=3) == everyone
+    assert store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=0) == {}
+
+
+def test_capped_sums_and_histogram_agree_with_python(store: EventStore) -> None:
+    rng = random.Random(11)
+    events: list[ClickEvent | SearchImpression] = []
+    for u in range(40):
+        variant = f"v{1 + u % 2}"
+        for n in range(rng.choice([1, 1, 2, 3, 5, 8, 13, 30])):
+            sid = f"u{u}-{n}"
+            events.append(imp(sid, f"u{u}", variant, rng.choice([0, 4, 10]), n * S))
+            for k in range(rng.choice([0, 0, 1, 2])):
+                events.append(clk(f"{sid}-{k}", sid, rng.randint(1, 9), (n + k + 1) * S))
+    store.append_sync(events)
+    searches: dict[str, dict[str, int]] = {}  # variant -> user -> searches
+    clicks: dict[str, int] = {}  # user -> clicks on their searches
+    zero: dict[str, int] = {}
+    for e in events:
+        if isinstance(e, SearchImpression):
+            per_user = searches.setdefault(e.variant, {})
+            per_user[e.user_id] = per_user.get(e.user_id, 0) + 1
+            zero[e.user_id] = zero.get(e.user_id, 0) + (e.results_count == 0)
+        else:
+            owner = str(e.search_id).rsplit("-", 1)[0]
+            clicks[owner] = clicks.get(owner, 0) + 1
+
+    histogram = store.searches_per_user(WEEK, ["v1", "v2"])
+    assert histogram == {
+        v: dict(sorted(Counter(per_user.values()).items())) for v, per_user in searches.items()
+    }
+    cap = 5
+    sums = store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=cap)
+    for variant, per_user in searches.items():
+        kept = [u for u, n in per_user.items() if n <= cap]
+        assert (
+            sums[variant].users
+            == len(kept)
+            == sum(users for n, users in histogram[variant].items() if n <= cap)
+        )
+        assert sums[variant].sums["searches"] == sum(per_user[u] for u in kept)
+        assert sums[variant].squares["searches"] == sum(per_user[u] ** 2 for u in kept)
+        assert sums[variant].sums["clicks"] == sum(clicks.get(u, 0) for u in kept)
+        assert sums[variant].sums["zero_results"] == sum(zero[u] for u in kept)

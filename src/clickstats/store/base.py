@@ -72,6 +72,8 @@ class Deleted:
 
 #: rank -> number of clicks at that rank
 RankHistogram = dict[int, int]
+#: searches made by a user in the window -> number of users who made that many
+SearchesHistogram = dict[int, int]
 
 #: Per-user sums an experiment analysis is built from, each over the user's searches
 #: (impressions) in the window, clicks linked to them by search_id:
@@ -198,6 +200,10 @@ class EventStore(abc.ABC):
     def ping(self) -> None:
         """Raise StoreError unless the store answers."""
 
+    # A click's variant, wherever clicks are grouped or filtered by variant, is the one it
+    # was sent with; else that of the search (impression) its search_id cites, stored before
+    # or after it; else DEFAULT_VARIANT. Only the clicks sent without a variant are looked up.
+
     @abc.abstractmethod
     def counts_by_variant(self, f: Filters) -> dict[str, Counts]:
         """Impressions and clicks per variant."""
@@ -236,10 +242,23 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def user_sums(
-        self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+        self,
+        f: Filters,
+        variants: Sequence[str],
+        pairs: Sequence[tuple[str, str]],
+        max_searches: int | None = None,
     ) -> dict[str, UserSums]:
         """Per variant (of `variants`): sums over users of the USER_COLUMNS, their squares,
-        and the products of `pairs`, in one aggregate query."""
+        and the products of `pairs`, in one aggregate query. With `max_searches`, users with
+        more searches than that in the window (outliers, e.g. bots) are left out, of the sums
+        and of `users` alike."""
+
+    @abc.abstractmethod
+    def searches_per_user(
+        self, f: Filters, variants: Sequence[str]
+    ) -> dict[str, SearchesHistogram]:
+        """Per variant (of `variants`): how many users made each number of searches in the
+        window (the users of user_sums); no clicks are read."""
 
     @abc.abstractmethod
     def search_totals(self, f: Filters, grouping: Grouping) -> dict[tuple[str, ...], SearchTotals]:

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from clickstats.events import ClickEvent, SearchImpression, utcnow
+from clickstats.events import DEFAULT_VARIANT, ClickEvent, SearchImpression, utcnow
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
     P95,
@@ -35,6 +35,7 @@ from clickstats.store.base import (
     PreferenceSums,
     ProductClicks,
     RankHistogram,
+    SearchesHistogram,
     SearchTotals,
     StoreError,
     TotalsOrder,
@@ -65,7 +66,7 @@ CREATE TABLE IF NOT EXISTS click_events (
     product_id       VARCHAR NOT NULL,
     rank             INTEGER NOT NULL,
     search_query     VARCHAR NOT NULL,
-    variant          VARCHAR NOT NULL,
+    variant          VARCHAR,  -- NULL: not sent; reports take the cited search's
     response_time_ms DOUBLE,
     source           VARCHAR NOT NULL,
     ts               TIMESTAMP NOT NULL,
@@ -75,6 +76,15 @@ CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id);
 CREATE INDEX IF NOT EXISTS click_events_user ON click_events (user_id);
 -- interleaving: the team (A or B) of each position; added after the first release
 ALTER TABLE impressions ADD COLUMN IF NOT EXISTS teams VARCHAR[];
+"""
+#: Files created before clicks could omit their variant have click_events.variant NOT NULL.
+#: DuckDB alters no column of a table with an index on it: the user index goes and comes back.
+_NULLABLE_CLICK_VARIANT = """
+BEGIN;
+DROP INDEX click_events_user;
+ALTER TABLE click_events ALTER COLUMN variant DROP NOT NULL;
+CREATE INDEX click_events_user ON click_events (user_id);
+COMMIT;
 """
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -213,6 +223,11 @@ class DuckDBStore(GroupWritten, EventStore):
         except duckdb.Error as exc:
             raise StoreError(f"cannot open DuckDB store at {self.path}: {exc}") from exc
         self._db.execute(SCHEMA)
+        if self._db.execute(
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'click_events' AND column_name = 'variant'"
+        ).fetchall() == [("NO",)]:
+            self._db.execute(_NULLABLE_CLICK_VARIANT)
         con = self._db.cursor()  # the writer's own connection, used by its thread only
         self._writer = GroupWriter(
             f"duckdb:{self.path}",
@@ -275,7 +290,7 @@ class DuckDBStore(GroupWritten, EventStore):
                 SELECT variant, count(*) AS impressions, 0 AS clicks
                 FROM {scope.rows("impressions")} GROUP BY variant
                 UNION ALL
-                SELECT variant, 0, count(*) FROM {scope.rows("click_events")} GROUP BY variant
+                SELECT variant, 0, count(*) FROM {scope.clicks(by_variant=True)} GROUP BY variant
             ) GROUP BY variant
             """,
             scope.params,
@@ -286,7 +301,7 @@ class DuckDBStore(GroupWritten, EventStore):
         scope = _Scope(f)
         rows = self._query(
             f"""{scope.with_clause("click_events")}
-            SELECT rank, count(*) FROM {scope.rows("click_events")} GROUP BY rank""",
+            SELECT rank, count(*) FROM {scope.clicks()} GROUP BY rank""",
             scope.params,
         )
         return dict(rows)
@@ -295,7 +310,7 @@ class DuckDBStore(GroupWritten, EventStore):
         scope = _Scope(f)
         rows = self._query(
             f"""{scope.with_clause("click_events")}
-            SELECT variant, rank, count(*) FROM {scope.rows("click_events")} GROUP BY ALL""",
+            SELECT variant, rank, count(*) FROM {scope.clicks(by_variant=True)} GROUP BY ALL""",
             scope.params,
         )
         out: dict[str, RankHistogram] = {}
@@ -334,7 +349,7 @@ class DuckDBStore(GroupWritten, EventStore):
             SELECT min(first), max(last) FROM (
                 SELECT min(ts) AS first, max(ts) AS last FROM {scope.rows("impressions")}
                 UNION ALL
-                SELECT min(ts), max(ts) FROM {scope.rows("click_events")}
+                SELECT min(ts), max(ts) FROM {scope.clicks()}
             )
             """,
             scope.params,
@@ -355,12 +370,19 @@ class DuckDBStore(GroupWritten, EventStore):
         return {row[0]: _preference(row[1:]) for row in rows}
 
     def user_sums(
-        self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+        self,
+        f: Filters,
+        variants: Sequence[str],
+        pairs: Sequence[tuple[str, str]],
+        max_searches: int | None = None,
     ) -> dict[str, UserSums]:
-        params = {"since": _naive_utc(f.since), "variants": list(variants)}
+        params: dict[str, Any] = {"since": _naive_utc(f.since), "variants": list(variants)}
+        if max_searches is not None:
+            params["max_searches"] = max_searches
         out: dict[str, UserSums] = {}
         columns = list(_PER_USER)
-        for variant, users, *totals in self._query(_user_sums_sql(pairs), params):
+        sql = _user_sums_sql(pairs, capped=max_searches is not None)
+        for variant, users, *totals in self._query(sql, params):
             k = len(columns)
             out[variant] = UserSums(
                 users=users,
@@ -368,6 +390,24 @@ class DuckDBStore(GroupWritten, EventStore):
                 squares=dict(zip(columns, totals[k : 2 * k], strict=True)),
                 products=dict(zip(pairs, totals[2 * k :], strict=True)),
             )
+        return out
+
+    def searches_per_user(
+        self, f: Filters, variants: Sequence[str]
+    ) -> dict[str, SearchesHistogram]:
+        rows = self._query(
+            """
+            SELECT variant, searches, count(*) FROM (
+                SELECT variant, count(*) AS searches FROM impressions
+                WHERE ts >= $since AND list_contains($variants, variant)
+                GROUP BY variant, user_id
+            ) GROUP BY ALL
+            """,
+            {"since": _naive_utc(f.since), "variants": list(variants)},
+        )
+        out: dict[str, SearchesHistogram] = {}
+        for variant, searches, users in sorted(rows):
+            out.setdefault(variant, {})[searches] = users
         return out
 
     def search_totals(self, f: Filters, grouping: Grouping) -> dict[tuple[str, ...], SearchTotals]:
@@ -451,7 +491,7 @@ class DuckDBStore(GroupWritten, EventStore):
         rows = self._query(
             f"""{scope.with_clause("click_events")}
             SELECT product_id, count(*) AS clicks, count(DISTINCT user_id), sum(rank)::BIGINT
-            FROM {scope.rows("click_events")}
+            FROM {scope.clicks()}
             GROUP BY product_id ORDER BY clicks DESC, product_id LIMIT $top""",
             {**scope.params, "top": top},
         )
@@ -550,7 +590,8 @@ _PER_USER = {
 }
 
 
-def _user_sums_sql(pairs: Sequence[tuple[str, str]]) -> str:
+def _user_sums_sql(pairs: Sequence[tuple[str, str]], *, capped: bool = False) -> str:
+    """`capped`: users with more than $max_searches searches are left out."""
     per_user = ",\n".join(f"({sql})::DOUBLE AS {name}" for name, sql in _PER_USER.items())
     totals = [f"sum({c})" for c in _PER_USER] + [f"sum({c} * {c})" for c in _PER_USER]
     totals += [f"sum({a} * {b})" for a, b in pairs]
@@ -567,7 +608,9 @@ def _user_sums_sql(pairs: Sequence[tuple[str, str]]) -> str:
             WHERE i.ts >= $since AND list_contains($variants, i.variant)
             GROUP BY i.variant, i.user_id
         )
-        SELECT variant, count(*), {", ".join(totals)} FROM per_user GROUP BY variant
+        SELECT variant, count(*), {", ".join(totals)} FROM per_user
+        {"WHERE searches <= $max_searches" if capped else ""}
+        GROUP BY variant
     """
 
 
@@ -601,6 +644,10 @@ def _preference(row: Sequence[Any]) -> PreferenceSums:
     return PreferenceSums(units, *(float(v or 0) for v in sums))
 
 
+#: Days before a window in which the searches of its clicks are looked for first.
+NEAR_DAYS = 1
+
+
 class _Scope:
     """The rows a Filters selects, as SQL.
 
@@ -611,6 +658,7 @@ class _Scope:
 
     def __init__(self, f: Filters) -> None:
         self.user = f.user_id
+        self.variant = f.variant
         self.params: dict[str, Any] = {"since": _naive_utc(f.since)}
         conditions = ["ts >= $since"]
         if f.variant is not None:
@@ -631,6 +679,50 @@ class _Scope:
     def rows(self, table: str) -> str:
         source = f"{table}_of_user" if self.user is not None else table
         return f"(SELECT * FROM {source} WHERE {self.condition})"
+
+    def clicks(self, *, by_variant: bool = False) -> str:
+        """The clicks in scope; when a report groups or filters them by variant, each with its
+        variant resolved: as sent, else that of the search it cites, else the default.
+
+        The clicks sent with a variant pass as they are; only those sent without one are
+        joined to their searches. Those are looked for where they nearly always are first (the
+        user's own searches, through the user index; else the searches from a day before the
+        window on, which the time order of the table lets DuckDB read alone), and in the whole
+        table only for the search ids still not found (a search that was never stored)."""
+        if not by_variant and self.variant is None:
+            return self.rows("click_events")
+        source = "click_events_of_user" if self.user is not None else "click_events"
+        sent = "" if self.variant is None else " AND variant = $variant"
+        resolved = f"coalesce(cited.variant, '{DEFAULT_VARIANT}')"
+        keep = "" if self.variant is None else f"WHERE {resolved} = $variant"
+        unsent = f"(SELECT * FROM {source} WHERE ts >= $since AND variant IS NULL)"
+        # Materialized, so that the user's searches come through the index (see the class).
+        near = (
+            "mine AS MATERIALIZED (SELECT * FROM impressions WHERE user_id = $user),"
+            if self.user is not None
+            else "mine AS (SELECT * FROM impressions "
+            f"WHERE ts >= $since - INTERVAL {NEAR_DAYS} DAY),"
+        )
+        return f"""(
+            SELECT * FROM {source} WHERE ts >= $since AND variant IS NOT NULL{sent}
+            UNION ALL
+            SELECT c.* REPLACE ({resolved} AS variant)
+            FROM {unsent} AS c
+            LEFT JOIN (
+                WITH {near}
+                ids AS (SELECT DISTINCT search_id FROM {unsent} WHERE search_id NOT NULL),
+                near AS MATERIALIZED (
+                    SELECT search_id, min(variant) AS variant FROM mine
+                    WHERE search_id IN (SELECT search_id FROM ids) GROUP BY search_id
+                )
+                SELECT * FROM near
+                UNION ALL
+                SELECT search_id, min(variant) FROM impressions
+                WHERE search_id IN (SELECT search_id FROM ids EXCEPT SELECT search_id FROM near)
+                GROUP BY search_id
+            ) AS cited ON c.search_id = cited.search_id
+            {keep}
+        )"""
 
 
 def _write(

@@ -46,6 +46,7 @@ from clickstats.store.base import (
     PreferenceSums,
     ProductClicks,
     RankHistogram,
+    SearchesHistogram,
     SearchTotals,
     StoreError,
     UserSums,
@@ -55,6 +56,7 @@ from clickstats.store.mongo_pipelines import (
     key_text,
     latency_histogram_pipeline,
     linked_clicks,
+    resolved_variant,
     search_totals_pipeline,
     top_products_pipeline,
 )
@@ -282,6 +284,15 @@ def match(f: Filters, *, latency: bool = False) -> Doc:
     return spec
 
 
+def click_match(f: Filters) -> Doc:
+    """The $match of a Filters over clicks: with a variant, the clicks sent with it and those
+    sent without one, whose variant resolved_variant then resolves."""
+    spec = match(Filters(since=f.since, user_id=f.user_id))
+    if f.variant is not None:
+        spec["variant"] = {"$in": [f.variant, None]}
+    return spec
+
+
 _LATENCY_GROUP: Doc = {
     "count": {"$sum": 1},
     "mean": {"$avg": "$response_time_ms"},
@@ -295,10 +306,14 @@ def _if_clicked(then: Any) -> Doc:
 
 
 def user_sums_pipeline(
-    since: datetime, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+    since: datetime,
+    variants: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    max_searches: int | None = None,
 ) -> list[Doc]:
     """Impressions in the window, each with its clicks in the window; per user the
-    USER_COLUMNS; per variant their sums, squares and the products of `pairs`."""
+    USER_COLUMNS (users with more than `max_searches` searches left out); per variant their
+    sums, squares and the products of `pairs`."""
     has_results = {"$gt": ["$results_count", 0]}
     per_user: Doc = {
         "searches": {"$sum": 1},
@@ -338,7 +353,16 @@ def user_sums_pipeline(
             }
         },
         {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **per_user}},
+        *([] if max_searches is None else [{"$match": {"searches": {"$lte": max_searches}}}]),
         {"$group": per_variant},
+    ]
+
+
+def searches_per_user_pipeline(since: datetime, variants: Sequence[str]) -> list[Doc]:
+    return [
+        {"$match": {"timestamp": {"$gte": since}, "variant": {"$in": list(variants)}}},
+        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, "n": {"$sum": 1}}},
+        {"$group": {"_id": {"variant": "$_id.variant", "searches": "$n"}, "users": {"$sum": 1}}},
     ]
 
 
@@ -571,23 +595,42 @@ class MongoStore(GroupWritten, EventStore):
         )
         return {row["_id"]: row["n"] for row in rows}
 
+    def _clicks_by(self, f: Filters, keys: Doc, sums: Doc, regroup: Doc) -> list[Doc]:
+        """Clicks grouped by `keys` with `sums`, their variants resolved (resolved_variant),
+        then grouped as `regroup` says ("$variant" is the resolved variant)."""
+        stages = resolved_variant(keys, sums, IMPRESSIONS, f.variant)
+        return self._aggregate(CLICKS, [{"$match": click_match(f)}, *stages, {"$group": regroup}])
+
     def counts_by_variant(self, f: Filters) -> dict[str, Counts]:
         impressions = self._count_by_variant(IMPRESSIONS, f)
-        clicks = self._count_by_variant(CLICKS, f)
+        rows = self._clicks_by(f, {}, {"n": {"$sum": 1}}, {"_id": "$variant", "n": {"$sum": "$n"}})
+        clicks = {row["_id"]: row["n"] for row in rows}
         return {
             variant: Counts(impressions=impressions.get(variant, 0), clicks=clicks.get(variant, 0))
             for variant in impressions.keys() | clicks.keys()
         }
 
     def rank_histogram(self, f: Filters) -> RankHistogram:
-        rows = self._aggregate(
-            CLICKS, [{"$match": match(f)}, {"$group": {"_id": "$rank", "n": {"$sum": 1}}}]
-        )
+        if f.variant is None:
+            rows = self._aggregate(
+                CLICKS, [{"$match": match(f)}, {"$group": {"_id": "$rank", "n": {"$sum": 1}}}]
+            )
+        else:
+            rows = self._clicks_by(
+                f,
+                {"rank": "$rank"},
+                {"n": {"$sum": 1}},
+                {"_id": "$_id.rank", "n": {"$sum": "$n"}},
+            )
         return {int(row["_id"]): row["n"] for row in rows}
 
     def rank_histogram_by_variant(self, f: Filters) -> dict[str, RankHistogram]:
-        group = {"_id": {"variant": "$variant", "rank": "$rank"}, "n": {"$sum": 1}}
-        rows = self._aggregate(CLICKS, [{"$match": match(f)}, {"$group": group}])
+        rows = self._clicks_by(
+            f,
+            {"rank": "$rank"},
+            {"n": {"$sum": 1}},
+            {"_id": {"variant": "$variant", "rank": "$_id.rank"}, "n": {"$sum": "$n"}},
+        )
         out: dict[str, RankHistogram] = {}
         for row in rows:
             out.setdefault(row["_id"]["variant"], {})[int(row["_id"]["rank"])] = row["n"]
@@ -644,13 +687,16 @@ class MongoStore(GroupWritten, EventStore):
         return {row["_id"]: _preference(row) for row in self._aggregate(IMPRESSIONS, pipeline)}
 
     def user_sums(
-        self, f: Filters, variants: Sequence[str], pairs: Sequence[tuple[str, str]]
+        self,
+        f: Filters,
+        variants: Sequence[str],
+        pairs: Sequence[tuple[str, str]],
+        max_searches: int | None = None,
     ) -> dict[str, UserSums]:
         """One pipeline: each search with its clicks ($lookup on the search_id index), its
         earliest click first; per user; then per variant."""
-        rows = self._aggregate(
-            IMPRESSIONS, user_sums_pipeline(_naive_utc(f.since), variants, pairs)
-        )
+        pipeline = user_sums_pipeline(_naive_utc(f.since), variants, pairs, max_searches)
+        rows = self._aggregate(IMPRESSIONS, pipeline)
         return {
             row["_id"]: UserSums(
                 users=row["users"],
@@ -661,11 +707,32 @@ class MongoStore(GroupWritten, EventStore):
             for row in rows
         }
 
+    def searches_per_user(
+        self, f: Filters, variants: Sequence[str]
+    ) -> dict[str, SearchesHistogram]:
+        """Two $group stages over the impressions (variant_timestamp index); no clicks."""
+        pipeline = searches_per_user_pipeline(_naive_utc(f.since), variants)
+        out: dict[str, SearchesHistogram] = {}
+        for row in sorted(
+            self._aggregate(IMPRESSIONS, pipeline),
+            key=lambda r: (r["_id"]["variant"], r["_id"]["searches"]),
+        ):
+            out.setdefault(row["_id"]["variant"], {})[int(row["_id"]["searches"])] = row["users"]
+        return out
+
     def activity(self, f: Filters) -> Activity:
-        """Four index walks (first and last event of each collection), not a scan."""
+        """Four index walks (first and last event of each collection), not a scan; the clicks
+        of a variant are grouped instead, their variants resolved."""
         spec = match(f)
-        firsts = [self._edge(name, spec, 1) for name in (IMPRESSIONS, CLICKS)]
-        lasts = [self._edge(name, spec, -1) for name in (IMPRESSIONS, CLICKS)]
+        names = (IMPRESSIONS, CLICKS) if f.variant is None else (IMPRESSIONS,)
+        firsts = [self._edge(name, spec, 1) for name in names]
+        lasts = [self._edge(name, spec, -1) for name in names]
+        if f.variant is not None:
+            span = {"first": {"$min": "$timestamp"}, "last": {"$max": "$timestamp"}}
+            regroup = {"_id": None, "first": {"$min": "$first"}, "last": {"$max": "$last"}}
+            for row in self._clicks_by(f, {}, span, regroup):
+                firsts.append(_aware(row["first"]))
+                lasts.append(_aware(row["last"]))
         return Activity(
             first_seen=min((t for t in firsts if t is not None), default=None),
             last_seen=max((t for t in lasts if t is not None), default=None),
@@ -688,7 +755,8 @@ class MongoStore(GroupWritten, EventStore):
         return [_totals(g, facets[f"g{n}"]) for n, g in enumerate(groupings)]
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
-        rows = self._aggregate(CLICKS, top_products_pipeline(match(f), top))
+        pipeline = top_products_pipeline(click_match(f), top, IMPRESSIONS, f.variant)
+        rows = self._aggregate(CLICKS, pipeline)
         return [ProductClicks(r["_id"], r["clicks"], r["users"], r["rank_sum"]) for r in rows]
 
     def latency_histogram(self, f: Filters) -> dict[float, int]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from clickstats.events import DEFAULT_VARIANT
 from clickstats.store.base import LATENCY_EDGES_MS, Grouping, GroupKey
 
 Doc = dict[str, Any]
@@ -54,6 +55,51 @@ def linked_clicks(since: datetime, clicks: str, fields: Sequence[str]) -> list[D
             }
         },
     ]
+
+
+def resolved_variant(keys: Doc, sums: Doc, impressions: str, variant: str | None) -> list[Doc]:
+    """Clicks grouped by `keys` (with the accumulators `sums`) and by the variant they were
+    sent with, those sent without one apart per search they cite; then each group's "variant":
+    as sent, else the cited search's, else the default; with `variant`, its groups only.
+
+    The cited search is looked up once per group (on the search_id index), not per click, and
+    a group of clicks sent with a variant looks up nothing (a null search_id matches no
+    search). Group keys stay in _id, beside "v" and "s": callers group again by them."""
+    sent_without = {"$eq": [{"$ifNull": ["$variant", None]}, None]}
+    stages: list[Doc] = [
+        {
+            "$group": {
+                "_id": {
+                    **keys,
+                    "v": "$variant",
+                    "s": {"$cond": [sent_without, "$search_id", None]},
+                },
+                **sums,
+            }
+        },
+        {
+            "$lookup": {
+                "from": impressions,
+                "localField": "_id.s",
+                "foreignField": "search_id",
+                "as": "cited",
+            }
+        },
+        {
+            "$project": {
+                **dict.fromkeys(sums, 1),
+                "variant": {
+                    "$ifNull": [
+                        "$_id.v",
+                        {"$ifNull": [{"$min": "$cited.variant"}, DEFAULT_VARIANT]},
+                    ]
+                },
+            }
+        },
+    ]
+    if variant is not None:
+        stages.append({"$match": {"variant": variant}})
+    return stages
 
 
 def per_search_stages(spec: Doc, since: datetime, clicks: str) -> list[Doc]:
@@ -123,16 +169,27 @@ def search_totals_pipeline(
     return [*stages, {"$facet": facets}]
 
 
-def top_products_pipeline(spec: Doc, top: int) -> list[Doc]:
+def top_products_pipeline(
+    spec: Doc, top: int, impressions: str, variant: str | None = None
+) -> list[Doc]:
+    """`variant`: only the clicks of that variant (resolved as resolved_variant does)."""
+    pair: Doc = {"product": "$product_id", "user": "$user_id"}
+    sums: Doc = {"clicks": {"$sum": 1}, "rank_sum": {"$sum": "$rank"}}
+    per_pair: list[Doc] = [{"$group": {"_id": pair, **sums}}]
+    if variant is not None:
+        per_pair = [
+            *resolved_variant(pair, sums, impressions, variant),
+            {
+                "$group": {
+                    "_id": {"product": "$_id.product", "user": "$_id.user"},
+                    "clicks": {"$sum": "$clicks"},
+                    "rank_sum": {"$sum": "$rank_sum"},
+                }
+            },
+        ]
     return [
         {"$match": spec},
-        {
-            "$group": {
-                "_id": {"product": "$product_id", "user": "$user_id"},
-                "clicks": {"$sum": 1},
-                "rank_sum": {"$sum": "$rank"},
-            }
-        },
+        *per_pair,
         {
             "$group": {
                 "_id": "$_id.product",
