@@ -103,9 +103,13 @@ class VariantComparison(Report):
     days: int
     variants: dict[str, VariantStats]
     winner: str | None = Field(
-        description="variant with the highest CTR; null without data or on a tie (the original "
-        "design's rule, kept for its integrations: it names a winner in A/A tests too; use "
-        "stats.winner to decide)"
+        description="the experiment's decision, as stats.winner: a variant only when its "
+        "improvement in the primary metric is significant and the health checks pass; null "
+        "otherwise, however far apart the CTRs are"
+    )
+    leader: str | None = Field(
+        description="the variant with the strictly highest CTR; null without data or on a "
+        "tie (what `winner` meant before; it names a leader in A/A tests too)"
     )
     stats: dict[str, Any] | None = Field(
         None,

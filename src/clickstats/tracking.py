@@ -72,7 +72,7 @@ def _response_time(stats: LatencyStats) -> ResponseTimeReport:
     )
 
 
-def pick_winner(ctr_by_variant: Mapping[str, float | None]) -> str | None:
+def pick_leader(ctr_by_variant: Mapping[str, float | None]) -> str | None:
     """The variant with the strictly highest CTR; None without data or on a tie."""
     rates = sorted(((c, v) for v, c in ctr_by_variant.items() if c is not None), reverse=True)
     if not rates or (len(rates) > 1 and rates[0][0] == rates[1][0]):
@@ -201,13 +201,17 @@ class ClickTrackingService:
                 p95_response_ms=lat.p95,
             )
         experiment = experiment or default_experiments()[0]
+        stats = decision_block(
+            experiment_results(self.store, experiment, window(f), response_time=False)
+        )
         return VariantComparison(
             days=days,
             variants=variants,
-            winner=pick_winner({name: v.ctr for name, v in variants.items()}),
-            stats=decision_block(
-                experiment_results(self.store, experiment, window(f), response_time=False)
-            ),
+            # One answer, one verdict: the top-level winner is the decision's, never a CTR lead
+            # the statistics have not confirmed.
+            winner=stats["winner"],
+            leader=pick_leader({name: v.ctr for name, v in variants.items()}),
+            stats=stats,
         )
 
     def get_overview(

@@ -218,9 +218,10 @@ def user_summary(
 
 @router.get("/variants-comparison", response_model=VariantComparison)
 def variants_comparison(request: Request, tracker: TrackerDep, days: Days = DEFAULT_DAYS) -> Any:
-    """Per variant: impressions, clicks, CTR, click position, response time; the CTR leader as
-    `winner` (the original design's field), and in `stats` the search_ranking experiment's
-    decision with confidence intervals (docs/STATISTICS.md)."""
+    """Per variant: impressions, clicks, CTR, click position, response time; in `stats` the
+    search_ranking experiment's decision with confidence intervals (docs/STATISTICS.md).
+    `winner` is that decision's winner (null until it is significant and healthy); `leader` is
+    the variant with the highest CTR, decided or not."""
     manager: ExperimentManager = request.app.state.experiments
     experiment = next((e for e in manager.list() if e.name == DEFAULT_EXPERIMENT), None)
     return tracker.get_variant_comparison(days=days, experiment=experiment)
