@@ -245,6 +245,7 @@ def test_statistics_result_example() -> None:
     """The shape of ExperimentResult.to_dict(), on a summary of search CTR alone (the doc's
     numbers are an illustration: keys and types are compared, not values)."""
     from clickstats.stats.analysis import analyze
+    from clickstats.stats.outliers import apply
     from clickstats.stats.summary import ExperimentSummary, RatioSummary, VariantSummary
 
     def arm(name: str, users: int, clicked: int) -> VariantSummary:
@@ -253,9 +254,10 @@ def test_statistics_result_example() -> None:
         return VariantSummary(name, users, {"search_ctr": ctr})
 
     summary = ExperimentSummary(  # search_v2 significantly better, as in the doc
-        (arm("search_v1", 2000, 800), arm("search_v2", 2010, 1000)),
+        (arm("search_v1", 2000, 800), arm("search_v2", 2009, 1000)),
         {"search_v1": 1.0, "search_v2": 1.0},
         experiment="search_ranking",
+        outliers=apply({"search_v1": {4: 2000}, "search_v2": {4: 2009, 2400: 1}}),
     )
     real = analyze(summary).to_dict()
     assert differences(block("STATISTICS.md", "experiment"), real, values=False) == []

@@ -23,6 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from clickstats.events import Id, utcnow
+from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
 from clickstats.stats.summary import METRICS
 
 DEFAULT_EXPERIMENT = "search_ranking"
@@ -56,6 +57,17 @@ class Experiment(BaseModel):
     description: str = ""
     primary_metric: str = Field(
         "search_ctr", description="the metric a decision is made on (see docs/STATISTICS.md)"
+    )
+    outlier_z: float = Field(
+        DEFAULT_OUTLIER_Z,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description=(
+            "leave out of the analysis users whose searches in the window are more than this "
+            "many robust standard deviations above the median (log scale; docs/STATISTICS.md); "
+            "0 keeps every user"
+        ),
     )
     salt: str | None = Field(
         None, description="hash salt; defaults to the name. Change it to reshuffle users."

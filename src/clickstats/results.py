@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from clickstats.experiments import Experiment
 from clickstats.interleaving import PreferenceSummary, analyze_preference
+from clickstats.stats import outliers
 from clickstats.stats.summary import ExperimentSummary, RatioSummary, VariantSummary
 from clickstats.store import EventStore
 from clickstats.store.base import Filters, PreferenceSums, UserSums
@@ -55,15 +56,17 @@ _sums_lock = threading.Lock()
 _KEEP = 8  # windows and experiments kept per generation
 
 
-def user_sums(store: EventStore, variants: list[str], f: Filters) -> dict[str, UserSums]:
+def user_sums(
+    store: EventStore, variants: list[str], f: Filters, max_searches: int | None = None
+) -> dict[str, UserSums]:
     generation = store.generation()
     if generation is None:
-        return store.user_sums(f, variants, PAIRS)
-    key = (generation, tuple(variants), f.since)
+        return store.user_sums(f, variants, PAIRS, max_searches=max_searches)
+    key = (generation, tuple(variants), f.since, max_searches)
     with _sums_lock:
         cached = _sums_cache.setdefault(store, {}).get(key)
     if cached is None:
-        cached = store.user_sums(f, variants, PAIRS)
+        cached = store.user_sums(f, variants, PAIRS, max_searches=max_searches)
         with _sums_lock:
             entries = _sums_cache.setdefault(store, {})
             for old in [k for k in entries if k[0] != generation or len(entries) >= _KEEP]:
@@ -79,8 +82,12 @@ def window(f: Filters) -> Filters:
 
 
 def experiment_summary(store: EventStore, experiment: Experiment, f: Filters) -> ExperimentSummary:
-    """The experiment's sufficient statistics (variants without users are left out)."""
-    sums = user_sums(store, list(experiment.variants), f)
+    """The experiment's sufficient statistics (variants without users are left out), after
+    leaving out the users the outlier rule finds (`clickstats.stats.outliers`)."""
+    names = list(experiment.variants)
+    histograms = store.searches_per_user(f, names)
+    rule = outliers.apply({name: histograms.get(name, {}) for name in names}, experiment.outlier_z)
+    sums = user_sums(store, names, f, rule.max_searches if rule.total_excluded else None)
     variants = tuple(
         VariantSummary(
             name=name,
@@ -95,6 +102,7 @@ def experiment_summary(store: EventStore, experiment: Experiment, f: Filters) ->
         weights=dict(experiment.variants),
         control=experiment.control,
         experiment=experiment.name,
+        outliers=rule,
     )
 
 

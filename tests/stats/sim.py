@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from clickstats.stats import outliers
 from clickstats.stats.summary import RatioSummary
 
 Array = NDArray[np.float64]
@@ -67,3 +68,27 @@ def look_sums(x: Array, y: Array, looks: int) -> Array:
 def summary(row: Array) -> RatioSummary:
     n, sx, sy, sx2, sy2, sxy = (float(v) for v in row)
     return RatioSummary(int(n), sx, sy, sx2, sy2, sxy)
+
+
+def kept(searches: Array, z: float) -> NDArray[np.bool_]:
+    """Per run, the users the outlier rule keeps (`clickstats.stats.outliers`, the service's own
+    function, on each run's pooled histogram of searches per user)."""
+    mask = np.ones(searches.shape, dtype=bool)
+    for run, row in enumerate(searches):
+        values, counts = np.unique(row.astype(np.int64), return_counts=True)
+        threshold = outliers.max_searches(
+            dict(zip(values.tolist(), counts.tolist(), strict=True)), z
+        )
+        if threshold is not None:
+            mask[run] = row <= threshold
+    return mask
+
+
+def masked_sums(x: Array, y: Array, mask: NDArray[np.bool_]) -> Array:
+    """`sums` over the users `mask` keeps: (..., 6)."""
+    m = mask.astype(np.float64)
+    xm, ym = x * m, y * m
+    return np.stack(
+        [m.sum(-1), xm.sum(-1), ym.sum(-1), (xm * x).sum(-1), (ym * y).sum(-1), (xm * y).sum(-1)],
+        axis=-1,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -163,13 +164,15 @@ def test_an_empty_arm_gives_reasons_not_exceptions(method: Method) -> None:
     _json(result)
 
 
-def test_an_empty_arm_without_a_configured_weight_is_too_early() -> None:
+def test_an_empty_arm_without_a_configured_weight_is_named() -> None:
     rng = np.random.default_rng(12)
     empty = VariantSummary("v2", 0, {"search_ctr": RatioSummary(0, 0, 0, 0, 0, 0)})
     summary = ExperimentSummary((_variant(rng, "v1", 500, 0.3), empty), {"v1": 1.0})
     result = analyze(summary)
     assert result.health is not None and not result.health.srm.checked
-    assert result.decision.summary.startswith("Too early to call: v2 has 0 users and 0 searches")
+    assert result.decision.summary.startswith("No verdict: v2 has no data yet;")
+    assert result.decision.blocked_by == ("no_data",)
+    assert result.health.sample.missing == ("v2",)
     ctr = result.variants[1].metrics["search_ctr"]
     assert ctr.comparison is not None and ctr.comparison.reason == (
         "v2 has 0 users: at least 2 are needed for a variance"
@@ -194,8 +197,8 @@ def test_structural_problems_give_a_result_with_a_reason() -> None:
     rng = np.random.default_rng(10)
     v1 = _variant(rng, "v1", 300, 0.3)
     for summary, words in (
-        (_experiment(v1), "at least 2 are needed"),
-        (_experiment(), "at least 2 are needed"),
+        (_experiment(v1), "1 variant with data: at least 2 are needed"),
+        (_experiment(), "no variant has data yet"),
         (
             ExperimentSummary((v1, _variant(rng, "v2", 300, 0.3)), {}, control="v0"),
             "'v0' has no data",
@@ -243,3 +246,67 @@ def test_arguments_outside_their_domain_raise() -> None:
         name = next(iter(kwargs))
         with pytest.raises(ValueError, match=name):
             analyze(_experiment(), **kwargs)
+
+
+def test_a_configured_variant_without_data_is_named_and_blocks() -> None:
+    rng = np.random.default_rng(14)
+    v1 = _variant(rng, "v1", 400, 0.3)
+    only_control = ExperimentSummary((v1,), {"v1": 1.0, "v2": 1.0})
+    result = analyze(only_control)
+    assert result.decision.summary == (
+        "No verdict: v2 has no data yet; check that its searches are logged with the variant "
+        "the experiment assigned."
+    )
+    three = ExperimentSummary(
+        (v1, _variant(rng, "v2", 400, 0.3)), {"v1": 1.0, "v2": 1.0, "v3": 1.0}
+    )
+    result = analyze(three, srm_threshold=1e-300)  # the missing arm is also an SRM; not here
+    assert result.decision.blocked_by == ("no_data",)
+    assert result.decision.summary.startswith("No verdict: v3 has no data yet")
+    assert result.decision.winner is None
+
+
+@pytest.mark.parametrize("zero_in", ["v1", "v2"])
+def test_a_rate_of_zero_in_either_arm_is_a_tracking_problem(zero_in: str) -> None:
+    rng = np.random.default_rng(15)
+    arms = {name: _variant(rng, name, 800, 0.3) for name in ("v1", "v2")}
+    searches = [float(s) for s in np.ceil(rng.lognormal(1.0, 0.8, 800))]
+    zero = RatioSummary.from_values([0.0] * 800, searches)
+    arms[zero_in] = VariantSummary(zero_in, 800, {**arms[zero_in].metrics, "search_ctr": zero})
+    result = analyze(_experiment(arms["v1"], arms["v2"]))
+    assert result.decision.winner is None
+    assert result.decision.blocked_by == ("implausible_lift",)
+    assert result.decision.summary.startswith("Check the tracking before acting: search CTR is ")
+    assert f"a value of 0 in {zero_in}" in result.decision.summary
+    assert result.health is not None and result.health.implausible == ("v2",)
+
+
+def test_sentences_use_singular_and_plural_and_one_unit_per_interval() -> None:
+    one_user = RatioSummary.from_values([1.0], [1.0])
+    summary = _experiment(
+        VariantSummary("v1", 1, {"search_ctr": one_user}),
+        VariantSummary("v2", 1, {"search_ctr": one_user}),
+    )
+    text = analyze(summary).decision.summary
+    assert "1 user and 1 search;" in text and "1 users" not in text and "1 searches" not in text
+    assert "at least 30 users and 150 searches in every variant" in text
+    rng = np.random.default_rng(16)
+    result = analyze(_experiment(_variant(rng, "v1", 3000, 0.30), _variant(rng, "v2", 3000, 0.31)))
+    # The point and the interval are both relative changes in percent: no raw differences.
+    match = re.search(
+        r"at ([+-][\d.]+%), 95% CI ([+-][\d.]+%) to ([+-][\d.]+%)", result.decision.summary
+    )
+    assert match is not None, result.decision.summary
+
+
+def test_srm_and_minimum_sample_agree_on_the_smallest_verdict() -> None:
+    # 30 users per variant is the floor for both: at exactly that size the split is checked.
+    rng = np.random.default_rng(17)
+    summary = _experiment(_variant(rng, "v1", 30, 0.3), _variant(rng, "v2", 30, 0.3))
+    result = analyze(summary, min_denominator=1)
+    assert result.health is not None
+    assert result.health.sample.met and result.health.srm.checked
+    smaller = _experiment(_variant(rng, "v1", 29, 0.3), _variant(rng, "v2", 29, 0.3))
+    result = analyze(smaller, min_denominator=1)
+    assert result.health is not None
+    assert not result.health.sample.met and not result.health.srm.checked

@@ -19,9 +19,11 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from clickstats.stats.compare import Comparison, Method, compare
 from clickstats.stats.health import users_needed
+from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
 from tests.stats import sim
 
 RUNS = 1000
+POWER_RUNS = 2000  # with a true lift: coverage there has a smaller Monte Carlo error
 USERS_PER_ARM = 2000
 LOOKS = 20
 ALPHA = 0.05
@@ -39,6 +41,23 @@ def _compare(a: NDArray[np.float64], b: NDArray[np.float64], method: Method) -> 
     return compare(sim.summary(a), sim.summary(b), alpha=ALPHA, method=method)
 
 
+def _rule_sums(
+    x: NDArray[np.float64], searches: NDArray[np.float64], looks: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Both arms' sums at each of `looks` looks, the outlier rule applied at every look to the
+    users seen so far (as the service does at every read): (runs, looks, 6) per arm."""
+    half = x.shape[1] // 2
+    block = half // looks
+    out_a, out_b = [], []
+    for k in range(1, looks + 1):
+        cols = np.r_[0 : k * block, half : half + k * block]
+        xs, ys = x[:, cols], searches[:, cols]
+        keep = sim.kept(ys, DEFAULT_OUTLIER_Z)
+        out_a.append(sim.masked_sums(xs[:, : k * block], ys[:, : k * block], keep[:, : k * block]))
+        out_b.append(sim.masked_sums(xs[:, k * block :], ys[:, k * block :], keep[:, k * block :]))
+    return np.stack(out_a, axis=1), np.stack(out_b, axis=1)
+
+
 def _covers(ci: tuple[float, float] | None, value: float) -> bool:
     assert ci is not None
     return ci[0] <= value <= ci[1]
@@ -53,6 +72,7 @@ class AA:
     fixed_any: Bools  # search CTR, fixed test read at every look
     sequential_last: Bools
     naive: Bools  # per-search two-proportion z-test, search CTR
+    excluded: int  # users the outlier rule left out, over all runs (final look)
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +82,20 @@ def aa() -> AA:
     a, b = slice(0, USERS_PER_ARM), slice(USERS_PER_ARM, None)
     numerators = {"search_ctr": users.clicked, "mrr": users.reciprocal_ranks}
     p_values, covered, covered_rel, seq_any = {}, {}, {}, {}
+    excluded: list[int] = []
     fixed_any = np.zeros(RUNS, bool)
     seq_last = np.zeros(RUNS, bool)
+    keep = sim.kept(users.searches, DEFAULT_OUTLIER_Z)  # the rule as the service applies it
+    excluded.append(int((~keep).sum()))
     for metric, x in numerators.items():
         assert x is not None
-        final_a, final_b = (
-            sim.sums(x[:, a], users.searches[:, a]),
-            sim.sums(x[:, b], users.searches[:, b]),
-        )
+        final_a = sim.masked_sums(x[:, a], users.searches[:, a], keep[:, a])
+        final_b = sim.masked_sums(x[:, b], users.searches[:, b], keep[:, b])
         fixed = [_compare(ra, rb, "fixed") for ra, rb in zip(final_a, final_b, strict=True)]
         p_values[metric] = np.array([c.p_value for c in fixed])
         covered[metric] = np.array([_covers(c.absolute_ci, 0.0) for c in fixed])
         covered_rel[metric] = np.array([_covers(c.relative_ci, 0.0) for c in fixed])
-        looks_a = sim.look_sums(x[:, a], users.searches[:, a], LOOKS)
-        looks_b = sim.look_sums(x[:, b], users.searches[:, b], LOOKS)
+        looks_a, looks_b = _rule_sums(x, users.searches, LOOKS)
         seq = np.array(
             [
                 [
@@ -105,7 +125,9 @@ def aa() -> AA:
     naive_p = 2 * norm.sf(np.abs(clicks_b / searches_b - clicks_a / searches_a) / se)
     _, reference = proportions_ztest([clicks_b[0], clicks_a[0]], [searches_b[0], searches_a[0]])
     assert naive_p[0] == pytest.approx(reference, rel=1e-9)  # it is statsmodels' test
-    return AA(p_values, covered, covered_rel, seq_any, fixed_any, seq_last, naive_p < ALPHA)
+    return AA(
+        p_values, covered, covered_rel, seq_any, fixed_any, seq_last, naive_p < ALPHA, excluded[0]
+    )
 
 
 @dataclass(frozen=True)
@@ -138,11 +160,15 @@ def power() -> Power:
     true_t = base.expect(lambda p: min((1 + LIFT) * p, 1.0))
     detected, covered, covered_rel = [], [], []
     chunk = 100
-    for _ in range(RUNS // chunk):
+    for _ in range(POWER_RUNS // chunk):
         c = sim.draw_users(rng, chunk, needed // 2, ranks=False)
         t = sim.draw_users(rng, chunk, needed // 2, lift=1 + LIFT, ranks=False)
+        keep = sim.kept(np.concatenate([c.searches, t.searches], axis=1), DEFAULT_OUTLIER_Z)
+        half = c.searches.shape[1]
         for rc, rt in zip(
-            sim.sums(c.clicked, c.searches), sim.sums(t.clicked, t.searches), strict=True
+            sim.masked_sums(c.clicked, c.searches, keep[:, :half]),
+            sim.masked_sums(t.clicked, t.searches, keep[:, half:]),
+            strict=True,
         ):
             result = _compare(rc, rt, "fixed")
             assert result.absolute is not None
@@ -222,7 +248,8 @@ def test_print_calibration_table(aa: AA, power: Power) -> None:
         (f"Power, +{LIFT:.0%} search CTR at the calculator's {power.users:,} users", rate(power.detected), "0.75-0.85"),
         ("Coverage of the true effect in those runs (absolute / relative)", f"{rate(power.covered)} / {rate(power.covered_relative)}", "0.932-0.968"),
     ]  # fmt: skip
-    print(f"\n\n{RUNS:,} simulated experiments per row, {USERS_PER_ARM:,} users per arm (A/A)\n")
+    print(f"\n\n{RUNS:,} simulated experiments per row, {USERS_PER_ARM:,} users per arm (A/A)")
+    print(f"outlier rule on (z = {DEFAULT_OUTLIER_Z}): {aa.excluded:,} users left out in all\n")
     print("| check | result | required |\n| --- | --- | --- |")
     for row in rows:
         print(f"| {' | '.join(row)} |")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clickstats.stats import decision, health, sequential
+from clickstats.stats import decision, health, outliers, sequential
 from clickstats.stats.analysis import analyze
 from clickstats.stats.summary import METRICS
 
@@ -37,7 +37,9 @@ def test_documented_defaults_are_the_code_defaults() -> None:
     assert f"| `min_denominator` | {decision.MIN_DENOMINATOR} |" in DOC
     assert f"| `implausible_lift` | {decision.IMPLAUSIBLE_LIFT} |" in DOC
     assert f"| `srm_threshold` | {health.SRM_THRESHOLD} |" in DOC
-    assert f"{health.SRM_MIN_USERS} users" in DOC
+    # analyze runs the SRM check from the minimum sample on: min_users per variant.
+    assert "| SRM minimum | `min_users` \u00d7 variants," in DOC
+    assert f"| `outlier_z` (per experiment) | {outliers.DEFAULT_OUTLIER_Z} |" in DOC
     assert f'| `method` | `"{defaults["method"]}"` |' in DOC
     assert f'| `correction` | `"{defaults["correction"]}"` |' in DOC
 

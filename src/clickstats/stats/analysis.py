@@ -36,7 +36,9 @@ from clickstats.stats.health import (
     estimate_power,
 )
 from clickstats.stats.multiple import CORRECTIONS, Correction, correct
+from clickstats.stats.outliers import OutlierRule
 from clickstats.stats.summary import METRICS, ExperimentSummary, MetricSpec, VariantSummary
+from clickstats.text import plural, was_were
 
 DEFAULT_TARGET_LIFT = 0.05
 
@@ -83,6 +85,7 @@ class ExperimentResult:
     health: Health | None
     decision: Decision
     reason: str | None = None
+    outliers: OutlierRule | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: nested dicts and lists, None for every undefined number."""
@@ -146,13 +149,25 @@ def analyze(
         raise ValueError(f"power must be in (0, 1), got {power}")
     control = summary.control_name
     names = [v.name for v in summary.variants]
+    missing = [name for name in summary.weights if name not in names]
     problem = None
-    if len(names) < 2:
-        problem = f"the experiment has {len(names)} variant(s) with data: at least 2 are needed"
-    elif len(set(names)) != len(names):
+    if len(set(names)) != len(names):
         problem = "a variant appears twice in the summary"
-    elif control not in names:
+    elif control is None:
+        problem = "no variant has data yet"
+    elif control not in names and control not in summary.weights:
         problem = f"the control {control!r} has no data"
+    elif missing and (control in missing or len(names) < 2):
+        one = len(missing) == 1
+        problem = (
+            f"{_join(missing)} {'has' if one else 'have'} no data yet; check that "
+            f"{'its' if one else 'their'} searches are logged with the variant the experiment "
+            "assigned"
+        )
+    elif len(names) < 2:
+        problem = (
+            f"the experiment has {plural(len(names), 'variant')} with data: at least 2 are needed"
+        )
     result = ExperimentResult(
         experiment=summary.experiment,
         method=method,
@@ -165,6 +180,7 @@ def analyze(
         health=None,
         decision=Decision(None, None, f"No verdict: {problem}.", ("no_data",)),
         reason=problem,
+        outliers=summary.outliers,
     )
     if problem is not None or control is None:
         return result
@@ -177,14 +193,28 @@ def analyze(
         return dataclasses.replace(result, variants=variants, decision=decision, reason=problem)
 
     spec = _spec(primary_metric)
-    primary = {v.name: v.metrics.get(primary_metric) for v in summary.variants}
-    # A configured variant missing from the summary had no users: that is a mismatch too.
-    users = {name: 0 for name in summary.weights} | {v.name: v.users for v in summary.variants}
-    srm = check_srm(users, summary.weights, threshold=srm_threshold)
-    sample = check_sample(
-        primary, denominator=spec.y, min_users=min_users, min_denominator=min_denominator
+    # A configured variant missing from the summary had no data: the sample check names it.
+    primary = {v.name: v.metrics.get(primary_metric) for v in summary.variants} | {
+        name: None for name in missing
+    }
+    excluded = summary.outliers.excluded if summary.outliers is not None else {}
+    # The split is checked on assignment: users left out as outliers were still assigned.
+    users = {name: 0 for name in summary.weights} | {
+        v.name: v.users + excluded.get(v.name, 0) for v in summary.variants
+    }
+    # The SRM check runs from the smallest sample that can get a verdict: min_users per variant.
+    srm = check_srm(
+        users, summary.weights, threshold=srm_threshold, min_users=min_users * len(users)
     )
-    flagged = implausible(comparisons[primary_metric], implausible_lift)
+    sample = check_sample(
+        primary,
+        denominator=spec.y,
+        min_users=min_users,
+        min_denominator=min_denominator,
+        unit=spec.unit,
+    )
+    estimates = {name: None if s is None else s.ratio for name, s in primary.items()}
+    flagged = implausible(comparisons[primary_metric], implausible_lift, estimates, control)
     powers = {
         name: estimate_power(
             base,
@@ -201,7 +231,7 @@ def analyze(
         if name != control and arm is not None and (base := primary[control]) is not None
     }
     health = Health(
-        passed=not srm.flagged and sample.met and not flagged,
+        passed=not srm.flagged and srm.checked and sample.met and not flagged,
         srm=srm,
         sample=sample,
         implausible=flagged,
@@ -211,14 +241,31 @@ def analyze(
     decision = decide(
         spec,
         control,
-        {name: None if s is None else s.ratio for name, s in primary.items()},
+        estimates,
         comparisons[primary_metric],
         srm=srm,
         sample=sample,
         implausible_variants=flagged,
         power=powers,
     )
+    if summary.outliers is not None and summary.outliers.total_excluded:
+        decision = dataclasses.replace(
+            decision, summary=f"{decision.summary} {_outlier_sentence(summary.outliers)}"
+        )
     return dataclasses.replace(result, variants=variants, health=health, decision=decision)
+
+
+def _outlier_sentence(rule: OutlierRule) -> str:
+    total = rule.total_excluded
+    per_variant = ", ".join(f"{n:,} in {name}" for name, n in rule.excluded.items())
+    return (
+        f"{plural(total, 'user')} with more than {plural(rule.max_searches or 0, 'search')} "
+        f"in the window {was_were(total)} left out as implausible for a person ({per_variant})."
+    )
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _compare_all(

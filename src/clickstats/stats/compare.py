@@ -5,11 +5,18 @@ on per-user sums (users are independent; a user's searches are not):
 
     Var(R) = (var_x - 2 R cov_xy + R^2 var_y) / (n mean_y^2)
 
-The absolute difference R_t - R_c has variance Var(R_t) + Var(R_c); the relative difference
-R_t / R_c - 1 has, by the delta method again (as GrowthBook computes lift),
-Var(R_t) / R_c^2 + R_t^2 Var(R_c) / R_c^4. The test of "no difference" is on the absolute
-difference; intervals for both come from the fixed-horizon normal approximation or from the
-confidence sequence in `sequential`.
+One quantity is tested: the relative change L = R_t / R_c - 1, whose variance is, by the delta
+method again (as GrowthBook's gbstats computes lift),
+
+    Var(L) = Var(R_t) / R_c^2 + R_t^2 Var(R_c) / R_c^4.
+
+The p-value, the relative interval and `significant` all come from that one estimate and its
+standard error, so they cannot disagree. The absolute interval is the relative one times the
+control's value (R_c L = R_t - R_c): the same test on the metric's own scale, excluding 0
+exactly when the relative interval does. The fixed-horizon test is Welch's t (Welch-
+Satterthwaite degrees of freedom, from each arm's per-user variance), as in gbstats; the
+sequential one is the confidence sequence in `sequential`. A control whose value is 0 leaves
+the relative change undefined: such a comparison is not tested and says why.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from scipy.stats import norm  # type: ignore[import-untyped]
+from scipy.stats import norm, t  # type: ignore[import-untyped]
 
 from clickstats.stats import sequential
 from clickstats.stats.summary import RatioSummary
@@ -32,13 +39,17 @@ Interval = tuple[float, float]
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Treatment minus control on one metric.
+    """Treatment against control on one metric.
 
+    The tested quantity is `relative` (the treatment's change relative to the control), with
+    standard error `relative_se` and, for the fixed method, `dof` degrees of freedom.
+    `absolute` is the plain difference R_t - R_c; `absolute_se` and `absolute_ci` are the
+    relative ones scaled by the control's value, so both intervals tell the same story.
     `p_value` is unadjusted; `p_value_adjusted` is after the correction across variants (equal
-    to `p_value` when there is one comparison). The intervals are built at `ci_level`: 1 - alpha,
-    or lower when a correction widened them so that they exclude 0 exactly when
-    `p_value_adjusted < alpha`. `significant` uses the adjusted p-value. `reason` says why a
-    test could not be made (then the test fields are None).
+    to `p_value` with one comparison). The intervals are built at `ci_level`: 1 - alpha, or
+    higher when a correction widened them, so that they exclude 0 exactly when
+    `p_value_adjusted < alpha`, which is `significant`. `reason` says why no test could be made
+    (then the test fields are None).
     """
 
     method: Method
@@ -56,6 +67,8 @@ class Comparison:
     significant: bool = False
     reason: str | None = None
     tuning: float = sequential.DEFAULT_TUNING
+    dof: float | None = None
+    control_value: float | None = None
 
 
 def ratio_variance(summary: RatioSummary) -> float | None:
@@ -75,8 +88,11 @@ def z_critical(alpha: float) -> float:
     return float(norm.isf(alpha / 2))
 
 
-def fixed_p_value(estimate: float, se: float) -> float:
-    return float(2 * norm.sf(abs(estimate) / se))
+def welch_dof(var_c: float, n_c: int, var_t: float, n_t: int) -> float:
+    """Welch-Satterthwaite degrees of freedom; `var_*` are the variances of each arm's estimate
+    (per-user variance / n). Infinite when both are 0 (nothing to estimate)."""
+    denominator = var_c * var_c / (n_c - 1) + var_t * var_t / (n_t - 1)
+    return (var_c + var_t) ** 2 / denominator if denominator > 0 else math.inf
 
 
 def interval(
@@ -88,21 +104,31 @@ def interval(
     alpha: float,
     ci_alpha: float | None = None,
     tuning: float = sequential.DEFAULT_TUNING,
+    dof: float = math.inf,
 ) -> Interval:
     """The two-sided interval at 1 - ci_alpha (default 1 - alpha) for the given method."""
     miss = alpha if ci_alpha is None else ci_alpha
     if method == "fixed":
-        width = z_critical(miss) * se
+        width = float(t.isf(miss / 2, dof)) * se if math.isfinite(dof) else z_critical(miss) * se
     else:
         width = sequential.halfwidth(se, users, alpha, tuning, ci_alpha=miss)
     return (estimate - width, estimate + width)
 
 
 def method_p_value(
-    estimate: float, se: float, users: int, *, method: Method, alpha: float, tuning: float
+    estimate: float,
+    se: float,
+    users: int,
+    *,
+    method: Method,
+    alpha: float,
+    tuning: float,
+    dof: float = math.inf,
 ) -> float:
+    """Two-sided p-value of `estimate` against 0: Welch's t (fixed) or the always-valid one."""
     if method == "fixed":
-        return fixed_p_value(estimate, se)
+        statistic = abs(estimate) / se
+        return float(2 * (t.sf(statistic, dof) if math.isfinite(dof) else norm.sf(statistic)))
     return sequential.p_value(estimate, se, users, alpha, tuning)
 
 
@@ -115,89 +141,74 @@ def compare(
     tuning: float = sequential.DEFAULT_TUNING,
     names: tuple[str, str] = ("the control", "the treatment"),
 ) -> Comparison:
-    """Difference, relative lift, intervals and p-value of treatment vs control."""
+    """The relative change of treatment against control, its test and both intervals."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     users = control.users + treatment.users
+    untested = Comparison(method, alpha, users, tuning=tuning)
     for name, arm in zip(names, (control, treatment), strict=True):
         if arm.users < 2:
             reason = (
                 f"{name} has {arm.users} user{'' if arm.users == 1 else 's'}: "
                 "at least 2 are needed for a variance"
             )
-            return Comparison(method, alpha, users, tuning=tuning, reason=reason)
+            return dataclasses.replace(untested, reason=reason)
         if not arm.sum_y:
             reason = f"{name} has a zero denominator: the metric is undefined there"
-            return Comparison(method, alpha, users, tuning=tuning, reason=reason)
+            return dataclasses.replace(untested, reason=reason)
     var_c, var_t = ratio_variance(control), ratio_variance(treatment)
     assert var_c is not None and var_t is not None  # users >= 2 and sum_y != 0, checked above
     r_c, r_t = control.sum_x / control.sum_y, treatment.sum_x / treatment.sum_y
     absolute = r_t - r_c
-    relative = absolute / r_c if r_c else None
-    relative_se = math.sqrt(var_t / r_c**2 + r_t**2 * var_c / r_c**4) if r_c else None
-    se = math.sqrt(var_c + var_t)
-    if se == 0:
-        return Comparison(
-            method=method,
-            alpha=alpha,
-            users=users,
-            absolute=absolute,
-            absolute_se=se,
-            relative=relative,
-            relative_se=relative_se,
-            tuning=tuning,
-            reason="zero variance: every user has the same value in both variants, nothing to test",
+    untested = dataclasses.replace(untested, absolute=absolute, control_value=r_c)
+    if r_c == 0:
+        reason = (
+            f"{names[0]} has a value of 0: a relative change is undefined, so nothing is tested"
         )
-    p = method_p_value(absolute, se, users, method=method, alpha=alpha, tuning=tuning)
-    absolute_ci, relative_ci = _intervals(
-        absolute, se, relative, relative_se, users, method, alpha, alpha, tuning
+        return dataclasses.replace(untested, reason=reason)
+    lift = r_t / r_c
+    relative = lift - 1
+    relative_se = math.sqrt(var_t + lift * lift * var_c) / abs(r_c)
+    if not (math.isfinite(relative) and math.isfinite(relative_se)):
+        reason = (
+            f"{names[0]} has a value too close to 0 for a relative change, so nothing is tested"
+        )
+        return dataclasses.replace(untested, reason=reason)
+    if relative_se == 0:
+        reason = "zero variance: every user has the same value in both variants, nothing to test"
+        return dataclasses.replace(
+            untested, relative=relative, relative_se=relative_se, absolute_se=0.0, reason=reason
+        )
+    dof = welch_dof(var_c, control.users, var_t, treatment.users)
+    p = method_p_value(
+        relative, relative_se, users, method=method, alpha=alpha, tuning=tuning, dof=dof
     )
-    return Comparison(
-        method=method,
-        alpha=alpha,
-        users=users,
-        absolute=absolute,
-        absolute_se=se,
-        absolute_ci=absolute_ci,
+    tested = dataclasses.replace(
+        untested,
         relative=relative,
         relative_se=relative_se,
-        relative_ci=relative_ci,
-        p_value=p,
-        p_value_adjusted=p,
-        ci_level=1 - alpha,
-        significant=p < alpha,
-        tuning=tuning,
+        absolute_se=relative_se * abs(r_c),
+        dof=dof if method == "fixed" else None,
     )
+    return with_adjusted_p_value(tested, p, p)
 
 
-def _intervals(
-    absolute: float,
-    se: float,
-    relative: float | None,
-    relative_se: float | None,
-    users: int,
-    method: Method,
-    alpha: float,
-    ci_alpha: float,
-    tuning: float,
-) -> tuple[Interval, Interval | None]:
-    absolute_ci = interval(
-        absolute, se, users, method=method, alpha=alpha, ci_alpha=ci_alpha, tuning=tuning
+def _intervals(c: Comparison, ci_alpha: float) -> tuple[Interval, Interval]:
+    assert c.relative is not None and c.relative_se is not None and c.control_value is not None
+    relative_ci = interval(
+        c.relative,
+        c.relative_se,
+        c.users,
+        method=c.method,
+        alpha=c.alpha,
+        ci_alpha=ci_alpha,
+        tuning=c.tuning,
+        dof=math.inf if c.dof is None else c.dof,
     )
-    relative_ci = None
-    if relative is not None and relative_se:
-        relative_ci = interval(
-            relative,
-            relative_se,
-            users,
-            method=method,
-            alpha=alpha,
-            ci_alpha=ci_alpha,
-            tuning=tuning,
-        )
-    return absolute_ci, relative_ci
+    low, high = (bound * c.control_value for bound in relative_ci)
+    return (min(low, high), max(low, high)), relative_ci
 
 
 def with_adjusted_p_value(
@@ -209,22 +220,20 @@ def with_adjusted_p_value(
     exactly when the adjusted p-value is below alpha; never narrower than the unadjusted ones.
     """
     c = comparison
-    if c.absolute is None or not c.absolute_se:
+    if c.relative is None or not c.relative_se:
         return c
     ci_alpha = c.alpha
     if p_value_adjusted > p_value > 0:
         ci_alpha = c.alpha * p_value / p_value_adjusted
-    absolute_ci, relative_ci = _intervals(
-        c.absolute,
-        c.absolute_se,
-        c.relative,
-        c.relative_se,
-        c.users,
-        c.method,
-        c.alpha,
-        ci_alpha,
-        c.tuning,
-    )
+    absolute_ci, relative_ci = _intervals(c, ci_alpha)
+    significant = p_value_adjusted < c.alpha
+    if significant != excludes_zero(relative_ci):
+        # Only at a tie within rounding (p equal to alpha in the last bits): the interval then
+        # touches 0, and the test decides which side it is drawn on.
+        relative_ci, absolute_ci = (
+            _touching(relative_ci, significant),
+            _touching(absolute_ci, significant),
+        )
     return dataclasses.replace(
         c,
         absolute_ci=absolute_ci,
@@ -232,5 +241,20 @@ def with_adjusted_p_value(
         p_value=p_value,
         p_value_adjusted=p_value_adjusted,
         ci_level=1 - ci_alpha,
-        significant=p_value_adjusted < c.alpha,
+        significant=significant,
     )
+
+
+def excludes_zero(ci: Interval) -> bool:
+    return ci[0] > 0 or ci[1] < 0
+
+
+def _touching(ci: Interval, significant: bool) -> Interval:
+    """`ci` with its bound nearest 0 moved onto the side of 0 that `significant` says (a signed
+    zero, so that a printed "-0.0% to +3.1%" still shows the interval holding 0)."""
+    low, high = ci
+    if abs(low) <= abs(high):
+        low = math.nextafter(0.0, 1.0) if significant else -0.0
+    else:
+        high = math.nextafter(0.0, -1.0) if significant else 0.0
+    return (low, high)

@@ -4,8 +4,10 @@ A winner is named only when every guard passes:
 - the sample ratio check did not fire (`health.check_srm`);
 - every variant has at least `MIN_USERS` users and `MIN_DENOMINATOR` units of the primary
   metric's denominator (150 searches for search CTR; GrowthBook's own floor is 150 events);
+- every configured variant has data (one without is named);
 - no variant's relative change in the primary metric is `IMPLAUSIBLE_LIFT` (50%) or more either
-  way: a ranking change rarely moves search CTR that much, a tracking bug often does;
+  way, and neither it nor the control is at 0 while the other is not: a ranking change rarely
+  moves search CTR that much, a tracking bug often does;
 and then the winner is the variant whose improvement over the control is significant (with the
 multiple-comparison correction), the best one when several are; or the control, when every
 other variant is significantly worse. The leader is simply the best point estimate.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from clickstats.stats.compare import Comparison
 from clickstats.stats.health import PowerEstimate, SrmCheck
 from clickstats.stats.summary import MetricSpec, RatioSummary
+from clickstats.text import plural
 
 MIN_USERS = 30
 MIN_DENOMINATOR = 150
@@ -35,6 +38,7 @@ class SampleCheck:
     denominator: str
     short: tuple[str, ...] = ()  # the variants below the minimum
     reason: str | None = None
+    missing: tuple[str, ...] = ()  # the variants with no data at all (also in `short`)
 
 
 def check_sample(
@@ -43,38 +47,49 @@ def check_sample(
     denominator: str,
     min_users: int = MIN_USERS,
     min_denominator: float = MIN_DENOMINATOR,
+    unit: str = "search",
 ) -> SampleCheck:
-    """`arms` maps each variant to its summary of the primary metric (None when missing)."""
+    """`arms` maps each variant to its summary of the primary metric (None: no data at all);
+    `unit` is one unit of the denominator, for the sentence ("150 searches")."""
     short = tuple(
         name
         for name, s in arms.items()
-        if s is None or s.users < min_users or s.sum_y < min_denominator
+        if s is None or s.users == 0 or s.users < min_users or s.sum_y < min_denominator
     )
+    missing = tuple(name for name in short if (s := arms[name]) is None or s.users == 0)
     reason = None
     if short:
-        parts = [
-            "no data"
-            if (s := arms[name]) is None
-            else f"{s.users:,} users and {s.sum_y:,.0f} {denominator}"
-            for name in short
-        ]
-        have = "; ".join(f"{name} has {part}" for name, part in zip(short, parts, strict=True))
+        parts = []
+        for name in short:
+            s = arms[name]
+            if s is None or s.users == 0:
+                parts.append(f"{name} has no data yet")
+            else:
+                parts.append(f"{name} has {plural(s.users, 'user')} and {plural(s.sum_y, unit)}")
         reason = (
-            f"{have}; a verdict needs at least {min_users:,} users and "
-            f"{min_denominator:,.0f} {denominator} in every variant"
+            f"{'; '.join(parts)}; a verdict needs at least {plural(min_users, 'user')} and "
+            f"{plural(min_denominator, unit)} in every variant"
         )
-    return SampleCheck(not short, min_users, min_denominator, denominator, short, reason)
+    return SampleCheck(not short, min_users, min_denominator, denominator, short, reason, missing)
 
 
 def implausible(
-    comparisons: Mapping[str, Comparison], threshold: float = IMPLAUSIBLE_LIFT
+    comparisons: Mapping[str, Comparison],
+    threshold: float = IMPLAUSIBLE_LIFT,
+    estimates: Mapping[str, float | None] | None = None,
+    control: str | None = None,
 ) -> tuple[str, ...]:
-    """The variants whose relative change is `threshold` or more in either direction."""
-    return tuple(
-        name
-        for name, c in comparisons.items()
-        if c.relative is not None and abs(c.relative) >= threshold
-    )
+    """The variants whose relative change is `threshold` or more in either direction, or whose
+    value or the control's is 0 while the other's is not: what broken tracking looks like."""
+    estimates = estimates or {}
+    c_value = estimates.get(control) if control is not None else None
+    flagged = []
+    for name, c in comparisons.items():
+        value = estimates.get(name)
+        one_is_zero = c_value is not None and value is not None and (c_value == 0) != (value == 0)
+        if one_is_zero or (c.relative is not None and abs(c.relative) >= threshold):
+            flagged.append(name)
+    return tuple(flagged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,25 +112,28 @@ def _lift(value: float) -> str:
     return f"{value:+.1%}"
 
 
-def _point(c: Comparison) -> str:
-    """The relative change when defined, else the absolute one: '+5.1%'."""
+def _difference(spec: MetricSpec, value: float) -> str:
+    """An absolute difference: percentage points for a rate, the metric's own unit otherwise."""
+    return f"{100 * value:+.1f} pp" if spec.percent else f"{value:+.4g}"
+
+
+def _point(spec: MetricSpec, c: Comparison) -> str:
+    """The tested relative change ('+5.1%'); the absolute one when it is undefined."""
     if c.relative is not None:
         return _lift(c.relative)
-    return "no change" if c.absolute is None else f"{c.absolute:+.4g}"
+    return "no change" if c.absolute is None else _difference(spec, c.absolute)
 
 
 def _ci(c: Comparison) -> str:
-    """'95% CI +1.2% to +9.0%', on the same scale as `_point`."""
+    """'95% CI +1.2% to +9.0%': the interval of the tested relative change."""
     level = f"{100 * c.ci_level:.3g}% CI" if c.ci_level is not None else "CI"
-    if c.relative is not None and c.relative_ci is not None:
-        return f"{level} {_lift(c.relative_ci[0])} to {_lift(c.relative_ci[1])}"
-    if c.absolute_ci is not None:
-        return f"{level} {c.absolute_ci[0]:+.4g} to {c.absolute_ci[1]:+.4g}"
-    return "no interval"
+    if c.relative_ci is None:
+        return "no interval"
+    return f"{level} {_lift(c.relative_ci[0])} to {_lift(c.relative_ci[1])}"
 
 
-def _change(c: Comparison) -> str:
-    return f"{_point(c)}, {_ci(c)}"
+def _change(spec: MetricSpec, c: Comparison) -> str:
+    return f"{_point(spec, c)}, {_ci(c)}"
 
 
 def leader_of(spec: MetricSpec, estimates: Mapping[str, float | None]) -> str | None:
@@ -143,7 +161,11 @@ def decide(
     implausible_variants: Sequence[str] = (),
     power: Mapping[str, PowerEstimate] | None = None,
 ) -> Decision:
-    """Winner, leader and the sentence; `comparisons` are the treatments' on the primary metric."""
+    """Winner, leader and the sentence; `comparisons` are the treatments' on the primary metric.
+
+    Every number the sentence quotes is the tested relative change and its interval, so it
+    says "significant" exactly when the interval it prints excludes 0.
+    """
     leader = leader_of(spec, estimates)
     if srm.flagged:
         return Decision(
@@ -154,12 +176,50 @@ def decide(
             "users in one variant and fix it first.",
             ("sample_ratio_mismatch",),
         )
+    if sample.missing:
+        one = len(sample.missing) == 1
+        return Decision(
+            None,
+            leader,
+            f"No verdict: {_join(sample.missing)} {'has' if one else 'have'} no data yet; check "
+            f"that {'its' if one else 'their'} searches are logged with the variant the "
+            "experiment assigned.",
+            ("no_data",),
+        )
     if not sample.met:
         return Decision(
             None,
             leader,
             f"Too early to call: {sample.reason}. Keep the experiment running.",
             ("minimum_sample",),
+        )
+    if not srm.checked:
+        return Decision(
+            None,
+            leader,
+            f"No verdict yet: the split between variants cannot be checked ({srm.reason}).",
+            ("sample_ratio_unchecked",),
+        )
+    if implausible_variants:
+        name = implausible_variants[0]
+        c_value, value = estimates.get(control), estimates.get(name)
+        if c_value is not None and value is not None and (c_value == 0 or value == 0):
+            zero = control if c_value == 0 else name
+            return Decision(
+                None,
+                leader,
+                f"Check the tracking before acting: {spec.label} is {_value(spec, c_value)} in "
+                f"{control} and {_value(spec, value)} in {name}; a value of 0 in {zero} usually "
+                "means its events are not recorded.",
+                ("implausible_lift",),
+            )
+        c = comparisons[name]
+        return Decision(
+            None,
+            leader,
+            f"Check the tracking before acting: {name} changes {spec.label} by "
+            f"{_change(spec, c)} against {control}, an implausibly large effect.",
+            ("implausible_lift",),
         )
     if not comparisons:
         return Decision(
@@ -170,16 +230,6 @@ def decide(
         name, reason = next(iter(untestable.items()))
         return Decision(
             None, leader, f"No verdict on {spec.label} for {name}: {reason}.", ("untestable",)
-        )
-    if implausible_variants:
-        name = implausible_variants[0]
-        c = comparisons[name]
-        return Decision(
-            None,
-            leader,
-            f"Check the tracking before acting: {name} changes {spec.label} by {_point(c)} "
-            f"against {control} ({_ci(c)}), an implausibly large effect.",
-            ("implausible_lift",),
         )
     improved = [
         name
@@ -199,7 +249,7 @@ def decide(
             winner,
             leader,
             f"Ship {winner}: it {verb} {spec.label} from {_value(spec, c_value)} to "
-            f"{_value(spec, w_value)} ({_change(c)}), a significant improvement over "
+            f"{_value(spec, w_value)} ({_change(spec, c)}), a significant improvement over "
             f"{control}.",
         )
     worse = [name for name, c in comparisons.items() if c.significant]
@@ -209,17 +259,22 @@ def decide(
             control,
             leader,
             f"Keep {control}: {name} is significantly worse on {spec.label} "
-            f"({_change(comparisons[name])}).",
+            f"({_change(spec, comparisons[name])}).",
         )
-    # No significant improvement: say who leads and what the sample could have detected.
-    best = next(iter(comparisons))
-    for name in comparisons:
+    # No significant improvement: say who leads among the rest, what the sample could have
+    # detected, and which variants are significantly worse.
+    undecided = [name for name in comparisons if name not in worse]
+    best = undecided[0]
+    for name in undecided:
         if _better(spec, estimates[name] or 0.0, estimates[best] or 0.0):
             best = name
     sentence = (
         f"No significant difference in {spec.label} yet: {best} is at "
-        f"{_point(comparisons[best])} against {control} ({_ci(comparisons[best])})"
+        f"{_change(spec, comparisons[best])} against {control}"
     )
+    if worse:
+        listed = _join([f"{name} ({_change(spec, comparisons[name])})" for name in worse])
+        sentence += f", while {listed} {'is' if len(worse) == 1 else 'are'} significantly worse"
     p = (power or {}).get(best)
     if p is not None and p.relative_mde is not None:
         sentence += (
@@ -228,6 +283,13 @@ def decide(
         )
         if p.additional_users:
             sentence += (
-                f", and a {p.target_lift:.0%} change needs about {p.additional_users:,} more users"
+                f", and a {p.target_lift:.0%} change needs about "
+                f"{plural(p.additional_users, 'more user', 'more users')}"
             )
     return Decision(None, leader, sentence + ".")
+
+
+def _join(names: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(names)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -13,6 +13,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from clickstats.stats.outliers import OutlierRule
+
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
@@ -24,6 +26,7 @@ class MetricSpec:
     y: str
     higher_is_better: bool
     percent: bool  # a rate (shown as a percentage) rather than an amount
+    unit: str = "search"  # one unit of y, counted in sentences ("150 searches")
 
 
 METRICS: Mapping[str, MetricSpec] = {
@@ -60,6 +63,7 @@ METRICS: Mapping[str, MetricSpec] = {
             y="clicks",
             higher_is_better=False,
             percent=False,
+            unit="click",
         ),
         MetricSpec(
             "abandonment_rate",
@@ -68,6 +72,7 @@ METRICS: Mapping[str, MetricSpec] = {
             y="searches with at least one result",
             higher_is_better=False,
             percent=True,
+            unit="search with at least one result",
         ),
         MetricSpec(
             "zero_result_rate",
@@ -84,6 +89,7 @@ METRICS: Mapping[str, MetricSpec] = {
             y="searches with a click",
             higher_is_better=False,
             percent=False,
+            unit="search with a click",
         ),
     )
 }
@@ -167,12 +173,14 @@ class ExperimentSummary:
     """All variants of one experiment, with the weights the experiment was configured with.
 
     The control is `control`, or the first variant when it is None (as in `Experiment`).
+    `outliers` says which users the store left out of `variants` (see `stats.outliers`).
     """
 
     variants: tuple[VariantSummary, ...]
     weights: Mapping[str, float]
     control: str | None = None
     experiment: str = ""
+    outliers: OutlierRule | None = None  # users left out before these sums were taken
 
     @property
     def control_name(self) -> str | None:
