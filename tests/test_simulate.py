@@ -154,8 +154,11 @@ def test_the_better_ranker_gets_the_higher_ctr(event_store: EventStore, tmp_path
     v1, v2 = report.by_variant[V1], report.by_variant[V2]
     assert v1.searches > 1000 and v2.searches > 1000
     # expected from the model: ~0.62 and ~0.85 clicks per search
-    assert v1.ctr is not None and v2.ctr is not None
-    assert 0.4 < v1.ctr < v2.ctr - 0.1 and v2.ctr < 1.1, (v1.ctr, v2.ctr)
+    assert v1.clicks_per_search is not None and v2.clicks_per_search is not None
+    assert 0.4 < v1.clicks_per_search < v2.clicks_per_search - 0.1 and v2.clicks_per_search < 1.1, (
+        v1.clicks_per_search,
+        v2.clicks_per_search,
+    )
 
 
 def test_over_http_same_traffic_same_clicks(tmp_path: Path, event_store: EventStore) -> None:

@@ -47,14 +47,21 @@ class LogResult(Report):
     )
 
 
+CLICKS_PER_SEARCH = (
+    "clicks per search: clicks / impressions (named `ctr` as in the original design, kept for "
+    "compatibility; not search CTR, the share of searches with a click); null without "
+    "impressions"
+)
+
+
 class VariantCtr(Report):
-    ctr: float | None = Field(description="clicks / impressions; null without impressions")
+    ctr: float | None = Field(description=CLICKS_PER_SEARCH)
     clicks: int
     impressions: int
 
 
 class CtrReport(Report):
-    ctr: float | None
+    ctr: float | None = Field(description=CLICKS_PER_SEARCH)
     total_clicks: int
     total_impressions: int
     by_variant: dict[str, VariantCtr]
@@ -82,7 +89,7 @@ class UserSummary(Report):
     days: int
     impressions: int
     clicks: int
-    ctr: float | None
+    ctr: float | None = Field(description=CLICKS_PER_SEARCH)
     avg_rank: float | None
     response_time: ResponseTimeReport
     by_variant: dict[str, VariantCtr]
@@ -93,7 +100,7 @@ class UserSummary(Report):
 class VariantStats(Report):
     impressions: int
     clicks: int
-    ctr: float | None
+    ctr: float | None = Field(description=CLICKS_PER_SEARCH)
     avg_rank: float | None
     avg_response_ms: float | None
     p95_response_ms: float | None
@@ -105,10 +112,11 @@ class VariantComparison(Report):
     winner: str | None = Field(
         description="the experiment's decision, as stats.winner: a variant only when its "
         "improvement in the primary metric is significant and the health checks pass; null "
-        "otherwise, however far apart the CTRs are"
+        "otherwise, however far apart the variants are"
     )
     leader: str | None = Field(
-        description="the variant with the strictly highest CTR; null without data or on a "
+        description="the variant with the strictly most clicks per search (`ctr`); null without "
+        "data or on a "
         "tie (what `winner` meant before; it names a leader in A/A tests too)"
     )
     stats: dict[str, Any] | None = Field(

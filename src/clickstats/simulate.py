@@ -143,7 +143,7 @@ class Tally:
     clicks: int = 0
 
     @property
-    def ctr(self) -> float | None:
+    def clicks_per_search(self) -> float | None:
         return self.clicks / self.searches if self.searches else None
 
 
@@ -354,11 +354,11 @@ def simulate_command(
             event_store.close()
 
     table = Table(title=f"{report.searches} searches by {report.users} users, last {days} days")
-    for column in ("variant", "searches", "clicks", "CTR"):
+    for column in ("variant", "searches", "clicks", "clicks per search"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for variant, tally in report.by_variant.items():
-        ctr = "-" if tally.ctr is None else f"{tally.ctr:.3f}"
-        table.add_row(variant, str(tally.searches), str(tally.clicks), ctr)
+        per_search = "-" if tally.clicks_per_search is None else f"{tally.clicks_per_search:.3f}"
+        table.add_row(variant, str(tally.searches), str(tally.clicks), per_search)
     out = Console()
     out.print(table)
     out.print(f"stored in {where} in {time.perf_counter() - started:.1f} s")

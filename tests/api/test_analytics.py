@@ -338,7 +338,10 @@ def test_health_and_openapi(client: TestClient) -> None:
     comparison = schemas["VariantComparison"]["properties"]
     assert {"winner", "leader", "stats"} <= set(comparison)
     assert "significant" in comparison["winner"]["description"]
-    assert "highest CTR" in comparison["leader"]["description"]
+    assert "most clicks per search" in comparison["leader"]["description"]
+    # The original design's `ctr` fields are labelled for what they are: clicks per search.
+    ctr = schemas["VariantCtr"]["properties"]["ctr"]["description"]
+    assert ctr.startswith("clicks per search") and "not search CTR" in ctr
     click_variant = schemas["ClickEvent"]["properties"]["variant"]
     assert "search_id" in click_variant["description"]
     assert client.get("/docs").status_code == 200

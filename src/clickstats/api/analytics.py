@@ -180,7 +180,9 @@ def ctr(
     variant: VariantFilter = None,
     days: Days = DEFAULT_DAYS,
 ) -> Any:
-    """Click-through rate (clicks / impressions), overall and per variant."""
+    """Clicks per search (clicks / impressions), overall and per variant. The field keeps the
+    original design's name `ctr`; search CTR (the share of searches with a click) is in
+    /analytics/overview."""
     return tracker.get_ctr(user_id=user_id, variant=variant, days=days)
 
 
@@ -212,16 +214,17 @@ def user_summary(
     user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
     days: Days = DEFAULT_DAYS,
 ) -> Any:
-    """One user's searches, clicks, CTR, click position, response times and variants."""
+    """One user's searches, clicks, clicks per search (`ctr`), click position, response times
+    and variants."""
     return tracker.get_user_summary(user_id, days=days)
 
 
 @router.get("/variants-comparison", response_model=VariantComparison)
 def variants_comparison(request: Request, tracker: TrackerDep, days: Days = DEFAULT_DAYS) -> Any:
-    """Per variant: impressions, clicks, CTR, click position, response time; in `stats` the
-    search_ranking experiment's decision with confidence intervals (docs/STATISTICS.md).
-    `winner` is that decision's winner (null until it is significant and healthy); `leader` is
-    the variant with the highest CTR, decided or not."""
+    """Per variant: impressions, clicks, clicks per search (`ctr`), click position, response
+    time; in `stats` the search_ranking experiment's decision with confidence intervals
+    (docs/STATISTICS.md). `winner` is that decision's winner (null until it is significant and
+    healthy); `leader` is the variant with the most clicks per search, decided or not."""
     manager: ExperimentManager = request.app.state.experiments
     experiment = next((e for e in manager.list() if e.name == DEFAULT_EXPERIMENT), None)
     return tracker.get_variant_comparison(days=days, experiment=experiment)
