@@ -1,8 +1,9 @@
 """Agreement with an independent engine: GrowthBook's gbstats, on the same per-user sums.
 
-gbstats (test-only dependency) computes the relative lift with the delta method, Welch's t for
-the fixed-horizon test and the Waudby-Smith confidence sequence for the sequential one: where
-the methods coincide, our estimates, intervals and p-values must equal its results. The
+gbstats (test-only dependency) tests a difference of ratio metrics with the delta method,
+Welch's t for the fixed horizon and the Waudby-Smith confidence sequence for the sequential
+test. We test the absolute difference, as its `difference_type="absolute"` does: there our
+estimates, intervals and p-values must equal its results. The
 intended differences are named in docs/STATISTICS.md ("Agreement with gbstats") and tested
 here too, so that the doc cannot drift.
 """
@@ -47,11 +48,21 @@ def _users(rng: np.random.Generator, users: int, ctr: float) -> RatioSummary:
     return RatioSummary.from_values(clicked, searches)
 
 
-def _gb_result(a: RatioSummary, b: RatioSummary, method: Method, alpha: float, ratio: bool):  # type: ignore[no-untyped-def]
+def _gb_result(  # type: ignore[no-untyped-def]
+    a: RatioSummary,
+    b: RatioSummary,
+    method: Method,
+    alpha: float,
+    ratio: bool,
+    difference: str = "absolute",
+):
     if method == "fixed":
-        test = TwoSidedTTest(_gb(a, ratio), _gb(b, ratio), FrequentistConfig(alpha=alpha))
+        config = FrequentistConfig(alpha=alpha, difference_type=difference)
+        test = TwoSidedTTest(_gb(a, ratio), _gb(b, ratio), config)
     else:
-        config = SequentialConfig(alpha=alpha, sequential_tuning_parameter=5000)
+        config = SequentialConfig(
+            alpha=alpha, sequential_tuning_parameter=5000, difference_type=difference
+        )
         test = SequentialTwoSidedTTest(_gb(a, ratio), _gb(b, ratio), config)
     return test.compute_result()
 
@@ -76,11 +87,15 @@ def test_ratio_metrics_equal_gbstats(
     ours = compare(a, b, alpha=alpha, method=method)
     theirs = _gb_result(a, b, method, alpha, ratio=True)
     assert theirs.error_message is None
-    assert ours.relative == pytest.approx(theirs.expected, abs=TOLERANCE)
-    assert ours.relative_ci == pytest.approx(tuple(theirs.ci), abs=TOLERANCE)
+    assert ours.absolute == pytest.approx(theirs.expected, abs=TOLERANCE)
+    assert ours.absolute_ci == pytest.approx(tuple(theirs.ci), abs=TOLERANCE)
     assert ours.p_value == pytest.approx(theirs.p_value, abs=TOLERANCE)
-    assert ours.relative_se == pytest.approx(theirs.uplift.stddev, abs=TOLERANCE)
+    assert ours.absolute_se == pytest.approx(theirs.uplift.stddev, abs=TOLERANCE)
     assert ours.significant == (theirs.p_value < alpha)
+    # The lift's own delta-method SE (reported, not tested) is gbstats' relative one.
+    relative = _gb_result(a, b, method, alpha, ratio=True, difference="relative")
+    assert ours.relative == pytest.approx(relative.expected, abs=TOLERANCE)
+    assert ours.relative_se == pytest.approx(relative.uplift.stddev, abs=TOLERANCE)
 
 
 @pytest.mark.parametrize("method", ["fixed", "sequential"])
@@ -90,32 +105,35 @@ def test_mean_metrics_equal_gbstats(method: Method) -> None:
     b = RatioSummary.from_values(rng.exponential(2.3, 320))
     ours = compare(a, b, method=method)
     theirs = _gb_result(a, b, method, 0.05, ratio=False)
-    assert ours.relative == pytest.approx(theirs.expected, abs=TOLERANCE)
-    assert ours.relative_ci == pytest.approx(tuple(theirs.ci), abs=TOLERANCE)
+    assert ours.absolute == pytest.approx(theirs.expected, abs=TOLERANCE)
+    assert ours.absolute_ci == pytest.approx(tuple(theirs.ci), abs=TOLERANCE)
     assert ours.p_value == pytest.approx(theirs.p_value, abs=TOLERANCE)
 
 
-def test_intended_difference_a_zero_control_is_untested_with_a_reason() -> None:
-    # gbstats returns its default (p = 1, CI [0, 0]) with a message; we return no test and why.
+def test_intended_difference_a_zero_control_still_tests_the_difference() -> None:
+    # gbstats' relative test returns its default (p = 1, CI [0, 0]) with a message; we test the
+    # difference and leave the relative change undefined (the verdict is blocked as a tracking
+    # problem by the implausible-change guard, tests/stats/test_analysis.py).
     a = RatioSummary.from_values([0, 0, 0], [2, 1, 3])
     b = RatioSummary.from_values([1, 0, 1], [2, 1, 3])
-    theirs = _gb_result(a, b, "fixed", 0.05, ratio=True)
+    theirs = _gb_result(a, b, "fixed", 0.05, ratio=True, difference="relative")
     assert theirs.error_message is not None and theirs.p_value == 1
     ours = compare(a, b, method="fixed")
-    assert ours.p_value is None and ours.reason is not None
+    assert ours.p_value is not None and ours.relative is None and ours.relative_ci is None
 
 
-def test_intended_difference_the_absolute_interval_is_the_relative_one_scaled() -> None:
-    # gbstats' absolute test has its own SE (Var R_t + Var R_c); ours is the relative test on the
-    # metric's scale (R_c times the relative interval), so both intervals tell one story.
+def test_intended_difference_the_relative_interval_is_the_absolute_one_scaled() -> None:
+    # gbstats' relative test has its own SE (the delta method on the ratio of means); ours is
+    # the absolute test divided by the control's value, so both intervals tell one story and
+    # complementary metrics (abandonment = 1 - search CTR) get the same verdict.
     rng = np.random.default_rng(21)
     a, b = _users(rng, 800, 0.3), _users(rng, 800, 0.34)
     ours = compare(a, b, method="fixed")
-    config = FrequentistConfig(alpha=0.05, difference_type="absolute")
+    config = FrequentistConfig(alpha=0.05, difference_type="relative")
     theirs = TwoSidedTTest(_gb(a, True), _gb(b, True), config).compute_result()
-    assert ours.absolute == pytest.approx(theirs.expected, abs=1e-12)  # same difference
+    assert ours.relative == pytest.approx(theirs.expected, abs=1e-12)  # same lift
     assert ours.absolute_ci is not None and ours.relative_ci is not None and a.ratio is not None
-    assert ours.absolute_ci == pytest.approx(
-        (ours.relative_ci[0] * a.ratio, ours.relative_ci[1] * a.ratio), rel=1e-12
+    assert ours.relative_ci == pytest.approx(
+        (ours.absolute_ci[0] / a.ratio, ours.absolute_ci[1] / a.ratio), rel=1e-12
     )
-    assert ours.absolute_ci != pytest.approx(tuple(theirs.ci), abs=TOLERANCE)
+    assert ours.relative_ci != pytest.approx(tuple(theirs.ci), abs=TOLERANCE)

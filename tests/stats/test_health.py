@@ -74,14 +74,13 @@ def _arm(rng: np.random.Generator, users: int, ctr: float) -> RatioSummary:
 
 def test_users_needed_agrees_with_statsmodels_normal_power() -> None:
     # With equal per-user variances and a 50/50 split, the total is twice statsmodels' nobs1
-    # for the standardised effect delta / sigma_eff: the relative test's variance at a 5% lift
-    # is sigma^2 (1 + 1.05^2) for the pair, two arms of sigma_eff^2 = sigma^2 (1 + 1.05^2) / 2.
+    # for the standardised effect delta / sigma.
     rng = np.random.default_rng(8)
     arm = _arm(rng, 5000, 0.3)
     assert arm.ratio is not None
     v = ratio_variance(arm)
     assert v is not None
-    sigma = np.sqrt(v * arm.users * (1 + 1.05**2) / 2)
+    sigma = np.sqrt(v * arm.users)
     effect = 0.05 * arm.ratio / sigma
     nobs1 = NormalIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8, ratio=1.0)
     needed = users_needed(arm, arm, 0.05, shares=(0.5, 0.5))
@@ -140,13 +139,8 @@ def test_fixed_mde_formula() -> None:
     vc, vt = ratio_variance(control), ratio_variance(treatment)
     assert vc is not None and vt is not None and control.ratio is not None
     z = norm.ppf(0.975) + norm.ppf(0.8)
-    # The relative test at the lift d it detects: d R_c = z sqrt(vt + (1 + d)^2 vc).
-    d = power.relative_mde
-    assert d is not None and 0 < d < 0.2
-    assert d * control.ratio == pytest.approx(z * np.sqrt(vt + (1 + d) ** 2 * vc), rel=1e-12)
-    assert power.absolute_mde == pytest.approx(d * control.ratio, rel=1e-12)
-    # Slightly above the difference-of-means formula, which ignores the lift's own effect.
-    assert d > z * np.sqrt(vc + vt) / control.ratio
+    assert power.absolute_mde == pytest.approx(z * np.sqrt(vc + vt), rel=1e-12)
+    assert power.relative_mde == pytest.approx(z * np.sqrt(vc + vt) / control.ratio, rel=1e-12)
 
 
 def test_power_of_degenerate_arms_says_why() -> None:

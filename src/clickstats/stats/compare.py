@@ -5,18 +5,17 @@ on per-user sums (users are independent; a user's searches are not):
 
     Var(R) = (var_x - 2 R cov_xy + R^2 var_y) / (n mean_y^2)
 
-One quantity is tested: the relative change L = R_t / R_c - 1, whose variance is, by the delta
-method again (as GrowthBook's gbstats computes lift),
-
-    Var(L) = Var(R_t) / R_c^2 + R_t^2 Var(R_c) / R_c^4.
-
-The p-value, the relative interval and `significant` all come from that one estimate and its
-standard error, so they cannot disagree. The absolute interval is the relative one times the
-control's value (R_c L = R_t - R_c): the same test on the metric's own scale, excluding 0
-exactly when the relative interval does. The fixed-horizon test is Welch's t (Welch-
-Satterthwaite degrees of freedom, from each arm's per-user variance), as in gbstats; the
-sequential one is the confidence sequence in `sequential`. A control whose value is 0 leaves
-the relative change undefined: such a comparison is not tested and says why.
+One quantity is tested: the absolute difference D = R_t - R_c, with variance
+Var(R_t) + Var(R_c). The p-value, `significant` and the absolute interval come from that one
+estimate and its standard error; the relative interval is the absolute one divided by the
+control's value (D / R_c = R_t / R_c - 1), so it excludes 0 exactly when the absolute one does.
+Testing the difference, not the ratio, keeps complementary metrics in agreement: with no
+zero-result searches abandonment is 1 - search CTR, and both get the same test. The relative
+change's own delta-method SE (GrowthBook's, Var(R_t) / R_c^2 + R_t^2 Var(R_c) / R_c^4) is
+reported as `relative_se` but not tested. The fixed-horizon test is Welch's t (Welch-
+Satterthwaite degrees of freedom), as gbstats' absolute test; the sequential one is the
+confidence sequence in `sequential`. A control whose value is 0 leaves the relative change
+undefined: the difference is still tested, the relative fields are None.
 """
 
 from __future__ import annotations
@@ -41,10 +40,10 @@ Interval = tuple[float, float]
 class Comparison:
     """Treatment against control on one metric.
 
-    The tested quantity is `relative` (the treatment's change relative to the control), with
-    standard error `relative_se` and, for the fixed method, `dof` degrees of freedom.
-    `absolute` is the plain difference R_t - R_c; `absolute_se` and `absolute_ci` are the
-    relative ones scaled by the control's value, so both intervals tell the same story.
+    The tested quantity is `absolute`, R_t - R_c, with standard error `absolute_se` and, for
+    the fixed method, `dof` degrees of freedom. `relative` is R_t / R_c - 1 and `relative_ci`
+    the absolute interval divided by the control's value, so both intervals tell the same
+    story; `relative_se` is the delta-method SE of the ratio, reported, not tested.
     `p_value` is unadjusted; `p_value_adjusted` is after the correction across variants (equal
     to `p_value` with one comparison). The intervals are built at `ci_level`: 1 - alpha, or
     higher when a correction widened them, so that they exclude 0 exactly when
@@ -162,44 +161,36 @@ def compare(
     assert var_c is not None and var_t is not None  # users >= 2 and sum_y != 0, checked above
     r_c, r_t = control.sum_x / control.sum_y, treatment.sum_x / treatment.sum_y
     absolute = r_t - r_c
-    untested = dataclasses.replace(untested, absolute=absolute, control_value=r_c)
-    if r_c == 0:
-        reason = (
-            f"{names[0]} has a value of 0: a relative change is undefined, so nothing is tested"
-        )
-        return dataclasses.replace(untested, reason=reason)
-    lift = r_t / r_c
-    relative = lift - 1
-    relative_se = math.sqrt(var_t + lift * lift * var_c) / abs(r_c)
-    if not (math.isfinite(relative) and math.isfinite(relative_se)):
-        reason = (
-            f"{names[0]} has a value too close to 0 for a relative change, so nothing is tested"
-        )
-        return dataclasses.replace(untested, reason=reason)
-    if relative_se == 0:
-        reason = "zero variance: every user has the same value in both variants, nothing to test"
-        return dataclasses.replace(
-            untested, relative=relative, relative_se=relative_se, absolute_se=0.0, reason=reason
-        )
-    dof = welch_dof(var_c, control.users, var_t, treatment.users)
-    p = method_p_value(
-        relative, relative_se, users, method=method, alpha=alpha, tuning=tuning, dof=dof
-    )
-    tested = dataclasses.replace(
+    relative, relative_se = None, None
+    if r_c != 0:
+        lift = r_t / r_c
+        relative = lift - 1
+        relative_se = math.sqrt(var_t + lift * lift * var_c) / abs(r_c)
+        if not (math.isfinite(relative) and math.isfinite(relative_se)):
+            relative, relative_se = None, None  # a control too close to 0 for a ratio
+    se = math.sqrt(var_c + var_t)
+    untested = dataclasses.replace(
         untested,
+        absolute=absolute,
+        absolute_se=se,
         relative=relative,
         relative_se=relative_se,
-        absolute_se=relative_se * abs(r_c),
-        dof=dof if method == "fixed" else None,
+        control_value=r_c,
     )
+    if se == 0:
+        reason = "zero variance: every user has the same value in both variants, nothing to test"
+        return dataclasses.replace(untested, reason=reason)
+    dof = welch_dof(var_c, control.users, var_t, treatment.users)
+    p = method_p_value(absolute, se, users, method=method, alpha=alpha, tuning=tuning, dof=dof)
+    tested = dataclasses.replace(untested, dof=dof if method == "fixed" else None)
     return with_adjusted_p_value(tested, p, p)
 
 
-def _intervals(c: Comparison, ci_alpha: float) -> tuple[Interval, Interval]:
-    assert c.relative is not None and c.relative_se is not None and c.control_value is not None
-    relative_ci = interval(
-        c.relative,
-        c.relative_se,
+def _intervals(c: Comparison, ci_alpha: float) -> tuple[Interval, Interval | None]:
+    assert c.absolute is not None and c.absolute_se is not None
+    absolute_ci = interval(
+        c.absolute,
+        c.absolute_se,
         c.users,
         method=c.method,
         alpha=c.alpha,
@@ -207,8 +198,10 @@ def _intervals(c: Comparison, ci_alpha: float) -> tuple[Interval, Interval]:
         tuning=c.tuning,
         dof=math.inf if c.dof is None else c.dof,
     )
-    low, high = (bound * c.control_value for bound in relative_ci)
-    return (min(low, high), max(low, high)), relative_ci
+    if c.relative is None or not c.control_value:
+        return absolute_ci, None
+    low, high = (bound / c.control_value for bound in absolute_ci)
+    return absolute_ci, (min(low, high), max(low, high))
 
 
 def with_adjusted_p_value(
@@ -220,20 +213,20 @@ def with_adjusted_p_value(
     exactly when the adjusted p-value is below alpha; never narrower than the unadjusted ones.
     """
     c = comparison
-    if c.relative is None or not c.relative_se:
+    if c.absolute is None or not c.absolute_se:
         return c
     ci_alpha = c.alpha
     if p_value_adjusted > p_value > 0:
         ci_alpha = c.alpha * p_value / p_value_adjusted
     absolute_ci, relative_ci = _intervals(c, ci_alpha)
     significant = p_value_adjusted < c.alpha
-    if significant != excludes_zero(relative_ci):
+    if significant != excludes_zero(absolute_ci) or (
+        relative_ci is not None and significant != excludes_zero(relative_ci)
+    ):
         # Only at a tie within rounding (p equal to alpha in the last bits): the interval then
         # touches 0, and the test decides which side it is drawn on.
-        relative_ci, absolute_ci = (
-            _touching(relative_ci, significant),
-            _touching(absolute_ci, significant),
-        )
+        absolute_ci = _touching(absolute_ci, significant)
+        relative_ci = None if relative_ci is None else _touching(relative_ci, significant)
     return dataclasses.replace(
         c,
         absolute_ci=absolute_ci,

@@ -118,22 +118,26 @@ def _difference(spec: MetricSpec, value: float) -> str:
 
 
 def _point(spec: MetricSpec, c: Comparison) -> str:
-    """The tested relative change ('+5.1%'); the absolute one when it is undefined."""
+    """The relative change ('+5.1%'); the difference when it is undefined (a control at 0)."""
     if c.relative is not None:
         return _lift(c.relative)
     return "no change" if c.absolute is None else _difference(spec, c.absolute)
 
 
-def _ci(c: Comparison) -> str:
-    """'95% CI +1.2% to +9.0%': the interval of the tested relative change."""
+def _ci(spec: MetricSpec, c: Comparison) -> str:
+    """'95% CI +1.2% to +9.0%': the interval on the scale of `_point` (the relative change, or
+    the difference when the control's value is 0)."""
     level = f"{100 * c.ci_level:.3g}% CI" if c.ci_level is not None else "CI"
-    if c.relative_ci is None:
-        return "no interval"
-    return f"{level} {_lift(c.relative_ci[0])} to {_lift(c.relative_ci[1])}"
+    if c.relative is not None and c.relative_ci is not None:
+        return f"{level} {_lift(c.relative_ci[0])} to {_lift(c.relative_ci[1])}"
+    if c.relative is None and c.absolute_ci is not None:
+        low, high = (_difference(spec, bound) for bound in c.absolute_ci)
+        return f"{level} {low} to {high}"
+    return "no interval"
 
 
 def _change(spec: MetricSpec, c: Comparison) -> str:
-    return f"{_point(spec, c)}, {_ci(c)}"
+    return f"{_point(spec, c)}, {_ci(spec, c)}"
 
 
 def leader_of(spec: MetricSpec, estimates: Mapping[str, float | None]) -> str | None:
@@ -163,8 +167,9 @@ def decide(
 ) -> Decision:
     """Winner, leader and the sentence; `comparisons` are the treatments' on the primary metric.
 
-    Every number the sentence quotes is the tested relative change and its interval, so it
-    says "significant" exactly when the interval it prints excludes 0.
+    The sentence quotes the relative change and its interval, which is the tested difference's
+    interval divided by the control's value: it says "significant" exactly when the interval
+    it prints excludes 0.
     """
     leader = leader_of(spec, estimates)
     if srm.flagged:

@@ -10,9 +10,8 @@ the chi-square approximation: `SRM_MIN_USERS` in total and an expected count of
 Power: the minimum detectable effect (MDE) at the current sample, and the total users a given
 relative lift needs, for a two-sided test at alpha with the given power (80% by default). The
 per-user variance of each arm comes from the current data (delta method); the sample is split
-by the configured shares. The test is on the relative lift d, so for the fixed test
-n = (z_(1-alpha/2) + z_power)^2 * V / (d R_c)^2
-with V = s_t^2 / w_t + (1 + d)^2 s_c^2 / w_c; for the sequential test the interval's half-width at n
+by the configured shares. For the fixed test n = (z_(1-alpha/2) + z_power)^2 * V / delta^2
+with V = s_c^2 / w_c + s_t^2 / w_t; for the sequential test the interval's half-width at n
 takes the place of z_(1-alpha/2) * SE (solved numerically), which asks for more users.
 """
 
@@ -160,8 +159,7 @@ def users_needed(
         return None
     share_c, share_t = shares
     delta = abs(relative_lift * baseline)
-    # The test is on the relative lift L: with the lift in place, Var(R_c L) = spread / N.
-    spread = var_t / share_t + (1 + relative_lift) ** 2 * var_c / share_c
+    spread = var_c / share_c + var_t / share_t  # Var(difference) = spread / N
     if spread == 0:
         return None
     if method == "fixed":
@@ -182,17 +180,6 @@ def users_needed(
     if gap(low) <= 0:
         return math.ceil(low)
     return math.ceil(float(brentq(gap, low, _MAX_USERS, xtol=0.5, rtol=1e-10)))
-
-
-def _relative_mde(k: float, var_c: float, var_t: float, baseline: float) -> float | None:
-    """The relative lift d with d |R_c| = k SE(R_c L) at that lift, SE^2 = var_t + (1 + d)^2
-    var_c (the tested relative change, as `users_needed` sizes it); None when no lift is
-    detectable at this sample (the control alone is too noisy)."""
-    b2, k2 = baseline * baseline, k * k
-    a = b2 - k2 * var_c
-    if a <= 0:
-        return None
-    return (k2 * var_c + math.sqrt(k2 * k2 * var_c * var_c + a * k2 * (var_t + var_c))) / a
 
 
 def estimate_power(
@@ -217,12 +204,9 @@ def estimate_power(
     if se == 0:
         reason = "zero variance: every user has the same value"
         return PowerEstimate(method, alpha, power, target_lift, reason=reason)
-    # K: the detectable effect in units of its SE at this sample.
-    k = detectable_difference(
-        1.0, control.users + treatment.users, alpha=alpha, power=power, method=method, tuning=tuning
+    mde = detectable_difference(
+        se, control.users + treatment.users, alpha=alpha, power=power, method=method, tuning=tuning
     )
-    relative_mde = _relative_mde(k, var_c, var_t, baseline) if baseline else None
-    mde = k * se if relative_mde is None or not baseline else relative_mde * abs(baseline)
     needed = users_needed(
         control,
         treatment,
@@ -239,7 +223,7 @@ def estimate_power(
         power=power,
         target_lift=target_lift,
         absolute_mde=mde,
-        relative_mde=relative_mde,
+        relative_mde=mde / abs(baseline) if baseline else None,
         users_needed=needed,
         additional_users=None if needed is None else max(needed - total_users, 0),
         reason=None if baseline else "the control's metric is 0: no relative effect is defined",
