@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def plural(count: float, singular: str, plural_form: str | None = None) -> str:
     """'1 user', '2 users', '1,500 searches', '1 search with a click': the count with thousands
@@ -24,3 +26,9 @@ def _plural(word: str) -> str:
 
 def was_were(count: float) -> str:
     return "was" if count == 1 else "were"
+
+
+def join_names(names: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    items = list(names)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"

@@ -26,6 +26,7 @@ from clickstats.stats.decision import (
     check_sample,
     decide,
     implausible,
+    no_data,
 )
 from clickstats.stats.health import (
     DEFAULT_POWER,
@@ -158,12 +159,7 @@ def analyze(
     elif control not in names and control not in summary.weights:
         problem = f"the control {control!r} has no data"
     elif missing and (control in missing or len(names) < 2):
-        one = len(missing) == 1
-        problem = (
-            f"{_join(missing)} {'has' if one else 'have'} no data yet; check that "
-            f"{'its' if one else 'their'} searches are logged with the variant the experiment "
-            "assigned"
-        )
+        problem = no_data(missing)
     elif len(names) < 2:
         problem = (
             f"the experiment has {plural(len(names), 'variant')} with data: at least 2 are needed"
@@ -262,10 +258,6 @@ def _outlier_sentence(rule: OutlierRule) -> str:
         f"{plural(total, 'user')} with more than {plural(rule.max_searches or 0, 'search')} "
         f"in the window {was_were(total)} left out as implausible for a person ({per_variant})."
     )
-
-
-def _join(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _compare_all(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from clickstats.stats.compare import Comparison
 from clickstats.stats.health import PowerEstimate, SrmCheck
 from clickstats.stats.summary import MetricSpec, RatioSummary
-from clickstats.text import plural
+from clickstats.text import join_names, plural
 
 MIN_USERS = 30
 MIN_DENOMINATOR = 150
@@ -140,6 +140,15 @@ def _change(spec: MetricSpec, c: Comparison) -> str:
     return f"{_point(spec, c)}, {_ci(spec, c)}"
 
 
+def no_data(missing: Sequence[str]) -> str:
+    """What to say of configured variants that have no data at all."""
+    one = len(missing) == 1
+    return (
+        f"{join_names(missing)} {'has' if one else 'have'} no data yet; check that "
+        f"{'its' if one else 'their'} searches are logged with the variant the experiment assigned"
+    )
+
+
 def leader_of(spec: MetricSpec, estimates: Mapping[str, float | None]) -> str | None:
     """The variant with the best point estimate; None without estimates or on a tie."""
     known = [(name, v) for name, v in estimates.items() if v is not None]
@@ -182,15 +191,7 @@ def decide(
             ("sample_ratio_mismatch",),
         )
     if sample.missing:
-        one = len(sample.missing) == 1
-        return Decision(
-            None,
-            leader,
-            f"No verdict: {_join(sample.missing)} {'has' if one else 'have'} no data yet; check "
-            f"that {'its' if one else 'their'} searches are logged with the variant the "
-            "experiment assigned.",
-            ("no_data",),
-        )
+        return Decision(None, leader, f"No verdict: {no_data(sample.missing)}.", ("no_data",))
     if not sample.met:
         return Decision(
             None,
@@ -278,7 +279,7 @@ def decide(
         f"{_change(spec, comparisons[best])} against {control}"
     )
     if worse:
-        listed = _join([f"{name} ({_change(spec, comparisons[name])})" for name in worse])
+        listed = join_names([f"{name} ({_change(spec, comparisons[name])})" for name in worse])
         sentence += f", while {listed} {'is' if len(worse) == 1 else 'are'} significantly worse"
     p = (power or {}).get(best)
     if p is not None and p.relative_mde is not None:
@@ -292,9 +293,3 @@ def decide(
                 f"{plural(p.additional_users, 'more user', 'more users')}"
             )
     return Decision(None, leader, sentence + ".")
-
-
-def _join(names: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    items = list(names)
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
