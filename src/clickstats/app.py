@@ -11,8 +11,11 @@ from fastapi.responses import JSONResponse
 
 from clickstats import __version__
 from clickstats.api import analytics, dashboard, experiments, health, search, web
+from clickstats.api.auth import CorsMiddleware
 from clickstats.experiments import ExperimentManager
+from clickstats.keys import KeyRing
 from clickstats.settings import Settings
+from clickstats.state import open_state
 from clickstats.store import StoreError, open_store
 from clickstats.tracking import ClickTrackingService
 
@@ -31,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Read before the first request: a server must not start open because of a bad read.
+        await run_in_threadpool(app.state.keys.load)
         tracker = ClickTrackingService(open_store(settings.store))
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
@@ -48,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,  # 413 before a huge body is read
     )
     app.state.settings = settings
+    app.state.keys = KeyRing(open_state(settings.store), require=settings.require_keys)
     app.include_router(analytics.router)
     app.include_router(experiments.router)
     app.include_router(health.router)
@@ -55,4 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(StoreError, _store_unavailable)
+    # Outside the routes and their errors: 4xx/5xx answers get CORS too.
+    app.add_middleware(CorsMiddleware, settings=settings)
     return app

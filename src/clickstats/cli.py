@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from clickstats import __version__
+from clickstats.cli_keys import check_exposure, keys
 from clickstats.settings import DEFAULT_STORE, Settings
 from clickstats.simulate import simulate_command
 
@@ -51,7 +52,14 @@ def main() -> None:
     help="Let DELETE /analytics/reset delete every event [env CLICKSTATS_ALLOW_RESET=1].",
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
-def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Serve on a non-loopback --host even though no API key exists (docs/SECURITY.md).",
+)
+def serve(
+    host: str, port: int, store: str, allow_reset: bool, access_log: bool, insecure: bool
+) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
@@ -72,6 +80,7 @@ def serve(host: str, port: int, store: str, allow_reset: bool, access_log: bool)
     # more single-event ingestion in hand runs with wrk (not a figure of `make bench`).
     sys.setswitchinterval(0.001)
     settings = Settings(store=store, allow_reset=allow_reset)
+    check_exposure(host, port, settings, insecure=insecure)  # refuses before anything listens
     click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
     uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")
 
@@ -93,6 +102,7 @@ def demo(server: str | None, store: str | None) -> None:
 
 
 main.add_command(simulate_command)
+main.add_command(keys)
 
 
 @contextmanager

@@ -58,13 +58,19 @@ class ClickStatsClient:
         backoff_s: float = 0.2,
         timeout_s: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        key: str | None = None,
     ) -> None:
+        """`key`: an API key (docs/SECURITY.md), sent as `Authorization: Bearer`; an ingest
+        key sends events, a read key reads reports, an admin key does both."""
         if not 1 <= batch_size <= MAX_BATCH_EVENTS:
             raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_EVENTS}")
         self.batch_size = batch_size
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+        headers = {"Authorization": f"Bearer {key}"} if key else None
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout_s, transport=transport, headers=headers
+        )
         self._pending: list[AnyEvent] = []
         self._lock = threading.Lock()
 

@@ -36,7 +36,11 @@ class Report(BaseModel):
 
 
 class LogResult(Report):
-    status: Literal["success"] = "success"
+    status: Literal["success", "dropped_bot"] = Field(
+        "success",
+        description="success: stored; dropped_bot: sent by a known crawler, not stored "
+        "(docs/SECURITY.md, Bots)",
+    )
     event_id: str
     timestamp: datetime
     duplicate: bool = Field(

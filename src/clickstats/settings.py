@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from clickstats.keys import normalize_origins
 
 DEFAULT_STORE = "duckdb://data/clickstats.duckdb"
 DEFAULT_EXPERIMENTS = "data/experiments.json"
+
+
+def _split(value: Any) -> Any:
+    # CLICKSTATS_INGEST_ORIGINS=https://a.example,https://b.example (or a JSON list)
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            import json
+
+            return json.loads(value)
+        return [v for v in value.split(",") if v.strip()]
+    return value
+
+
+Origins = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(normalize_origins)]
 
 
 class Settings(BaseSettings):
@@ -23,6 +42,17 @@ class Settings(BaseSettings):
     )
     allow_reset: bool = Field(
         False, description="Allow DELETE /analytics/reset to delete every stored event"
+    )
+    require_keys: bool = Field(
+        False, description="Demand an API key on every API request even before a key exists"
+    )
+    ingest_origins: Origins = Field(
+        default_factory=list,
+        description="Web origins whose pages may send events (CORS); empty: any origin",
+    )
+    read_origins: Origins = Field(
+        default_factory=list,
+        description="Web origins whose pages may read reports cross-origin; empty: none",
     )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes"

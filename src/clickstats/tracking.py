@@ -12,6 +12,7 @@ from typing import Any
 from clickstats.events import ClickEvent, SearchImpression, utcnow
 from clickstats.experiments import Experiment, default_experiments
 from clickstats.overview import Overview, QueriesReport, overview, queries
+from clickstats.privacy import DeletedCounts, UserDeletion, retention_cutoff
 from clickstats.reports import (
     CtrReport,
     LogResult,
@@ -34,7 +35,14 @@ from clickstats.results import (
 from clickstats.settings import Settings
 from clickstats.stats.ranks import summarize_ranks
 from clickstats.store import EventStore, open_store
-from clickstats.store.base import AnyEvent, AppendStatus, Counts, Filters, LatencyStats
+from clickstats.store.base import (
+    AnyEvent,
+    AppendStatus,
+    Counts,
+    Deleted,
+    Filters,
+    LatencyStats,
+)
 
 MIN_DAYS, MAX_DAYS, DEFAULT_DAYS = 1, 365, 7
 
@@ -125,6 +133,16 @@ class ClickTrackingService:
     def reset(self) -> ResetReport:
         deleted = self.store.reset()
         return ResetReport(deleted_clicks=deleted.clicks, deleted_impressions=deleted.impressions)
+
+    def delete_user(self, user_id: str) -> UserDeletion:
+        """Erase every click and impression of one user (zeros when there is none)."""
+        return UserDeletion(
+            user_id=user_id, deleted=DeletedCounts.of(self.store.delete_user(user_id))
+        )
+
+    def prune(self, retention_days: int) -> Deleted:
+        """Delete the events older than `retention_days` days (by their event time)."""
+        return self.store.delete_before(retention_cutoff(retention_days))
 
     # -- metrics ---------------------------------------------------------------------------
 

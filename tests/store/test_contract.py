@@ -168,3 +168,56 @@ def test_large_batches_with_retries_inside(store: EventStore) -> None:
     assert sum(store.rank_histogram(WEEK).values()) == 600
     assert sum(c.impressions for c in store.counts_by_variant(WEEK).values()) == 300
     assert store.append_sync(impressions[:5]) == [AppendStatus.DUPLICATE] * 5
+
+
+def _exported_ids(store: EventStore) -> set[str]:
+    return {row["event_id"] for batch in store.export() for row in batch}
+
+
+def _user_count(store: EventStore, user: str) -> int:
+    rows = [row for batch in store.export() for row in batch if row["user_id"] == user]
+    return len(rows)
+
+
+def test_delete_user_removes_that_user_everywhere_and_no_one_else(filled: EventStore) -> None:
+    from clickstats.results import PAIRS, user_sums
+
+    variants = ["search_v1", "search_v2"]
+    others = {u: filled.counts_by_variant(Filters(MONTH.since, user_id=u)) for u in ("u2", "u3")}
+    before = user_sums(filled, variants, MONTH)  # cached by generation where the store can
+    assert (before["search_v1"].users, before["search_v2"].users) == (2, 1)
+    generation = filled.generation()
+
+    assert filled.delete_user("u1") == Deleted(clicks=2, impressions=2)
+
+    if generation is not None:
+        assert filled.generation() != generation
+    mine = Filters(MONTH.since, user_id="u1")
+    assert filled.counts_by_variant(mine) == {}
+    assert filled.rank_histogram(mine) == {}
+    assert filled.activity(mine).first_seen is None
+    assert _user_count(filled, "u1") == 0
+    after = user_sums(filled, variants, MONTH)  # no stale cached answer
+    assert (after["search_v1"].users, after["search_v2"].users) == (1, 1)
+    assert after == filled.user_sums(MONTH, variants, PAIRS)
+    assert _exported_ids(filled) == {"i3", "i4", "i5", "c3", "c4", "c5"}
+    assert {u: filled.counts_by_variant(Filters(MONTH.since, user_id=u)) for u in others} == others
+    # nothing left: zeros, not an error; the user may come back
+    assert filled.delete_user("u1") == Deleted()
+    assert filled.append_sync([EVENTS[0]]) == [AppendStatus.ACCEPTED]
+
+
+def test_delete_before_removes_exactly_the_older_events(filled: EventStore) -> None:
+    # events 1 h, 1, 2, 3 and 10 days old; those exactly at the cutoff stay
+    generation = filled.generation()
+    assert filled.delete_before(NOW - 2 * DAY) == Deleted(clicks=2, impressions=2)
+    if generation is not None:
+        assert filled.generation() != generation
+    assert _exported_ids(filled) == {"i1", "i2", "i4", "c1", "c2", "c5"}
+    assert filled.counts_by_variant(MONTH) == {
+        "search_v1": Counts(impressions=2, clicks=2),
+        "search_v2": Counts(impressions=1, clicks=1),
+    }
+    assert filled.delete_before(NOW - 2 * DAY) == Deleted()
+    assert filled.delete_before(NOW + HOUR) == Deleted(clicks=3, impressions=3)
+    assert filled.counts_by_variant(MONTH) == {}

@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from clickstats.api.auth import AUTH_RESPONSES, Authorized
 from clickstats.api.deps import (
     DEFAULT_DAYS,
     Days,
@@ -39,7 +40,10 @@ from clickstats.reports import (
 )
 from clickstats.store.base import AnyEvent, AppendStatus
 
-router = APIRouter(prefix="/analytics", tags=["analytics"])
+# Ingest for the event endpoints, read for the reports, admin for the rest (api/auth.py).
+router = APIRouter(
+    prefix="/analytics", tags=["analytics"], dependencies=[Authorized], responses=AUTH_RESPONSES
+)
 
 ANONYMOUS = "anonymous"
 E = TypeVar("E", ClickEvent, SearchImpression)

@@ -14,6 +14,8 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response
 from clickstats.api.web import JAVASCRIPT, asset
 from clickstats.events import MAX_ID_LENGTH
 
+# Open, like /health and the demo: pages and assets only; their data comes from /analytics/*,
+# which needs a read key when keys are on (api/auth.py).
 router = APIRouter(tags=["dashboard"])
 
 HTML = "text/html; charset=utf-8"

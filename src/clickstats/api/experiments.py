@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from clickstats.api.auth import AUTH_RESPONSES, Authorized
 from clickstats.api.deps import Days, TrackerDep, UserHeader
 from clickstats.events import MAX_ID_LENGTH
 from clickstats.experiments import (
@@ -16,7 +17,13 @@ from clickstats.experiments import (
 )
 from clickstats.results import Method
 
-router = APIRouter(prefix="/experiments", tags=["experiments"])
+# Ingest for /assign, read for the other GETs, admin for every change (api/auth.py).
+router = APIRouter(
+    prefix="/experiments",
+    tags=["experiments"],
+    dependencies=[Authorized],
+    responses=AUTH_RESPONSES,
+)
 
 
 async def get_experiments(request: Request) -> ExperimentManager:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from clickstats.api.auth import AUTH_RESPONSES, Ingest
 from clickstats.api.deps import TrackerDep, UserHeader
 from clickstats.events import MAX_CLOCK_SKEW, MAX_ID_LENGTH, Id, utcnow
 from clickstats.experiments import ExperimentManager, UnknownExperiment
@@ -16,7 +17,10 @@ from clickstats.search.engine import SearchEngine, UnknownRanker, default_engine
 from clickstats.search.serve import EXPERIMENT, Served, serve_search
 from clickstats.tracking import ClickTrackingService
 
-router = APIRouter(prefix="/search", tags=["search"])
+# A search logs its impression: ingest, like the event endpoints.
+router = APIRouter(
+    prefix="/search", tags=["search"], dependencies=[Ingest], responses=AUTH_RESPONSES
+)
 
 ANONYMOUS = "anonymous"
 MAX_QUERY_LENGTH = 200

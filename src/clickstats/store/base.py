@@ -70,6 +70,15 @@ class Deleted:
     impressions: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The events a deletion removes: every event, narrowed to one user's and/or to those
+    whose event time is before `before` (both given: both hold)."""
+
+    user_id: str | None = None
+    before: datetime | None = None
+
+
 #: rank -> number of clicks at that rank
 RankHistogram = dict[int, int]
 #: searches made by a user in the window -> number of users who made that many
@@ -190,6 +199,15 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> Deleted:
         """Delete every event."""
+
+    @abc.abstractmethod
+    def delete_user(self, user_id: str) -> Deleted:
+        """Delete every click and impression of one user (a request to erase their data).
+        Clicks of other users on that user's searches stay; they no longer find the search."""
+
+    @abc.abstractmethod
+    def delete_before(self, cutoff: datetime) -> Deleted:
+        """Delete every event whose event time is before `cutoff` (retention)."""
 
     def generation(self) -> int | None:
         """A number that changes whenever stored data may have changed, for exact caching of

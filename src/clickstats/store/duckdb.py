@@ -37,6 +37,7 @@ from clickstats.store.base import (
     RankHistogram,
     SearchesHistogram,
     SearchTotals,
+    Selection,
     StoreError,
     TotalsOrder,
     UserSums,
@@ -232,7 +233,7 @@ class DuckDBStore(GroupWritten, EventStore):
         self._writer = GroupWriter(
             f"duckdb:{self.path}",
             lambda clicks, impressions: _write(con, clicks, impressions),
-            lambda: _delete_all(con),
+            lambda selection: _delete(con, selection),
             max_batch_rows=self.max_batch_rows,
             on_exit=con.close,
         )
@@ -766,11 +767,21 @@ def _insert(
             con.unregister("incoming")
 
 
-def _delete_all(con: duckdb.DuckDBPyConnection) -> Deleted:
+def _delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
+    """Both tables in one transaction: a user's clicks never outlive their searches."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if selection.user_id is not None:
+        conditions.append("user_id = $user")
+        params["user"] = selection.user_id
+    if selection.before is not None:
+        conditions.append("ts < $before")
+        params["before"] = _naive_utc(selection.before)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     try:
         con.begin()
-        clicks = _scalar(con.execute("DELETE FROM click_events").fetchone())
-        impressions = _scalar(con.execute("DELETE FROM impressions").fetchone())
+        clicks = _scalar(con.execute(f"DELETE FROM click_events{where}", params).fetchone())
+        impressions = _scalar(con.execute(f"DELETE FROM impressions{where}", params).fetchone())
         con.commit()
     except Exception:
         _rollback(con)

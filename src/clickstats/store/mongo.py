@@ -48,6 +48,7 @@ from clickstats.store.base import (
     RankHistogram,
     SearchesHistogram,
     SearchTotals,
+    Selection,
     StoreError,
     UserSums,
 )
@@ -530,7 +531,7 @@ class MongoStore(GroupWritten, EventStore):
         self._writer = GroupWriter(
             self.display_uri,
             self._write,
-            self._delete_all,
+            self._delete,
             max_batch_rows=self.max_batch_rows,
         )
         self._writer.start()
@@ -560,9 +561,19 @@ class MongoStore(GroupWritten, EventStore):
         except PyMongoError as exc:  # the writer answers every caller with a StoreError (503)
             raise StoreError(_reason(exc)) from exc
 
-    def _delete_all(self) -> Deleted:
-        clicks = self._clicks.delete_many({}).deleted_count
-        impressions = self._impressions.delete_many({}).deleted_count
+    def _delete(self, selection: Selection) -> Deleted:
+        """One delete_many per collection (no transaction: a standalone server has none);
+        should the second fail, the caller hears of it, and a retry finishes the job."""
+        spec: Doc = {}
+        if selection.user_id is not None:
+            spec["user_id"] = selection.user_id  # the user_id_timestamp index
+        if selection.before is not None:
+            spec["timestamp"] = {"$lt": _naive_utc(selection.before)}
+        try:
+            clicks = self._clicks.delete_many(spec).deleted_count
+            impressions = self._impressions.delete_many(spec).deleted_count
+        except PyMongoError as exc:
+            raise StoreError(_reason(exc)) from exc
         return Deleted(clicks=clicks, impressions=impressions)
 
     # -- reads: aggregation pipelines ------------------------------------------------------

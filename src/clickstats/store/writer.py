@@ -16,10 +16,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from clickstats.events import ClickEvent, SearchImpression
-from clickstats.store.base import AnyEvent, AppendStatus, Deleted, StoreError
+from clickstats.store.base import AnyEvent, AppendStatus, Deleted, Selection, StoreError
 
 E = TypeVar("E", ClickEvent, SearchImpression)
 
@@ -28,6 +29,9 @@ E = TypeVar("E", ClickEvent, SearchImpression)
 #: duplicates. On an error part of the batch may be stored: callers hear of the error, and
 #: their retry (same event ids) finds the stored part as duplicates.
 WriteBatch = Callable[[list[ClickEvent], list[SearchImpression]], tuple[set[str], set[str]]]
+#: Deletes the events a Selection names (all of them for an empty one), in one transaction
+#: where the backend has them; returns how many of each kind went.
+DeleteEvents = Callable[[Selection], Deleted]
 
 
 def first_of_each_id(events: Iterable[E]) -> list[E]:
@@ -42,8 +46,9 @@ def first_of_each_id(events: Iterable[E]) -> list[E]:
 
 @dataclass(slots=True)
 class _Job:
-    kind: Literal["append", "reset", "stop"]
+    kind: Literal["append", "delete", "stop"]
     events: Sequence[AnyEvent] = ()
+    selection: Selection | None = None  # of a delete
     future: Future[Any] | None = None  # a thread waiting
     waiter: asyncio.Future[Any] | None = None  # or a coroutine waiting
 
@@ -77,7 +82,13 @@ class GroupWritten:
         return self._group_writer().append_sync(events)
 
     def reset(self) -> Deleted:
-        return self._group_writer().reset()
+        return self._group_writer().delete(Selection())
+
+    def delete_user(self, user_id: str) -> Deleted:
+        return self._group_writer().delete(Selection(user_id=user_id))
+
+    def delete_before(self, cutoff: datetime) -> Deleted:
+        return self._group_writer().delete(Selection(before=cutoff))
 
 
 class GroupWriter:
@@ -85,19 +96,19 @@ class GroupWriter:
         self,
         name: str,
         write: WriteBatch,
-        delete_all: Callable[[], Deleted],
+        delete: DeleteEvents,
         *,
         max_batch_rows: int = 50_000,
         on_exit: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._write = write
-        self._delete_all = delete_all
+        self._delete = delete
         self._on_exit = on_exit
         self.max_batch_rows = max_batch_rows
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        #: Successful writes (commits and resets) so far: a cache of aggregates made at one
+        #: Successful writes (commits and deletions) so far: a cache of aggregates made at one
         #: count is exact for as long as the count has not moved.
         self.commits = 0
 
@@ -140,8 +151,10 @@ class GroupWriter:
         result: list[AppendStatus] = self._call(_Job("append", events))
         return result
 
-    def reset(self) -> Deleted:
-        deleted: Deleted = self._call(_Job("reset"))
+    def delete(self, selection: Selection) -> Deleted:
+        """Delete events between two batches: appends queued before it are stored first, and
+        so deleted too when it names them; those queued after it stay."""
+        deleted: Deleted = self._call(_Job("delete", selection=selection))
         return deleted
 
     # -- the writer thread ------------------------------------------------------------------
@@ -179,11 +192,14 @@ class GroupWriter:
                 outcomes.append((job, None, None))
                 stop = True
                 break
+            assert job.selection is not None
             try:
-                outcomes.append((job, self._delete_all(), None))
-                self.commits += 1
+                outcomes.append((job, self._delete(job.selection), None))
             except Exception as exc:
-                outcomes.append((job, None, StoreError(f"reset of {self.name} failed: {exc}")))
+                error = StoreError(f"deleting events from {self.name} failed: {exc}")
+                outcomes.append((job, None, error))
+            finally:  # even a failed deletion may have removed something: caches must go
+                self.commits += 1
         if appends:
             outcomes += self._commit(appends)
         self._answer(outcomes)
