@@ -10,10 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from clickstats import __version__
-from clickstats.api import analytics, dashboard, experiments, health, search, web
+from clickstats.api import analytics, dashboard, experiments, health, privacy, search, web
 from clickstats.api.auth import CorsMiddleware
 from clickstats.experiments import ExperimentManager
 from clickstats.keys import KeyRing
+from clickstats.privacy import retention
 from clickstats.settings import Settings
 from clickstats.state import open_state
 from clickstats.store import StoreError, open_store
@@ -40,8 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
         app.state.experiments = ExperimentManager(settings.experiments)
+        app.state.bots_dropped = 0  # events of known crawlers dropped since start (/health)
         try:
-            yield
+            async with retention(tracker, settings.retention_days):  # at start, then daily
+                yield
         finally:
             await run_in_threadpool(tracker.close)
 
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = KeyRing(open_state(settings.store), require=settings.require_keys)
     app.include_router(analytics.router)
+    app.include_router(privacy.router)
     app.include_router(experiments.router)
     app.include_router(health.router)
     app.include_router(search.router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,4 +56,15 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes"
+    )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Delete events older than this many days, at start and then daily; "
+        "None keeps them forever",
+    )
+    bots: Literal["drop", "keep"] = Field(
+        "drop",
+        description="Events sent by known crawlers (by User-Agent): drop them (counted in "
+        "/health), or keep them like any other event",
     )

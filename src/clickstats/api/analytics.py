@@ -20,6 +20,7 @@ from clickstats.api.deps import (
     UserHeader,
     VariantFilter,
 )
+from clickstats.bots import FromBot, count_dropped
 from clickstats.events import (
     MAX_BATCH_EVENTS,
     MAX_ID_LENGTH,
@@ -73,10 +74,11 @@ def _with_user(event: E, header_user: str | None) -> E:
     return event.model_copy(update={"user_id": header_user or ANONYMOUS})
 
 
-def _logged(event: AnyEvent, status: AppendStatus) -> Response:
+def _logged(event: AnyEvent, status: AppendStatus | None) -> Response:
+    """status None: not stored, a known crawler's event (clickstats.bots)."""
     # Serialized directly: this is the hot path, and the shape is fixed (LogResult).
     body: dict[str, Any] = {
-        "status": "success",
+        "status": "success" if status is not None else "dropped_bot",
         "event_id": event.event_id,
         "timestamp": event.timestamp,
         "duplicate": status is AppendStatus.DUPLICATE,
@@ -87,20 +89,34 @@ def _logged(event: AnyEvent, status: AppendStatus) -> Response:
 
 @router.post("/log-click", response_class=Response, responses={200: {"model": LogResult}})
 async def log_click(
-    event: ClickEvent, tracker: TrackerDep, x_user_id: UserHeader = None
+    event: ClickEvent,
+    request: Request,
+    tracker: TrackerDep,
+    from_bot: FromBot,
+    x_user_id: UserHeader = None,
 ) -> Response:
     """Store one click. 200 means it is committed to disk; a retried event_id is not counted twice."""
     event = _with_user(event, x_user_id)
+    if from_bot:
+        count_dropped(request.app, 1)
+        return _logged(event, None)
     (status,) = await tracker.store.append([event])
     return _logged(event, status)
 
 
 @router.post("/log-impression", response_class=Response, responses={200: {"model": LogResult}})
 async def log_impression(
-    event: SearchImpression, tracker: TrackerDep, x_user_id: UserHeader = None
+    event: SearchImpression,
+    request: Request,
+    tracker: TrackerDep,
+    from_bot: FromBot,
+    x_user_id: UserHeader = None,
 ) -> Response:
     """Store one search impression; the answer carries its search_id for the clicks to cite."""
     event = _with_user(event, x_user_id)
+    if from_bot:
+        count_dropped(request.app, 1)
+        return _logged(event, None)
     (status,) = await tracker.store.append([event])
     return _logged(event, status)
 
@@ -124,13 +140,14 @@ def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
     },
 )
 async def log_events(
-    request: Request, tracker: TrackerDep, x_user_id: UserHeader = None
+    request: Request, tracker: TrackerDep, from_bot: FromBot, x_user_id: UserHeader = None
 ) -> Response:
     """Store a batch of clicks and impressions (each with "type"), answered event by event.
 
     Accepts `text/plain` bodies as sent by `navigator.sendBeacon`. Each event is accepted,
-    a duplicate (its event_id is already stored), or rejected with the field and the
-    problem. 200 when anything was stored or already was; 422 when every event was rejected.
+    a duplicate (its event_id is already stored), rejected with the field and the problem,
+    or dropped_bot (sent by a known crawler: not stored). 200 when anything was stored,
+    already was or was dropped; 422 when every event was rejected.
     """
     body = await request.body()
     try:
@@ -147,13 +164,17 @@ async def log_events(
 
     good, rejected = parse_events(items, default_user=x_user_id or ANONYMOUS)
     events: list[AnyEvent] = [event for _, event in good]
-    statuses = await tracker.store.append(events)
+    statuses: list[AppendStatus | None] = [None] * len(events)  # None: a crawler's, dropped
+    if from_bot:
+        count_dropped(request.app, len(events))
+    else:
+        statuses[:] = await tracker.store.append(events)
 
     results: list[dict[str, Any]] = [{} for _ in items]
     for (index, event), status in zip(good, statuses, strict=True):
         result: dict[str, Any] = {
             "index": index,
-            "status": status.value,
+            "status": status.value if status is not None else "dropped_bot",
             "event_id": event.event_id,
         }
         if isinstance(event, SearchImpression):
@@ -168,7 +189,7 @@ async def log_events(
     accepted = sum(1 for s in statuses if s is AppendStatus.ACCEPTED)
     answer = {
         "accepted": accepted,
-        "duplicates": len(statuses) - accepted,
+        "duplicates": sum(1 for s in statuses if s is AppendStatus.DUPLICATE),
         "rejected": len(rejected),
         "results": results,
     }

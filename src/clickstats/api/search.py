@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from clickstats.api.auth import AUTH_RESPONSES, Ingest
 from clickstats.api.deps import TrackerDep, UserHeader
+from clickstats.bots import count_dropped, drops
 from clickstats.events import MAX_CLOCK_SKEW, MAX_ID_LENGTH, Id, utcnow
 from clickstats.experiments import ExperimentManager, UnknownExperiment
 from clickstats.search.engine import SearchEngine, UnknownRanker, default_engine
@@ -109,7 +110,10 @@ async def _search(
         served: Served = serve_search(engine, experiments, user_id, query, limit, timestamp)
     except (UnknownExperiment, UnknownRanker) as exc:
         _misconfigured(exc)
-    await tracker.store.append([served.impression])
+    if drops(request):  # a crawler still gets its results; its search is not counted
+        count_dropped(request.app, 1)
+    else:
+        await tracker.store.append([served.impression])
     interleaved = served.impression.teams is not None
     return SearchResponse(
         search_id=served.impression.search_id,
