@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,9 +16,22 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from scipy import stats
 
+import clickstats.experiments as experiments_module
 from clickstats.app import create_app
-from clickstats.experiments import Experiment, ExperimentManager, ExperimentStatus
+from clickstats.experiments import (
+    DOCUMENT,
+    Experiment,
+    ExperimentManager,
+    ExperimentStatus,
+    InvalidExperiments,
+    get_experiment_manager,
+    open_experiments,
+)
 from clickstats.settings import Settings
+from clickstats.state import STATE_COLLECTION, FileState, StateStore, StateWriteError, open_state
+from tests.conftest import store_url
+
+MONGO_WHERE = f"the 'experiments' document of the {STATE_COLLECTION} collection"
 
 USERS = [f"user-{i}" for i in range(100_000)]
 
@@ -125,3 +141,255 @@ def test_http_api(tmp_path: Path) -> None:
         missing = client.get("/experiments/nope")
         assert missing.status_code == 404 and "nope" in missing.json()["detail"]
         assert client.post("/experiments/nope/stop").status_code == 404
+
+
+# -- where experiments live ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "mongomock"])
+def test_experiments_live_beside_the_store(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a data/experiments.json here would be the old default file
+    with store_url(backend, tmp_path) as url:
+        first = open_experiments(Settings(store=url))
+        assert first.where in ("events.experiments.json beside the store", MONGO_WHERE)
+        first.put(Experiment(name="layout", variants={"grid": 1, "list": 1}))
+        again = open_experiments(Settings(store=url))  # another process on the same store
+        assert [e.name for e in again.list()] == ["search_ranking", "layout"]
+        assert open_state(url).read(DOCUMENT) == again.to_dict()
+    if backend == "duckdb":
+        assert json.loads((tmp_path / "events.experiments.json").read_text()) == again.to_dict()
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_explicit_file_overrides_the_store(tmp_path: Path) -> None:
+    settings = Settings(store=f"duckdb://{tmp_path}/s.duckdb", experiments=str(tmp_path / "x.json"))
+    manager = open_experiments(settings)
+    manager.stop("search_ranking")
+    assert manager.where == "the experiments file x.json"
+    saved = json.loads((tmp_path / "x.json").read_text())
+    assert saved["experiments"][0]["status"] == "stopped"
+    assert not (tmp_path / "s.experiments.json").exists()
+
+
+def test_the_old_default_file_is_imported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    old = {
+        "experiments": [{"name": "search_ranking", "variants": {"search_v1": 3, "search_v2": 1}}]
+    }
+    (tmp_path / "data" / "experiments.json").write_text(json.dumps(old))
+    settings = Settings()  # the default store: data/clickstats.duckdb, beside the old file
+    with caplog.at_level(logging.WARNING, logger="clickstats.experiments"):
+        manager = open_experiments(settings)
+    assert manager.get("search_ranking").variants == {"search_v1": 3, "search_v2": 1}
+    assert "experiments imported from data/experiments.json" in caplog.text
+    doc = json.loads((tmp_path / "data" / "clickstats.experiments.json").read_text())
+    assert doc["experiments"][0]["variants"] == {"search_v1": 3, "search_v2": 1}
+    # once: later edits of the old file are not read, the store's document is
+    manager.stop("search_ranking")
+    (tmp_path / "data" / "experiments.json").write_text(json.dumps({"experiments": []}))
+    caplog.clear()
+    again = open_experiments(settings)
+    assert again.get("search_ranking").status is ExperimentStatus.STOPPED
+    assert "imported" not in caplog.text
+    # a store in another folder never had the old file: not imported, the log says why
+    with caplog.at_level(logging.WARNING, logger="clickstats.experiments"):
+        elsewhere = open_experiments(Settings(store=f"duckdb://{tmp_path}/other/s.duckdb"))
+    assert elsewhere.get("search_ranking").variants == {"search_v1": 1.0, "search_v2": 1.0}
+    assert "data/experiments.json is not read" in caplog.text
+    assert "CLICKSTATS_EXPERIMENTS=data/experiments.json" in caplog.text
+
+
+def test_a_report_creates_nothing(tmp_path: Path) -> None:
+    settings = Settings(store=f"duckdb://{tmp_path}/r.duckdb")
+    manager = open_experiments(settings, create=False)
+    assert [e.name for e in manager.list()] == ["search_ranking"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_get_experiment_manager_uses_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLICKSTATS_STORE", f"duckdb://{tmp_path}/g.duckdb")
+    monkeypatch.delenv("CLICKSTATS_EXPERIMENTS", raising=False)
+    monkeypatch.setattr(experiments_module, "_manager", None)
+    manager = get_experiment_manager()
+    assert manager is get_experiment_manager()
+    assert manager.assign_variant("user123") in {"search_v1", "search_v2"}
+    assert manager.assign_variant("user123", "search_ranking") == manager.get(
+        "search_ranking"
+    ).assign("user123")
+    assert (tmp_path / "g.experiments.json").is_file()
+
+
+# -- changes: all or nothing, and seen by other processes --------------------------------------
+
+
+class FailingState(FileState):
+    """A state whose writes fail as on a full disk (the real full disk: test_full_disk.py)."""
+
+    fail = False
+
+    def write(self, name: str, doc: dict[str, Any]) -> None:
+        if self.fail:
+            message = f"cannot write {self.describe(name)}: the disk is full"
+            raise StateWriteError(message, disk_full=True)
+        super().write(name, doc)
+
+
+def test_a_failed_write_changes_nothing(tmp_path: Path) -> None:
+    state = FailingState(tmp_path, "s")
+    manager = ExperimentManager(state)
+    before_doc = state.path(DOCUMENT).read_bytes()
+    before = manager.list()
+    state.fail = True
+    with pytest.raises(StateWriteError, match="the disk is full"):
+        manager.put(Experiment(name="layout", variants={"grid": 1, "list": 1}))
+    with pytest.raises(StateWriteError):
+        manager.stop("search_ranking")
+    assert manager.list() == before and manager.active_interleaving() is None
+    assert manager.get("search_ranking").status is ExperimentStatus.RUNNING
+    assert state.path(DOCUMENT).read_bytes() == before_doc
+    state.fail = False
+    assert manager.stop("search_ranking").status is ExperimentStatus.STOPPED
+
+
+def test_a_server_starts_when_the_document_cannot_be_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = FailingState(tmp_path, "s")
+    state.fail = True
+    with caplog.at_level(logging.WARNING, logger="clickstats.experiments"):
+        manager = ExperimentManager(state)
+    assert [e.name for e in manager.list()] == ["search_ranking"]
+    assert "kept in memory until a change can be written" in caplog.text
+    assert not state.path(DOCUMENT).exists()
+
+
+class CountingState(StateStore):
+    """Another server's view of one shared state, counting the version checks."""
+
+    def __init__(self, shared: StateStore) -> None:
+        self.shared = shared
+        self.checks = 0
+
+    def read(self, name: str) -> dict[str, Any] | None:
+        return self.shared.read(name)
+
+    def write(self, name: str, doc: dict[str, Any]) -> None:
+        self.shared.write(name, doc)
+
+    def version(self, name: str) -> object:
+        self.checks += 1
+        return self.shared.version(name)
+
+
+def test_another_servers_change_is_seen_and_checked_at_most_once_a_second(
+    tmp_path: Path,
+) -> None:
+    with store_url("mongomock", tmp_path) as url:
+        one = ExperimentManager(open_state(url))
+        counting = CountingState(open_state(url))
+        two = ExperimentManager(counting)
+        one.put(Experiment(name="layout", variants={"grid": 1, "list": 1}))
+        checks = counting.checks
+        for _ in range(1000):
+            two.list()
+        assert counting.checks - checks <= 1  # not once per read
+        two.reload_seconds = 0.0
+        assert two.get("layout").variants == {"grid": 1, "list": 1}
+        # a change builds on the other server's latest set, never over it
+        two.stop("search_ranking")
+        one.reload_seconds = 0.0
+        assert {e.name for e in one.list()} == {"search_ranking", "layout"}
+        assert one.get("search_ranking").status is ExperimentStatus.STOPPED
+
+
+def test_a_bad_hand_edit_keeps_the_experiments_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "e.json"
+    manager = ExperimentManager(path, reload_seconds=0.0)
+    path.write_text('{"experiments": [{"name": "x", "variants": {"only": 1}}]}')
+    with caplog.at_level(logging.WARNING, logger="clickstats.experiments"):
+        assert [e.name for e in manager.list()] == ["search_ranking"]
+    assert "holds an invalid experiment" in caplog.text and "needs at least two" in caplog.text
+    path.write_text("{not json")
+    assert [e.name for e in manager.list()] == ["search_ranking"]
+    with pytest.raises(InvalidExperiments, match=r"e\.json"):
+        ExperimentManager(path)  # at start an unreadable document is an error, said clearly
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variants", "message"),
+    [
+        ({f"v{i}": 1.0 for i in range(21)}, "has 21 variants; at most 20 are allowed"),
+        ({"a": 1.0, "b": 1e308}, "less than or equal to 1000000"),
+        ({"a": 1.0, "b": 1e6 + 1}, "less than or equal to 1000000"),
+        ({"a": 1.0, "b": math.inf}, "finite number"),
+        ({"a": 1.0, "b": math.nan}, "finite number"),
+        ({"a": 1.0, "b": 0.0}, "greater than 0"),
+    ],
+)
+def test_limits_of_a_definition(variants: dict[str, float], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Experiment(name="bad", variants=variants)
+
+
+def test_largest_definition_is_accepted() -> None:
+    experiment = Experiment(
+        name="wide", variants={f"v{i}": 1e6 for i in range(20)}, description="x" * 1000
+    )
+    assert sum(experiment.shares().values()) == pytest.approx(1.0)
+    assert experiment.assign("u") in experiment.variants
+    with pytest.raises(ValidationError, match="at most 1000 characters"):
+        Experiment(name="long", variants={"a": 1, "b": 1}, description="x" * 1001)
+
+
+def test_http_limits_and_a_full_disk(tmp_path: Path) -> None:
+    settings = Settings(store=f"duckdb://{tmp_path}/h.duckdb")
+    app = create_app(settings)
+    with TestClient(app) as client:
+        huge = {"name": "huge", "variants": {"a": 1, "b": 1e308}}
+        answer = client.post("/experiments", json=huge)
+        assert answer.status_code == 422
+        assert [e["loc"] for e in answer.json()["detail"]] == [["body", "variants", "b"]]
+        many = {"name": "many", "variants": {f"v{i}": 1 for i in range(21)}}
+        answer = client.post("/experiments", json=many)
+        assert answer.status_code == 422 and "at most 20" in answer.text
+        long = {"name": "long", "variants": {"a": 1, "b": 1}, "description": "x" * 1001}
+        assert client.post("/experiments", json=long).status_code == 422
+
+        state = FailingState(tmp_path, "h")  # the same document, written by a failing state
+        app.state.experiments.state = state
+        state.fail = True
+        before = (tmp_path / "h.experiments.json").read_bytes()
+        answer = client.post("/experiments/search_ranking/stop")
+        assert answer.status_code == 507
+        assert answer.json()["detail"] == (
+            "cannot write h.experiments.json beside the store: the disk is full; "
+            "'search_ranking' is unchanged"
+        )
+        assert str(tmp_path) not in answer.text
+        assert client.get("/experiments/search_ranking").json()["status"] == "running"
+        assert (tmp_path / "h.experiments.json").read_bytes() == before
+
+
+def test_503_when_a_write_fails_otherwise(tmp_path: Path) -> None:
+    class Unreachable(FileState):
+        def write(self, name: str, doc: dict[str, Any]) -> None:
+            raise StateWriteError("cannot write the 'experiments' document: timed out")
+
+    app = create_app(Settings(store=f"duckdb://{tmp_path}/u.duckdb"))
+    with TestClient(app) as client:
+        app.state.experiments.state = Unreachable(tmp_path, "u")
+        answer = client.post("/experiments", json={"name": "new", "variants": {"a": 1, "b": 1}})
+        assert answer.status_code == 503 and "timed out; 'new' is unchanged" in answer.text
+        assert client.get("/experiments/new").status_code == 404

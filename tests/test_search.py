@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import duckdb
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from clickstats.app import create_app
 from clickstats.events import utcnow
@@ -30,9 +32,11 @@ from clickstats.search import (
     mean_ndcg,
     ndcg,
     relevance,
+    serve,
 )
 from clickstats.search.catalog import GOOD_QUALITY
 from clickstats.settings import Settings
+from clickstats.state import open_state
 
 RESPONSE_KEYS = {"search_id", "variant", "experiment", "query", "total", "took_ms", "results"}
 RESULT_KEYS = {"rank", "product_id", "title", "brand", "category", "price"}
@@ -331,10 +335,83 @@ def test_get_422_names_the_field(search_client: TestClient, query: str, field: s
     assert [e["loc"] for e in answer.json()["detail"]] == [["query", field]]
 
 
-def test_a_variant_without_a_ranker_is_a_clear_error(search_client: TestClient) -> None:
-    search_client.post(
-        "/experiments", json={"name": "search_ranking", "variants": {"grid": 1, "list": 1}}
-    )
-    answer = search_client.post("/search/text", json={"query": "tent"})
-    assert answer.status_code == 500
-    assert "no ranker named" in answer.json()["detail"]
+def test_an_experiment_search_serves_must_name_rankers(search_client: TestClient) -> None:
+    def refused(answer: Response, unknown: str) -> None:
+        assert answer.status_code == 422, answer.text
+        (error,) = answer.json()["detail"]
+        assert f"unknown variant{'s' if ',' in unknown else ''} {unknown};" in error["msg"]
+        assert error["msg"].endswith("the rankers are search_v1, search_v2")
+
+    grid = {"name": "search_ranking", "variants": {"grid": 1, "list": 1}}
+    refused(search_client.post("/experiments", json=grid), "grid, list")
+    one_bad = {"name": "search_ranking", "variants": {"search_v1": 1, "search_v3": 1}}
+    refused(search_client.post("/experiments", json=one_bad), "search_v3")
+    assert search_client.post("/experiments/search_ranking/stop").status_code == 200
+    stopped = {**grid, "status": "stopped"}  # stopped, it still serves its control
+    refused(search_client.post("/experiments", json=stopped), "grid, list")
+    ranking = search_client.get("/experiments/search_ranking").json()
+    assert ranking["variants"] == {"search_v1": 1.0, "search_v2": 1.0}
+
+    duel = {"name": "duel", "type": "interleaving", "variants": {"a": 1, "b": 1}}
+    refused(search_client.post("/experiments", json=duel), "a, b")
+    # stopped, an interleaving experiment serves nothing: defined now, refused at its start
+    assert search_client.post("/experiments", json={**duel, "status": "stopped"}).status_code == 201
+    answer = search_client.post("/experiments/duel/start")
+    assert answer.status_code == 422 and answer.json()["detail"][0]["loc"] == ["path", "name"]
+    refused(answer, "a, b")
+    assert search_client.get("/experiments/duel").json()["status"] == "stopped"
+    # experiments that /search/text does not serve may name anything
+    layout = {"name": "layout", "variants": {"grid": 1, "list": 1}}
+    assert search_client.post("/experiments", json=layout).status_code == 201
+
+
+def write_experiments(settings: Settings, *experiments: dict[str, object]) -> None:
+    """Edit the experiments document by hand, as an operator might (nothing validates it)."""
+    open_state(settings.store).write("experiments", {"experiments": list(experiments)})
+
+
+@pytest.fixture
+def beside_the_store(tmp_path: Path) -> Iterator[tuple[Settings, TestClient]]:
+    settings = Settings(store=f"duckdb://{tmp_path}/hand.duckdb")
+    serve._warn_once.cache_clear()  # each problem is logged once per process: once per test
+    app = create_app(settings)
+    with TestClient(app) as client:
+        app.state.experiments.reload_seconds = 0.0  # see each hand edit at once
+        yield settings, client
+
+
+def test_a_hand_edited_variant_falls_back_to_a_ranker(
+    beside_the_store: tuple[Settings, TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, client = beside_the_store
+    users = [f"u-{n}" for n in range(40)]
+
+    def served() -> set[tuple[str, str]]:
+        out = set()
+        for user in users:
+            answer = client.post("/search/text", json={"query": "tent", "user_id": user})
+            assert answer.status_code == 200, answer.text
+            out.add((answer.json()["experiment"], answer.json()["variant"]))
+        return out
+
+    caplog.set_level(logging.WARNING, logger="clickstats.search")
+    write_experiments(settings, {"name": "search_ranking", "variants": {"grid": 1, "list": 1}})
+    assert served() == {("search_ranking", "search_v1")}  # neither is a ranker: the default
+    assert "assigns 'grid', which is not a ranker" in caplog.text
+    warned = [r for r in caplog.records if r.name == "clickstats.search"]
+    assert len(warned) == 2  # grid and list: once each, not once per search
+
+    write_experiments(settings, {"name": "search_ranking", "variants": {"search_v2": 1, "x": 1}})
+    assert served() == {("search_ranking", "search_v2")}  # the x users get the control
+
+    duel = {"name": "duel", "type": "interleaving", "variants": {"a": 1, "b": 1}}
+    ranking = {"name": "search_ranking", "variants": {"search_v1": 1, "search_v2": 1}}
+    write_experiments(settings, ranking, duel)
+    assert served() == {("search_ranking", "search_v1"), ("search_ranking", "search_v2")}
+    assert "'duel' has variants that are not rankers (a, b" in caplog.text
+
+    write_experiments(settings, duel)  # no search_ranking at all
+    assert served() == {("search_ranking", "search_v1")}
+    assert "no experiment 'search_ranking'" in caplog.text
+    # every search was answered and stored, under the ranker that served it
+    assert client.get("/analytics/ctr").json()["total_impressions"] == 4 * len(users)

@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse
 from clickstats import __version__
 from clickstats.api import analytics, dashboard, experiments, health, privacy, search, web
 from clickstats.api.auth import CorsMiddleware
-from clickstats.api.headers import SecurityHeaders
-from clickstats.experiments import ExperimentManager
+from clickstats.experiments import open_experiments
 from clickstats.keys import KeyRing
 from clickstats.privacy import retention
 from clickstats.settings import Settings
 from clickstats.state import open_state
 from clickstats.store import StoreError, open_store
+from clickstats.store.base import StoreFull, without_paths
 from clickstats.tracking import ClickTrackingService
 
 DESCRIPTION = """
@@ -28,7 +28,11 @@ response time, per-user and per-variant figures. Every 200 for an event means it
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+    """507 when the disk is full (reads go on), else 503; the message names no server path."""
+    detail = without_paths(str(exc))
+    if isinstance(exc, StoreFull):
+        return JSONResponse({"detail": detail}, status_code=507)
+    return JSONResponse({"detail": f"store unavailable: {detail}"}, status_code=503)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tracker = ClickTrackingService(open_store(settings.store))
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
-        app.state.experiments = ExperimentManager(settings.experiments)
+        app.state.experiments = await run_in_threadpool(open_experiments, settings)
         app.state.bots_dropped = 0  # events of known crawlers dropped since start (/health)
         try:
             async with retention(tracker, settings.retention_days):  # at start, then daily
@@ -68,5 +72,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StoreError, _store_unavailable)
     # Outside the routes and their errors: 4xx/5xx answers get CORS too.
     app.add_middleware(CorsMiddleware, settings=settings)
-    app.add_middleware(SecurityHeaders)  # last added, outermost: every answer gets its headers
     return app

@@ -99,6 +99,9 @@ def serve(
         probe.open()
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+    if probe.read_only is not None:  # e.g. a full disk: reads are served, writes refused
+        note = f"the store is read-only ({probe.read_only}): reads are served, writes get 507"
+        click.echo(f"warning: {note}", err=True)
     probe.close()
     # The writer thread retakes the GIL after every commit; with the default 5 ms switch
     # interval it waits behind a busy event loop for that long. 1 ms gave roughly a sixth
@@ -221,15 +224,18 @@ def report(store: str, days: int, experiment_names: tuple[str, ...], method: str
     """Print the overview (per variant and in total) and each experiment's verdict."""
     from rich.console import Console
 
-    from clickstats.experiments import UnknownExperiment
+    from clickstats.experiments import InvalidExperiments, UnknownExperiment, open_experiments
     from clickstats.report import pick_experiments, render_report
     from clickstats.tracking import ClickTrackingService
 
     settings = Settings(store=store)
     try:
-        experiments = pick_experiments(experiment_names, settings.experiments)
+        manager = open_experiments(settings, create=False)  # a report writes nothing
+        experiments = pick_experiments(experiment_names, manager)
     except UnknownExperiment as exc:
-        raise click.ClickException(f"{exc} in {settings.experiments}") from exc
+        raise click.ClickException(f"{exc} in {manager.where}") from exc
+    except InvalidExperiments as exc:
+        raise click.ClickException(str(exc)) from exc
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 140)  # pipes and files get whole table rows

@@ -5,28 +5,53 @@ the user to a point in [0, 1), and the experiment's cumulative weights cut that 
 into variants. The same user therefore gets the same variant in every process and after
 every restart, and two experiments (salted by their names) split users independently.
 
-Experiments live in a JSON file (created with the default experiment `search_ranking`,
-`search_v1`/`search_v2` 50/50); changes made through the API are written back to it.
+Experiments live beside the event store, in its state document "experiments"
+(`clickstats.state`: ``<stem>.experiments.json`` beside a DuckDB file, a document of the
+``clickstats_state`` collection on MongoDB), or in the JSON file CLICKSTATS_EXPERIMENTS names.
+An absent document is created with the default experiment `search_ranking` (`search_v1` /
+`search_v2`, 50/50). A change builds the new set, writes it, and only then replaces the set in
+memory, so a write that fails (a full disk) changes nothing; a change made by another process
+(another server on the same MongoDB, a hand edit) is picked up within a second.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import os
+import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clickstats.events import Id, utcnow
+from clickstats.state import FileState, StateStore, open_state
 from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
 from clickstats.stats.summary import METRICS
 
+if TYPE_CHECKING:
+    from clickstats.settings import Settings
+
+log = logging.getLogger("clickstats.experiments")
+
 DEFAULT_EXPERIMENT = "search_ranking"
+#: The state document the experiments are kept in.
+DOCUMENT = "experiments"
+#: Where experiments were kept before they moved beside the store (relative to the working
+#: directory); imported once into the store's document (see `open_experiments`).
+LEGACY_FILE = Path("data/experiments.json")
+MAX_VARIANTS = 20
+MAX_DESCRIPTION = 1000
+#: Weights are relative; a cap keeps their sum finite (1e308 + 1e308 overflows to inf).
+MAX_WEIGHT = 1e6
+#: How often readers look whether another process changed the document, in seconds.
+RELOAD_SECONDS = 1.0
 _SCALE = float(2**64)
 
 
@@ -40,7 +65,7 @@ class ExperimentType(StrEnum):
     INTERLEAVING = "interleaving"  # every search shows both rankers' results, team-drafted
 
 
-Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Weight = Annotated[float, Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False)]
 
 
 class Experiment(BaseModel):
@@ -50,11 +75,12 @@ class Experiment(BaseModel):
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     variants: dict[Id, Weight] = Field(
-        description="variant -> weight (any positive numbers; shares are weight / total)"
+        description=f"variant -> weight (2 to {MAX_VARIANTS} variants; positive numbers up to "
+        f"{MAX_WEIGHT:g}; shares are weight / total)"
     )
     type: ExperimentType = ExperimentType.AB
     status: ExperimentStatus = ExperimentStatus.RUNNING
-    description: str = ""
+    description: str = Field("", max_length=MAX_DESCRIPTION)
     primary_metric: str = Field(
         "search_ctr", description="the metric a decision is made on (see docs/STATISTICS.md)"
     )
@@ -77,9 +103,11 @@ class Experiment(BaseModel):
 
     @field_validator("variants")
     @classmethod
-    def _at_least_two(cls, value: dict[str, float]) -> dict[str, float]:
+    def _two_to_twenty(cls, value: dict[str, float]) -> dict[str, float]:
         if len(value) < 2:
             raise ValueError("needs at least two variants")
+        if len(value) > MAX_VARIANTS:
+            raise ValueError(f"has {len(value)} variants; at most {MAX_VARIANTS} are allowed")
         return value
 
     @model_validator(mode="after")
@@ -141,64 +169,219 @@ class UnknownExperiment(KeyError):
         return f"no experiment named {self.name!r}"
 
 
+class InvalidExperiments(ValueError):
+    """The stored document is not a valid set of experiments (e.g. edited by hand)."""
+
+
+class _MemoryState(StateStore):
+    """Documents kept in this process only: the demo's throwaway experiments."""
+
+    def __init__(self) -> None:
+        self._docs: dict[str, dict[str, Any]] = {}
+        self._revisions: dict[str, int] = {}
+
+    def describe(self, name: str) -> str:
+        return "memory (not saved)"
+
+    def read(self, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self._docs.get(name))
+
+    def write(self, name: str, doc: dict[str, Any]) -> None:
+        self._docs[name] = copy.deepcopy(doc)
+        self._revisions[name] = self._revisions.get(name, 0) + 1
+
+    def version(self, name: str) -> object:
+        return self._revisions.get(name)
+
+
+class _OneFile(FileState):
+    """One JSON file of the operator's choosing (CLICKSTATS_EXPERIMENTS), written the way the
+    state beside the store is: atomically, or not at all."""
+
+    def __init__(self, file: str | Path) -> None:
+        self.file = Path(file)
+        super().__init__(self.file.parent, self.file.stem)
+
+    def path(self, name: str) -> Path:
+        return self.file
+
+    def describe(self, name: str) -> str:
+        return f"the experiments file {self.file.name}"
+
+
+def _dump(experiments: dict[str, Experiment]) -> dict[str, Any]:
+    return {"experiments": [e.model_dump(mode="json") for e in experiments.values()]}
+
+
+def _parse(doc: Any, where: str) -> dict[str, Experiment]:
+    try:
+        loaded = [Experiment.model_validate(item) for item in doc["experiments"]]
+    except (KeyError, TypeError) as exc:
+        raise InvalidExperiments(f'{where} has no list "experiments" ({exc!r})') from None
+    except ValidationError as exc:
+        raise InvalidExperiments(f"{where} holds an invalid experiment: {exc}") from None
+    return {e.name: e for e in loaded}
+
+
 class ExperimentManager:
-    """Experiments from a JSON file; thread-safe; every change is written back atomically."""
+    """The experiments of one state document; thread-safe.
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        self._lock = threading.Lock()
-        self._experiments: dict[str, Experiment] = {}
-        self.load()
+    `state` is a StateStore (its document "experiments"), a file path (that one JSON file),
+    or None (kept in memory only). An absent document is written with the default experiment
+    unless `create` is false; `legacy`, a file of the old format, is imported instead of the
+    defaults when the document does not exist yet.
+    """
 
-    def load(self) -> None:
+    def __init__(
+        self,
+        state: StateStore | str | Path | None = None,
+        *,
+        create: bool = True,
+        legacy: Path | None = None,
+        reload_seconds: float = RELOAD_SECONDS,
+    ) -> None:
+        if state is None:
+            state = _MemoryState()
+        elif not isinstance(state, StateStore):
+            state = _OneFile(state)
+        self.state = state
+        self.reload_seconds = reload_seconds
+        self._lock = threading.Lock()  # one change or reload at a time
+        self._version: object = None  # the stored document's version that memory matches
+        self._checked = time.monotonic()
+        self._experiments = self._load(create, legacy)
+
+    @property
+    def where(self) -> str:
+        """Where the experiments are kept, without server paths."""
+        return self.state.describe(DOCUMENT)
+
+    def _load(self, create: bool, legacy: Path | None) -> dict[str, Experiment]:
+        version = self.state.version(DOCUMENT)  # before reading: a later change is seen
+        doc = self._read()
+        if doc is not None:
+            self._version = version
+            return _parse(doc, self.where)
+        source = "the default experiment"
+        if legacy is not None and legacy.is_file():
+            try:
+                raw = json.loads(legacy.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise InvalidExperiments(f"{legacy} is not JSON: {exc}") from None
+            experiments = _parse(raw, str(legacy))
+            source = str(legacy)
+        else:
+            experiments = {e.name: e for e in default_experiments()}
+        if not create:
+            if legacy is not None:
+                log.info("experiments read from %s (%s does not exist yet)", legacy, self.where)
+            return experiments
+        try:
+            self.state.write(DOCUMENT, _dump(experiments))
+        except Exception as exc:  # a full disk must not stop a server from starting
+            log.warning("experiments kept in memory until a change can be written: %s", exc)
+            return experiments
+        self._version = self.state.version(DOCUMENT)
+        if legacy is not None and source == str(legacy):
+            log.warning(
+                "experiments imported from %s into %s; that file is no longer read",
+                legacy,
+                self.where,
+            )
+        else:
+            log.info("%s created with %s", self.where, source)
+        return experiments
+
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return self.state.read(DOCUMENT)
+        except json.JSONDecodeError as exc:  # said with the document's name, not its path
+            raise InvalidExperiments(f"{self.where} is not valid JSON: {exc}") from None
+
+    def _reload_if_changed(self) -> None:
+        """Take another process's version of the document (lock held). A document that
+        cannot be read or is invalid leaves the experiments in memory as they are."""
+        try:
+            version = self.state.version(DOCUMENT)
+            if version == self._version:
+                return
+            self._version = version  # an invalid version is reported once, not every second
+            doc = self._read()
+            if doc is not None:
+                self._experiments = _parse(doc, self.where)
+                log.info("experiments reloaded: %s changed", self.where)
+        except Exception as exc:  # a hand edit gone wrong, or an unreachable database
+            log.warning("experiments in memory kept: %s", exc)
+
+    def _current(self) -> dict[str, Experiment]:
+        now = time.monotonic()
+        if now - self._checked >= self.reload_seconds and self._lock.acquire(blocking=False):
+            try:
+                self._checked = now
+                self._reload_if_changed()
+            finally:
+                self._lock.release()
+        return self._experiments
+
+    def _change(
+        self,
+        build: Callable[[dict[str, Experiment]], Experiment],
+        check: Callable[[Experiment], None] | None,
+    ) -> Experiment:
+        """Build the changed experiment, write the new set, and only then take it: a failed
+        write (StateWriteError) leaves memory and the stored document as they were."""
         with self._lock:
-            if self.path is not None and self.path.exists():
-                raw = json.loads(self.path.read_text())
-                loaded = [Experiment.model_validate(item) for item in raw["experiments"]]
-            else:
-                loaded = default_experiments()
-            self._experiments = {e.name: e for e in loaded}
-            self._save()
-
-    def _save(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"experiments": [e.model_dump(mode="json") for e in self._experiments.values()]}
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.path)  # readers never see half a file
+            self._reload_if_changed()  # build on another server's latest change, not over it
+            changed = build(self._experiments)
+            if check is not None:
+                check(changed)
+            new = {**self._experiments, changed.name: changed}
+            self.state.write(DOCUMENT, _dump(new))
+            self._experiments = new
+            self._version = self.state.version(DOCUMENT)
+            self._checked = time.monotonic()
+            return changed
 
     def list(self) -> list[Experiment]:
-        return list(self._experiments.values())
+        return list(self._current().values())
 
     def get(self, name: str) -> Experiment:
         try:
-            return self._experiments[name]
+            return self._current()[name]
         except KeyError:
             raise UnknownExperiment(name) from None
 
-    def put(self, experiment: Experiment) -> Experiment:
-        """Create or replace an experiment (replacing keeps its creation time)."""
-        with self._lock:
-            old = self._experiments.get(experiment.name)
-            if old is not None:
-                experiment = experiment.model_copy(
-                    update={"created_at": old.created_at, "updated_at": utcnow()}
-                )
-            self._experiments[experiment.name] = experiment
-            self._save()
-            return experiment
+    def put(
+        self, experiment: Experiment, check: Callable[[Experiment], None] | None = None
+    ) -> Experiment:
+        """Create or replace an experiment (replacing keeps its creation time). `check` may
+        refuse the experiment as it would be stored (by raising)."""
 
-    def set_status(self, name: str, status: ExperimentStatus) -> Experiment:
-        with self._lock:
-            updated = self.get(name).model_copy(update={"status": status, "updated_at": utcnow()})
-            self._experiments[name] = updated
-            self._save()
-            return updated
+        def build(current: dict[str, Experiment]) -> Experiment:
+            old = current.get(experiment.name)
+            if old is None:
+                return experiment
+            return experiment.model_copy(
+                update={"created_at": old.created_at, "updated_at": utcnow()}
+            )
 
-    def start(self, name: str) -> Experiment:
-        return self.set_status(name, ExperimentStatus.RUNNING)
+        return self._change(build, check)
+
+    def set_status(
+        self,
+        name: str,
+        status: ExperimentStatus,
+        check: Callable[[Experiment], None] | None = None,
+    ) -> Experiment:
+        def build(current: dict[str, Experiment]) -> Experiment:
+            if name not in current:
+                raise UnknownExperiment(name)
+            return current[name].model_copy(update={"status": status, "updated_at": utcnow()})
+
+        return self._change(build, check)
+
+    def start(self, name: str, check: Callable[[Experiment], None] | None = None) -> Experiment:
+        return self.set_status(name, ExperimentStatus.RUNNING, check)
 
     def stop(self, name: str) -> Experiment:
         return self.set_status(name, ExperimentStatus.STOPPED)
@@ -209,7 +392,7 @@ class ExperimentManager:
         return next(
             (
                 e
-                for e in self._experiments.values()
+                for e in self._current().values()
                 if e.type is ExperimentType.INTERLEAVING and e.status is ExperimentStatus.RUNNING
             ),
             None,
@@ -220,7 +403,50 @@ class ExperimentManager:
         return self.get(experiment).assign(user_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"experiments": [e.model_dump(mode="json") for e in self.list()]}
+        return _dump(self._current())
+
+
+def _store_path(store_url: str) -> Path | None:
+    """A DuckDB store's file, None for other stores."""
+    scheme, sep, rest = store_url.partition("://")
+    if not sep:
+        return Path(store_url)
+    return Path(rest) if scheme == "duckdb" else None
+
+
+def legacy_file(store_url: str) -> Path | None:
+    """The old default experiments file, when it exists and was this store's: the old
+    defaults put it beside the DuckDB file (both in data/); a MongoDB deployment's servers
+    read it wherever they ran. Other stores (another folder's DuckDB file, mongomock) never
+    used it: importing it there would hand them a stranger's experiments."""
+    if not LEGACY_FILE.is_file():
+        return None
+    if store_url.startswith(("mongodb://", "mongodb+srv://")):
+        return LEGACY_FILE
+    path = _store_path(store_url)
+    if path is not None and path.resolve().parent == LEGACY_FILE.resolve().parent:
+        return LEGACY_FILE
+    return None
+
+
+def open_experiments(settings: Settings, *, create: bool = True) -> ExperimentManager:
+    """The experiments of `settings`: the file `settings.experiments` names, else the state
+    document beside `settings.store` (the old data/experiments.json imported into it once,
+    when it was this store's; see `legacy_file`). Read-only callers (reports) pass
+    create=False: nothing is written."""
+    if settings.experiments:
+        return ExperimentManager(settings.experiments, create=create)
+    state = open_state(settings.store)
+    legacy = legacy_file(settings.store)
+    if legacy is None and LEGACY_FILE.is_file() and state.version(DOCUMENT) is None:
+        log.warning(
+            "%s is not read: experiments now live in %s; set CLICKSTATS_EXPERIMENTS=%s to "
+            "keep using that file",
+            LEGACY_FILE,
+            state.describe(DOCUMENT),
+            LEGACY_FILE,
+        )
+    return ExperimentManager(state, create=create, legacy=legacy)
 
 
 _manager: ExperimentManager | None = None
@@ -228,11 +454,12 @@ _manager_lock = threading.Lock()
 
 
 def get_experiment_manager() -> ExperimentManager:
-    """The process-wide manager, on the file CLICKSTATS_EXPERIMENTS names."""
+    """The process-wide manager, on the experiments of CLICKSTATS_STORE (or of the file
+    CLICKSTATS_EXPERIMENTS names)."""
     global _manager
     with _manager_lock:
         if _manager is None:
             from clickstats.settings import Settings
 
-            _manager = ExperimentManager(Settings().experiments)
+            _manager = open_experiments(Settings())
         return _manager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +19,6 @@ from clickstats.experiments import (
     ExperimentStatus,
     ExperimentType,
     UnknownExperiment,
-    default_experiments,
 )
 from clickstats.results import Method
 from clickstats.stats.summary import METRICS
@@ -40,10 +38,10 @@ or fill the store with simulated traffic:  clickstats simulate --store {store}
 or import a file of events:                clickstats import --store {store} events.jsonl"""
 
 
-def pick_experiments(names: Sequence[str], path: str | Path) -> list[Experiment]:
-    """The experiments named, else every running one; from the experiments file when it
-    exists (the report does not create it), else the default definitions."""
-    known = ExperimentManager(path).list() if Path(path).exists() else default_experiments()
+def pick_experiments(names: Sequence[str], manager: ExperimentManager) -> list[Experiment]:
+    """The experiments named, else every running one, of `manager` (a report opens it with
+    create=False: it writes nothing)."""
+    known = manager.list()
     by_name = {e.name: e for e in known}
     if names:
         missing = [name for name in names if name not in by_name]

@@ -10,7 +10,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from clickstats.keys import normalize_origins
 
 DEFAULT_STORE = "duckdb://data/clickstats.duckdb"
-DEFAULT_EXPERIMENTS = "data/experiments.json"
 
 
 def _split(value: Any) -> Any:
@@ -36,9 +35,10 @@ class Settings(BaseSettings):
         description="Where events live: duckdb:///abs/path.duckdb, duckdb://relative/path.duckdb, "
         "mongodb://host/database or mongodb+srv://... (docs/SCALING.md)",
     )
-    experiments: str = Field(
-        DEFAULT_EXPERIMENTS,
-        description="JSON file of experiment definitions; created with search_ranking if absent",
+    experiments: str | None = Field(
+        None,
+        description="JSON file of experiment definitions, created with search_ranking if absent; "
+        "unset: they live beside the store (docs/EXPERIMENTS.md)",
     )
     allow_reset: bool = Field(
         False, description="Allow DELETE /analytics/reset to delete every stored event"

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clickstats.events import MAX_BATCH_EVENTS, ClickEvent, utcnow
-from clickstats.experiments import ExperimentManager
+from clickstats.experiments import ExperimentManager, open_experiments
 from clickstats.search.catalog import Catalog, default_catalog
 from clickstats.search.clickmodel import DEFAULT_CLICK_MODEL, ClickModel
 from clickstats.search.engine import SearchEngine, default_engine
@@ -344,9 +344,7 @@ def simulate_command(
                 "to it with --server URL."
             ) from exc
         try:
-            backend = InProcess(
-                event_store, ExperimentManager(settings.experiments), default_engine()
-            )
+            backend = InProcess(event_store, open_experiments(settings), default_engine())
             report = run(backend)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from exc

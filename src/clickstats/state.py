@@ -12,6 +12,7 @@ old document in place; the messages never name a server path.
 from __future__ import annotations
 
 import abc
+import contextlib
 import errno
 import json
 import os
@@ -87,7 +88,8 @@ class FileState(StateStore):
                     os.fsync(handle.fileno())
                 os.replace(tmp, path)  # readers see the old file or the new one, never half
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # a read-only mount refuses even this
+                    tmp.unlink(missing_ok=True)
                 full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
                 reason = "the disk is full" if full else (exc.strerror or type(exc).__name__)
                 raise StateWriteError(

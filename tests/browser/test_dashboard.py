@@ -74,15 +74,15 @@ def fill(store_path: Path, experiments: Path) -> str:
 def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     tmp = tmp_path_factory.mktemp("dashboard")
     store_path = tmp / "dashboard.duckdb"
-    busiest = fill(store_path, tmp / "data" / "experiments.json")
+    busiest = fill(store_path, tmp / "dashboard.experiments.json")  # beside the store
     server = serve_in(tmp, store_path)
     yield Filled(server, busiest)
     server.stop()
 
 
 def serve_in(directory: Path, store_path: Path) -> LiveServer:
-    """`clickstats serve` with `directory` as its working directory, where it keeps
-    data/experiments.json (not in the repository's data/)."""
+    """`clickstats serve` with `directory` as its working directory (not the repository's,
+    whose data/ the server must not touch)."""
     server = LiveServer(store_path)
     cwd = os.getcwd()
     os.chdir(directory)
@@ -124,9 +124,7 @@ def open_page(tab: Tab, server: LiveServer, path: str) -> list[str]:
 
 
 def wait_ready(tab: Tab) -> None:
-    # A selector, not wait_for_function: the page's CSP (no 'unsafe-eval') refuses the eval
-    # that wait_for_function runs in the page.
-    tab.page.wait_for_selector("body:not([data-state='loading'])", state="attached")
+    tab.page.wait_for_function("document.body.dataset.state !== 'loading'")
     state = tab.page.evaluate("document.body.dataset.state")
     assert state == "ready", tab.page.text_content("#status")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -16,6 +18,8 @@ from clickstats.experiments import (
     UnknownExperiment,
 )
 from clickstats.results import Method
+from clickstats.search.serve import ranker_problem
+from clickstats.state import StateWriteError
 
 # Ingest for /assign, read for the other GETs, admin for every change (api/auth.py).
 router = APIRouter(
@@ -41,6 +45,36 @@ def _get(manager: ExperimentManager, name: str) -> Experiment:
         raise HTTPException(404, detail=str(exc)) from None
 
 
+class _NoRanker(Exception):
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def _serves(experiment: Experiment) -> None:
+    """Refuse an experiment that /search/text would serve with variants that are no rankers
+    (checked on the experiment as it would be stored, inside the manager's change)."""
+    problem = ranker_problem(experiment)
+    if problem is not None:
+        raise _NoRanker(problem)
+
+
+@contextmanager
+def _changing(name: str, location: list[str]) -> Iterator[None]:
+    """A change's refusals as HTTP answers: 404, 422 (no ranker), 507 (disk full) or 503
+    (another write failure; memory and the stored document are both unchanged)."""
+    try:
+        yield
+    except UnknownExperiment as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    except _NoRanker as exc:
+        detail = [{"loc": location, "msg": exc.problem, "type": "value_error"}]
+        raise HTTPException(422, detail=detail) from None
+    except StateWriteError as exc:
+        status = 507 if exc.disk_full else 503
+        raise HTTPException(status, detail=f"{exc}; {name!r} is unchanged") from None
+
+
 @router.get("")
 def list_experiments(manager: ExperimentsDep) -> dict[str, list[Experiment]]:
     """Every experiment, running or stopped."""
@@ -52,7 +86,8 @@ def put_experiment(experiment: Experiment, manager: ExperimentsDep, response: Re
     """Create an experiment (201), or replace the one with that name (200)."""
     existed = experiment.name in {e.name for e in manager.list()}
     response.status_code = 200 if existed else 201
-    return manager.put(experiment)
+    with _changing(experiment.name, ["body", "variants"]):
+        return manager.put(experiment, check=_serves)
 
 
 @router.get("/{name}", response_model=Experiment)
@@ -62,16 +97,17 @@ def get_experiment(name: str, manager: ExperimentsDep) -> Any:
 
 @router.post("/{name}/start", response_model=Experiment)
 def start_experiment(name: str, manager: ExperimentsDep) -> Any:
-    """Resume splitting users between the variants."""
-    _get(manager, name)
-    return manager.start(name)
+    """Resume splitting users between the variants (an interleaving experiment: serve its
+    merged lists; its variants must then be rankers)."""
+    with _changing(name, ["path", "name"]):
+        return manager.start(name, check=_serves)
 
 
 @router.post("/{name}/stop", response_model=Experiment)
 def stop_experiment(name: str, manager: ExperimentsDep) -> Any:
     """Stop the experiment: from now on every user gets the control variant."""
-    _get(manager, name)
-    return manager.stop(name)
+    with _changing(name, ["path", "name"]):
+        return manager.stop(name)
 
 
 @router.get("/{name}/results")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,8 +13,8 @@ from clickstats.api.auth import AUTH_RESPONSES, Ingest
 from clickstats.api.deps import TrackerDep, UserHeader
 from clickstats.bots import count_dropped, drops
 from clickstats.events import MAX_CLOCK_SKEW, MAX_ID_LENGTH, Id, utcnow
-from clickstats.experiments import ExperimentManager, UnknownExperiment
-from clickstats.search.engine import SearchEngine, UnknownRanker, default_engine
+from clickstats.experiments import ExperimentManager
+from clickstats.search.engine import SearchEngine, default_engine
 from clickstats.search.serve import EXPERIMENT, Served, serve_search
 from clickstats.tracking import ClickTrackingService
 
@@ -88,14 +88,6 @@ async def _engine(request: Request) -> SearchEngine:
     return engine
 
 
-def _misconfigured(exc: Exception) -> NoReturn:
-    raise HTTPException(
-        500,
-        detail=f"search is misconfigured: {exc}. The experiment {EXPERIMENT!r} must exist "
-        "and assign only variants that are rankers (search_v1, search_v2).",
-    )
-
-
 async def _search(
     request: Request,
     tracker: ClickTrackingService,
@@ -106,10 +98,8 @@ async def _search(
 ) -> SearchResponse:
     engine = await _engine(request)
     experiments: ExperimentManager = request.app.state.experiments
-    try:
-        served: Served = serve_search(engine, experiments, user_id, query, limit, timestamp)
-    except (UnknownExperiment, UnknownRanker) as exc:
-        _misconfigured(exc)
+    # Never fails because of an experiment: a variant that is no ranker falls back to one.
+    served: Served = serve_search(engine, experiments, user_id, query, limit, timestamp)
     if drops(request):  # a crawler still gets its results; its search is not counted
         count_dropped(request.app, 1)
     else:

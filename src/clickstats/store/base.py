@@ -8,6 +8,7 @@ winners) is computed from those summaries by the service, identically for every 
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,22 @@ P95 = 0.95
 
 
 class StoreError(RuntimeError):
-    """The store cannot be reached or refused a write; the caller should answer 503."""
+    """The store cannot be reached or refused a write; the caller should answer 503.
+    Messages may reach HTTP answers: they name no server path (see `without_paths`)."""
+
+
+class StoreFull(StoreError):
+    """The store cannot take writes because its disk is full (or, opened read-only, its file
+    cannot be written); reads go on. The caller should answer 507."""
+
+
+#: An absolute path (two or more parts) not inside a URL: "/srv/data/x.duckdb" -> "x.duckdb".
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s\"'/]+/)+([^\s\"'/]*)")
+
+
+def without_paths(text: str) -> str:
+    """`text` with each absolute path cut to its last part (database drivers name files)."""
+    return _ABSOLUTE_PATH.sub(r"\1", text)
 
 
 class AppendStatus(StrEnum):
@@ -179,6 +195,9 @@ class EventStore(abc.ABC):
 
     #: short backend name shown by /health
     kind: str
+    #: why the store takes no writes (e.g. "the disk is full"; writes raise StoreFull), None
+    #: while it does
+    read_only: str | None = None
 
     @abc.abstractmethod
     def open(self) -> None:

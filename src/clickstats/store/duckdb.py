@@ -4,11 +4,20 @@ Every write goes through the single thread of a GroupWriter (DuckDB allows one w
 each batch is one INSERT per table, and its commit syncs DuckDB's WAL before any caller
 hears "stored". Reads use their own cursor per thread and see
 committed data only.
+
+A full disk: when the file cannot be opened for writing (full disk, read-only file system) the
+store opens it read-only; reads go on and writes raise StoreFull. A write that fails for want
+of space raises StoreFull too; if DuckDB's checkpoint after it failed (which makes DuckDB refuse
+every further query), the database is opened again, read-only, and reads go on.
+Error messages name the file, never its path (they reach HTTP answers); logs keep the path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,8 +48,10 @@ from clickstats.store.base import (
     SearchTotals,
     Selection,
     StoreError,
+    StoreFull,
     TotalsOrder,
     UserSums,
+    without_paths,
 )
 from clickstats.store.writer import GroupWriter, GroupWritten
 from clickstats.timezones import utc_offsets
@@ -87,6 +98,36 @@ ALTER TABLE click_events ALTER COLUMN variant DROP NOT NULL;
 CREATE INDEX click_events_user ON click_events (user_id);
 COMMIT;
 """
+
+log = logging.getLogger("clickstats.store")
+
+#: Why a store cannot take writes (the start of its 507 answers).
+DISK_FULL = "the disk is full"
+NOT_WRITABLE = "the store's file cannot be written"
+_READ_ONLY = {
+    DISK_FULL: "the store is read-only: the disk is full. Reads go on; free space on the "
+    "server and restart it to store events again.",
+    NOT_WRITABLE: "the store is read-only: its file cannot be written. Reads go on; make it "
+    "writable and restart the server to store events again.",
+}
+_FULL = tuple(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT))
+_REFUSED = tuple(os.strerror(code) for code in (errno.EROFS, errno.EACCES, errno.EPERM))
+#: DuckDB's words for a database that answers nothing more after a fatal error
+_INVALIDATED = "database has been invalidated"
+
+
+def _unwritable(exc: BaseException) -> str | None:
+    """DISK_FULL or NOT_WRITABLE when `exc` says that the file system refused a write
+    (DuckDB reports the system's error text, e.g. "No space left on device")."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return DISK_FULL
+        return NOT_WRITABLE if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else None
+    text = str(exc)
+    if any(words in text for words in _FULL):
+        return DISK_FULL
+    return NOT_WRITABLE if any(words in text for words in _REFUSED) else None
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -204,69 +245,176 @@ class DuckDBStore(GroupWritten, EventStore):
 
     def __init__(self, path: str | Path, *, max_batch_rows: int = 50_000) -> None:
         self.path = str(path)
-        self.label = f"the DuckDB store at {self.path}"
+        self.name = Path(self.path).name  # in messages: the file, not where it is
+        self.label = f"the DuckDB store {self.name}"
         self.max_batch_rows = max_batch_rows
         self._db: duckdb.DuckDBPyConnection | None = None
         self._writer: GroupWriter | None = None
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
+        #: why the database must be opened again (a fatal DuckDB error), None while it is fine
+        self._broken: str | None = None
+        self._reopen_lock = threading.Lock()
+        self._past_commits = 0  # of the writers before a reopen: generation() never repeats
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> None:
-        if self._db is not None:
-            return
+        if self._db is None:
+            self._connect(read_only=None)
+
+    def _connect(self, read_only: str | None) -> None:
+        """Open for writing unless `read_only` says why not; fall back to read-only when the
+        file system refuses the writes that opening needs (full disk, read-only mount)."""
+        if read_only is None:
+            try:
+                self._open_writable()
+                return
+            except (duckdb.Error, OSError) as exc:
+                read_only = _unwritable(exc)
+                if read_only is None or self.path == ":memory:" or not Path(self.path).is_file():
+                    log.error("cannot open the DuckDB store %s: %s", self.path, exc)
+                    reason = read_only or without_paths(str(exc))
+                    raise StoreError(f"cannot open {self.label}: {reason}") from exc
+                log.warning("%s opened read-only (%s): %s", self.path, read_only, exc)
+        try:
+            self._db = duckdb.connect(self.path, read_only=True)
+        except duckdb.Error as exc:
+            log.error("cannot open the DuckDB store %s read-only: %s", self.path, exc)
+            raise StoreError(f"cannot open {self.label}: {read_only}") from exc
+        self.read_only = read_only
+
+    def _open_writable(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = duckdb.connect(self.path)
-        except duckdb.Error as exc:
-            raise StoreError(f"cannot open DuckDB store at {self.path}: {exc}") from exc
-        self._db.execute(SCHEMA)
-        if self._db.execute(
-            "SELECT is_nullable FROM information_schema.columns "
-            "WHERE table_name = 'click_events' AND column_name = 'variant'"
-        ).fetchall() == [("NO",)]:
-            self._db.execute(_NULLABLE_CLICK_VARIANT)
-        con = self._db.cursor()  # the writer's own connection, used by its thread only
+        db = duckdb.connect(self.path)
+        try:  # the schema's changes are writes too: on a full disk they fail here
+            db.execute(SCHEMA)
+            if db.execute(
+                "SELECT is_nullable FROM information_schema.columns "
+                "WHERE table_name = 'click_events' AND column_name = 'variant'"
+            ).fetchall() == [("NO",)]:
+                db.execute(_NULLABLE_CLICK_VARIANT)
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                db.close()
+            raise
+        self._db, self.read_only = db, None
+        con = db.cursor()  # the writer's own connection, used by its thread only
         self._writer = GroupWriter(
-            f"duckdb:{self.path}",
-            lambda clicks, impressions: _write(con, clicks, impressions),
-            lambda selection: _delete(con, selection),
+            f"duckdb:{self.name}",
+            lambda clicks, impressions: self._store_batch(con, clicks, impressions),
+            lambda selection: self._delete_batch(con, selection),
             max_batch_rows=self.max_batch_rows,
             on_exit=con.close,
         )
         self._writer.start()
 
     def close(self) -> None:
-        if self._db is None:
-            return
+        if self._db is not None:
+            self._shutdown(checkpoint=self.read_only is None and self._broken is None)
+
+    def _shutdown(self, *, checkpoint: bool) -> None:
         if self._writer is not None:
             self._writer.stop()
+            self._past_commits += self._writer.commits
             self._writer = None
+        self._past_commits += 1  # a reopened database may differ: caches made before go
         with self._cursors_lock:
             for cursor in self._cursors:
-                cursor.close()
+                with contextlib.suppress(duckdb.Error):
+                    cursor.close()
             self._cursors.clear()
-        self._db.execute("CHECKPOINT")
-        self._db.close()
-        self._db = None
+        db, self._db = self._db, None
         self._local = threading.local()
+        if db is None:
+            return
+        if checkpoint:
+            try:
+                db.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # e.g. a full disk: the write-ahead log keeps it all
+                log.warning("%s: no checkpoint at close: %s", self.path, exc)
+        with contextlib.suppress(duckdb.Error):
+            db.close()
+
+    def _recover(self) -> None:
+        """After a fatal error DuckDB answers nothing until the database is opened again:
+        open it again, read-only when the file system refused the write."""
+        with self._reopen_lock:
+            broken = self._broken
+            if broken is None or self._db is None:
+                return
+            log.warning(
+                "%s: opening the database again after a fatal error (%s)", self.path, broken
+            )
+            self._shutdown(checkpoint=False)
+            self._broken = None
+            self._connect(read_only=broken if broken in (DISK_FULL, NOT_WRITABLE) else None)
+
+    def _fatal(self, exc: duckdb.Error) -> bool:
+        """Note a fatal error (the database refuses everything from now on); True if it was."""
+        if not isinstance(exc, duckdb.FatalException) and _INVALIDATED not in str(exc):
+            return False
+        self._broken = _unwritable(exc) or "fatal error"
+        return True
 
     # -- writes: everything goes through the one writer thread ----------------------------------
 
+    def _group_writer(self) -> GroupWriter:
+        if self._broken is not None:
+            self._recover()
+        if self.read_only is not None:
+            raise StoreFull(_READ_ONLY.get(self.read_only, self.read_only))
+        return super()._group_writer()
+
+    def _store_batch(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        clicks: list[ClickEvent],
+        impressions: list[SearchImpression],
+    ) -> tuple[set[str], set[str]]:
+        try:
+            return _write(con, clicks, impressions)
+        except duckdb.Error as exc:
+            raise self._write_failed(exc, "storing the events") from exc
+
+    def _delete_batch(self, con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
+        try:
+            return _delete(con, selection)
+        except duckdb.Error as exc:
+            raise self._write_failed(exc, "deleting events") from exc
+
+    def _write_failed(self, exc: duckdb.Error, what: str) -> StoreError:
+        """The error a failed write raises: StoreFull (507) when the disk is full."""
+        log.warning("%s: %s failed: %s", self.path, what, exc)
+        fatal = self._fatal(exc)
+        reason = _unwritable(exc)
+        if reason is None:  # the writer says what failed
+            return StoreError(without_paths(str(exc)))
+        if fatal:
+            return StoreFull(
+                f"{reason}: {what} failed, and the store is read-only until the server "
+                "restarts; reads go on. Free space on the server, then restart it."
+            )
+        return StoreFull(f"{reason}: {what} failed. Free space on the server, then try again.")
+
     def generation(self) -> int | None:
-        # This process is the file's only writer, and every write goes through its writer.
-        return self._writer.commits if self._writer is not None else None
+        # This process is the file's only writer, and every write goes through its writer
+        # (read-only: nobody writes). Reopening adds to the count, so it never repeats.
+        if self._db is None:
+            return None
+        return self._past_commits + (self._writer.commits if self._writer is not None else 0)
 
     # -- reads: one cursor per thread ------------------------------------------------------
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._broken is not None:
+            self._recover()
         cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
             if self._db is None:
-                raise StoreError(f"the DuckDB store at {self.path} is not open")
+                raise StoreError(f"{self.label} is not open")
             cursor = self._db.cursor()
             self._local.cursor = cursor
             with self._cursors_lock:
@@ -277,7 +425,13 @@ class DuckDBStore(GroupWritten, EventStore):
         try:
             return self._cursor().execute(sql, params).fetchall()
         except duckdb.Error as exc:
-            raise StoreError(f"query on {self.path} failed: {exc}") from exc
+            if not self._fatal(exc):
+                raise StoreError(f"query failed: {without_paths(str(exc))}") from exc
+        try:  # the database was invalidated (by a failed checkpoint): once more, reopened
+            return self._cursor().execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            self._fatal(exc)
+            raise StoreError(f"query failed: {without_paths(str(exc))}") from exc
 
     def ping(self) -> None:
         self._query("SELECT 1", ())
@@ -519,8 +673,10 @@ class DuckDBStore(GroupWritten, EventStore):
     ) -> Iterator[list[EventRow]]:
         # Its own cursor: the export is read lazily, and other reads on this thread must not
         # replace the result it is fetching from.
+        if self._broken is not None:
+            self._recover()
         if self._db is None:
-            raise StoreError(f"the DuckDB store at {self.path} is not open")
+            raise StoreError(f"{self.label} is not open")
         cursor = self._db.cursor()
         try:
             for table, kind in ((IMPRESSIONS, "impression"), (CLICKS, "click")):
@@ -533,7 +689,8 @@ class DuckDBStore(GroupWritten, EventStore):
                 while rows := cursor.fetchmany(batch_rows):
                     yield [_event_row(kind, names, row) for row in rows]
         except duckdb.Error as exc:
-            raise StoreError(f"export from {self.path} failed: {exc}") from exc
+            self._fatal(exc)
+            raise StoreError(f"export failed: {without_paths(str(exc))}") from exc
         finally:
             cursor.close()
 

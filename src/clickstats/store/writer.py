@@ -20,7 +20,14 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from clickstats.events import ClickEvent, SearchImpression
-from clickstats.store.base import AnyEvent, AppendStatus, Deleted, Selection, StoreError
+from clickstats.store.base import (
+    AnyEvent,
+    AppendStatus,
+    Deleted,
+    Selection,
+    StoreError,
+    StoreFull,
+)
 
 E = TypeVar("E", ClickEvent, SearchImpression)
 
@@ -195,6 +202,8 @@ class GroupWriter:
             assert job.selection is not None
             try:
                 outcomes.append((job, self._delete(job.selection), None))
+            except StoreFull as exc:  # kept as it is: a full disk is answered 507
+                outcomes.append((job, None, exc))
             except Exception as exc:
                 error = StoreError(f"deleting events from {self.name} failed: {exc}")
                 outcomes.append((job, None, error))
@@ -211,6 +220,8 @@ class GroupWriter:
         impressions = first_of_each_id(e for e in events if isinstance(e, SearchImpression))
         try:
             new_clicks, new_impressions = self._write(clicks, impressions)
+        except StoreFull as exc:  # kept as it is: a full disk is answered 507
+            return [(job, None, exc) for job in jobs]
         except Exception as exc:  # every caller hears of it, and may retry safely
             error = StoreError(f"write to {self.name} failed: {exc}")
             return [(job, None, error) for job in jobs]
