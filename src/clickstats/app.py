@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from clickstats import __version__
 from clickstats.api import analytics, dashboard, experiments, health, privacy, search, web
 from clickstats.api.auth import CorsMiddleware
+from clickstats.api.headers import SecurityHeaders
 from clickstats.experiments import open_experiments
 from clickstats.keys import KeyRing
 from clickstats.privacy import retention
@@ -72,4 +73,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(StoreError, _store_unavailable)
     # Outside the routes and their errors: 4xx/5xx answers get CORS too.
     app.add_middleware(CorsMiddleware, settings=settings)
+    app.add_middleware(SecurityHeaders)  # last added, outermost: every answer gets its headers
     return app

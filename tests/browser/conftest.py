@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
+from tests.browser.origins import Keyed, SecondOrigin, create_keys
 from tests.conftest import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +27,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+def visitor_agent(version: str) -> str:
+    """Desktop Chrome's User-Agent for this Chromium version."""
+    return (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        f"Chrome/{version} Safari/537.36"
+    )
+
+
 # Module scope, not session: while Playwright's sync API is running it holds an asyncio loop
 # on this thread, and every later test that calls asyncio.run() would fail.
 @pytest.fixture(scope="module")
@@ -34,7 +43,16 @@ def browser() -> Iterator[Browser]:
     if path is None:
         pytest.fail("no chromium on PATH: `make browser-deps` installs Debian's chromium package")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        # Headless Chromium names itself HeadlessChrome, a crawler's name whose events the
+        # server drops (src/clickstats/bots.py); the tests play visitors, so the browser says
+        # desktop Chrome. A flag, not a context's user_agent: beacons sent while a page goes
+        # away carry the browser's own User-Agent.
+        probe = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        version = probe.version
+        probe.close()
+        browser = playwright.chromium.launch(
+            executable_path=path, args=[*CHROMIUM_ARGS, f"--user-agent={visitor_agent(version)}"]
+        )
         yield browser
         browser.close()
 
@@ -66,3 +84,20 @@ def tab(browser: Browser) -> Iterator[Tab]:
     context.set_default_timeout(10_000)
     yield Tab(context.new_page())
     context.close()
+
+
+@pytest.fixture
+def second_origin() -> Iterator[SecondOrigin]:
+    origin = SecondOrigin().start()
+    yield origin
+    origin.stop()
+
+
+@pytest.fixture
+def keyed(tmp_path: Path, second_origin: SecondOrigin) -> Iterator[Keyed]:
+    """`clickstats serve` with keys on; its ingest key is accepted only from the second origin."""
+    store_path = tmp_path / "keyed.duckdb"
+    keys = create_keys(store_path, second_origin.url)
+    server = LiveServer(store_path).start()
+    yield Keyed(server, keys)
+    server.stop()

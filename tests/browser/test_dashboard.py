@@ -124,7 +124,9 @@ def open_page(tab: Tab, server: LiveServer, path: str) -> list[str]:
 
 
 def wait_ready(tab: Tab) -> None:
-    tab.page.wait_for_function("document.body.dataset.state !== 'loading'")
+    # A selector, not wait_for_function: the page's CSP (no 'unsafe-eval') refuses the eval
+    # that wait_for_function runs in the page.
+    tab.page.wait_for_selector("body:not([data-state='loading'])", state="attached")
     state = tab.page.evaluate("document.body.dataset.state")
     assert state == "ready", tab.page.text_content("#status")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import httpx
-from playwright.sync_api import Request, Route
+from playwright.sync_api import Request, Route, expect
 
 from tests.browser.conftest import ARTIFACTS, Tab
 from tests.conftest import LiveServer
@@ -47,7 +47,8 @@ def user_clicks(server: LiveServer, user_id: str) -> dict[str, Any]:
 def open_demo(tab: Tab, server: LiveServer) -> str:
     """Open /demo and return the visitor's anonymous user id, once the page is set up."""
     tab.page.goto(f"{server.url}/demo")
-    tab.page.wait_for_function("document.getElementById('variant').textContent !== '…'")
+    # Not wait_for_function: the page's CSP (no 'unsafe-eval') refuses the eval it runs.
+    expect(tab.page.locator("#variant")).not_to_have_text("…")
     user_id: str = tab.page.evaluate("clickstats.userId")
     assert user_id.startswith("anon-")
     return user_id
@@ -87,7 +88,7 @@ def test_a_click_on_the_third_result_is_stored_with_its_rank_search_and_variant(
     comparison = httpx.get(f"{server.url}/analytics/variants-comparison", timeout=10).json()
     assert comparison["variants"][search["variant"]]["clicks"] == 1
     # ... and the page's own panel shows them.
-    page.wait_for_function("document.getElementById('me').dataset.clicks === '1'")
+    page.wait_for_selector("#me[data-clicks='1']", state="attached")
     assert (
         page.text_content("#me") == "1 click on 1 search: search CTR 100.0%, 1.00 clicks per search"
     )

@@ -131,8 +131,63 @@
     });
     return getJson(path + "?" + p.toString());
   }
+  // -- the API key ------------------------------------------------------------------------------
+  // With keys on, every request for figures carries a read key. It lives in sessionStorage
+  // (this tab, until it is closed; in memory where storage is refused), never in the URL.
+  var KEY_STORE = "clickstats:key";
+  var memoryKey = null;
+  function apiKey() {
+    try { return sessionStorage.getItem(KEY_STORE); } catch (e) { return memoryKey; }
+  }
+  function setApiKey(key) {
+    memoryKey = key;
+    try {
+      if (key) sessionStorage.setItem(KEY_STORE, key); else sessionStorage.removeItem(KEY_STORE);
+    } catch (e) { /* memory only */ }
+    $("forget-key").hidden = !key;
+  }
+  // The key form replaces the figures until a key is given; one form however many requests failed.
+  function askForKey(why) {
+    destroyCharts();
+    view.textContent = "";
+    $("key-why").textContent = why;
+    $("key-form").hidden = false;
+    document.body.dataset.state = "key";
+    say("");
+    $("api-key").focus();
+  }
+  function keyRefused(err) {
+    var detail = err.detail ? " (the server said: " + err.detail + ")" : "";
+    if (err.status === 401) {
+      // A key that was sent and refused (revoked, mistyped) is forgotten: it cannot work.
+      if (err.sentKey) setApiKey(null);
+      return askForKey(err.sentKey
+        ? "The key was not accepted" + detail + ". Enter another read key."
+        : "Its figures can only be read with a key" + detail + ". Enter a read key to continue.");
+    }
+    // 403: a valid key of the wrong kind (an ingest key) or a request refused for its origin.
+    var why = "The server refused to show these figures" + detail + ". " + (err.sentKey
+      ? "The key in use may not read them: the dashboard needs a read or admin key."
+      : "Open the dashboard from the server's own address.");
+    if (err.sentKey) return askForKey(why);
+    say(why, true);
+    document.body.dataset.state = "error";
+  }
+
   function getJson(url) {
-    return fetch(url, {headers: {Accept: "application/json"}}).then(function (r) {
+    var headers = {Accept: "application/json"};
+    var key = apiKey();
+    if (key) headers["X-Clickstats-Key"] = key;
+    return fetch(url, {headers: headers}).then(function (r) {
+      if (r.status === 401 || r.status === 403) {
+        return r.json().catch(function () { return null; }).then(function (body) {
+          var err = new Error(url.split("?")[0] + " answered " + r.status);
+          err.status = r.status;
+          err.detail = body && typeof body.detail === "string" ? body.detail : "";
+          err.sentKey = Boolean(key);
+          throw err;
+        });
+      }
       if (!r.ok) {
         return r.text().then(function (body) {
           throw new Error(url.split("?")[0] + " answered " + r.status + ": " + body.slice(0, 300));
@@ -347,8 +402,10 @@
   }
   function onboarding() {
     var origin = location.origin;
+    // With keys on, the page's key is a read key: the tracker and curl need an ingest key.
+    var keyed = Boolean(apiKey());
     $("snippet").textContent =
-      '<script src="' + origin + '/analytics/tracker.js"></script>\n' +
+      '<script src="' + origin + '/analytics/tracker.js"' + (keyed ? ' data-key="cs_ingest_…"' : "") + "></script>\n" +
       "<script>\n" +
       '  window.clickstats = ClickStats.init({endpoint: "' + origin + '/analytics/events"});\n' +
       "  // on each result click:\n" +
@@ -356,6 +413,7 @@
       "</script>";
     $("curl").textContent =
       "curl -s -H 'Content-Type: application/json' -H 'X-User-ID: user-42' " +
+      (keyed ? "-H 'X-Clickstats-Key: cs_ingest_…' " : "") +
       "-d '{\"query\": \"running shoes\", \"variant\": \"search_v1\", \"results_count\": 3, " +
       "\"response_time_ms\": 42.5, \"results\": [\"sku-1\", \"sku-2\", \"sku-3\"]}' " +
       origin + "/analytics/log-impression";
@@ -771,6 +829,7 @@
     frame(r);
     document.body.dataset.state = "loading";
     document.body.dataset.page = r.page;
+    $("key-form").hidden = true;
     say("Loading…");
     var work;
     if (r.page === "overview") work = overview(ticket);
@@ -788,6 +847,7 @@
       document.body.dataset.state = "ready";
     }, function (err) {
       if (ticket !== renderCount) return;
+      if (err.status === 401 || err.status === 403) return keyRefused(err);
       say("Could not load this page: " + err.message, true);
       document.body.dataset.state = "error";
     });
@@ -802,6 +862,19 @@
     var id = $("user-id").value.trim();
     if (id) location.href = withPeriod("/dashboard/users/" + encodeURIComponent(id));
   });
+  $("key-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var key = $("api-key").value.trim();
+    if (!key) return;
+    $("api-key").value = "";
+    setApiKey(key);
+    render();
+  });
+  $("forget-key").addEventListener("click", function () {
+    setApiKey(null);
+    render(); // with keys on, the next request answers 401 and the form comes back
+  });
+  $("forget-key").hidden = !apiKey();
   window.addEventListener("popstate", render);
   if (window.Chart) {
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
