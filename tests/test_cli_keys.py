@@ -74,7 +74,7 @@ def test_revoke_then_list_shows_it_revoked(store: str) -> None:
     key_id = plain.strip().removeprefix("cs_read_")[:8]
     revoked = run("keys", "revoke", key_id, "--store", store)
     assert f"revoked read key {key_id} (bi)" in revoked.stdout
-    assert "No active key is left: the API is open again" in revoked.stderr
+    assert "No active key is left: every API request is refused" in revoked.stderr
     assert "revoked 20" in run("keys", "list", "--store", store).output
     missing = run("keys", "revoke", "deadbeef", "--store", store, code=1)
     assert "no key with id 'deadbeef'" in missing.output

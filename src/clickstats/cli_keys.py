@@ -147,8 +147,8 @@ def revoke(store: str, key_id: str) -> None:
     )
     if all(other.revoked for other in list_keys(state)):
         click.echo(
-            "No active key is left: the API is open again to anyone who can reach it, "
-            "unless the server runs with --require-keys.",
+            "No active key is left: every API request is refused until you create one "
+            "with `clickstats keys create` (keys stay required once one was created).",
             err=True,
         )
 
@@ -184,7 +184,7 @@ def check_exposure(host: str, port: int, settings: Settings, *, insecure: bool) 
     if active:
         click.echo(f"API keys required ({active} active)", err=True)
         return
-    if settings.require_keys:
+    if settings.require_keys or found:
         click.echo(
             "keys are required and none exists: every API request will be refused until "
             "you create one with `clickstats keys create`",

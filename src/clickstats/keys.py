@@ -258,8 +258,9 @@ class KeyRing:
 
     @property
     def enabled(self) -> bool:
-        """Auth is on: some key is not revoked, or the settings demand keys."""
-        return self.require or any(not key.revoked for key in self._by_id.values())
+        """Auth is on once any key was created (revoking the last one must not open the API
+        to everyone: it is what one does with a leaked key), or when the settings demand keys."""
+        return self.require or bool(self._by_id)
 
     def verify(self, plain: str) -> ApiKey | None:
         """The key `plain` is, revoked or not; None when it is no key of ours."""

@@ -297,8 +297,10 @@ def test_a_running_server_sees_new_and_revoked_keys_within_a_second(
         assert client.get("/analytics/ctr", headers=bearer(plain)).status_code == 200
         revoke_key(open_state(url), plain.split("_")[2][:8])
         time.sleep(1.1)
-        # the last key revoked: keys are off again, as `keys revoke` warns
-        assert client.get("/analytics/ctr").status_code == 200
+        # the last key revoked: keys stay required (a leaked key is revoked; that must not
+        # open the API to everyone)
+        assert client.get("/analytics/ctr").status_code == 401
+        assert client.get("/analytics/ctr", headers=bearer(plain)).status_code == 401
 
 
 def test_require_keys_closes_the_api_before_any_key_exists(url: str, tmp_path: Path) -> None:
