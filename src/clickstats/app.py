@@ -15,6 +15,7 @@ from clickstats.api.auth import CorsMiddleware
 from clickstats.api.headers import SecurityHeaders
 from clickstats.experiments import open_experiments
 from clickstats.keys import KeyRing
+from clickstats.limits import BodyTimeout, RateLimit
 from clickstats.privacy import retention
 from clickstats.settings import Settings
 from clickstats.state import open_state
@@ -71,6 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(StoreError, _store_unavailable)
+    # Innermost first: a slow body gets a 408; a client over its rate a 429 before any
+    # routing or parsing, with CORS and security headers put on it by the two outside.
+    app.add_middleware(BodyTimeout, settings=settings)
+    app.add_middleware(RateLimit, settings=settings, keys=app.state.keys)
     # Outside the routes and their errors: 4xx/5xx answers get CORS too.
     app.add_middleware(CorsMiddleware, settings=settings)
     app.add_middleware(SecurityHeaders)  # last added, outermost: every answer gets its headers

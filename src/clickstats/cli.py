@@ -75,6 +75,53 @@ def main() -> None:
     help="Events sent by known crawlers (by User-Agent): drop them, or store them like any "
     "other [env CLICKSTATS_BOTS].",
 )
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0),
+    default=Settings.model_fields["rate_limit"].default,
+    show_default=True,
+    envvar="CLICKSTATS_RATE_LIMIT",
+    help="Requests per second per client address, beyond the burst; 429 over it; 0: no "
+    "limit [env CLICKSTATS_RATE_LIMIT].",
+)
+@click.option(
+    "--rate-burst",
+    type=click.IntRange(min=1),
+    default=Settings.model_fields["rate_burst"].default,
+    show_default=True,
+    envvar="CLICKSTATS_RATE_BURST",
+    help="Requests one address may send at once [env CLICKSTATS_RATE_BURST].",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="CLICKSTATS_FORWARDED_ALLOW_IPS",
+    help="Reverse proxies (comma-separated addresses or networks) whose X-Forwarded-For "
+    "gives the client address; '' trusts none [env CLICKSTATS_FORWARDED_ALLOW_IPS].",
+)
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Open connections (idle kept-alive ones too) or requests in progress beyond which "
+    "new requests get 503.",
+)
+@click.option(
+    "--backlog",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Connections the system queues before they are accepted.",
+)
+@click.option(
+    "--timeout-keep-alive",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Seconds an idle connection is kept open after a response.",
+)
 def serve(
     host: str,
     port: int,
@@ -84,11 +131,18 @@ def serve(
     insecure: bool,
     retention_days: int | None,
     bots: str,
+    rate_limit: float,
+    rate_burst: int,
+    forwarded_allow_ips: str,
+    limit_concurrency: int,
+    backlog: int,
+    timeout_keep_alive: int,
 ) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API (OpenAPI docs at /docs; limits and timeouts: docs/SECURITY.md)."""
     import uvicorn
 
     from clickstats.app import create_app
+    from clickstats.limits import header_deadline_protocol, raise_open_file_limit
     from clickstats.store import StoreError, open_store
 
     try:
@@ -112,10 +166,26 @@ def serve(
         allow_reset=allow_reset,
         retention_days=retention_days,
         bots=bots,  # a click.Choice of the setting's values
+        rate_limit=rate_limit,
+        rate_burst=rate_burst,
     )
     check_exposure(host, port, settings, insecure=insecure)  # refuses before anything listens
     click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=access_log, log_level="info")
+    raise_open_file_limit()  # every connection holds a descriptor; 256 or 1024 run out fast
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level="info",
+        # uvicorn waits forever for a request's headers and body; these bound both
+        http=header_deadline_protocol(settings.header_timeout),
+        timeout_keep_alive=timeout_keep_alive,
+        limit_concurrency=limit_concurrency,
+        backlog=backlog,
+        proxy_headers=bool(forwarded_allow_ips.strip()),
+        forwarded_allow_ips=forwarded_allow_ips.strip() or None,
+    )
 
 
 @main.command()

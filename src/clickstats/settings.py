@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes"
     )
+    rate_limit: float = Field(
+        200,
+        ge=0,
+        description="Requests per second per client address (a key with its own rate: per "
+        "key instead); 0 turns the limit off (docs/SECURITY.md)",
+    )
+    rate_burst: int = Field(
+        400, ge=1, description="Requests one address may send at once before rate_limit applies"
+    )
+    header_timeout: float = Field(
+        10, gt=0, description="Seconds a connection has to send a request's headers"
+    )
+    body_timeout: float = Field(
+        30, gt=0, description="Seconds a request has to send its whole body (else 408)"
+    )
     retention_days: int | None = Field(
         None,
         ge=1,
