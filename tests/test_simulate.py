@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -192,3 +193,27 @@ def test_cli_in_process_and_against_a_server(
 
     done = runner.invoke(main, [*args, "--server", "http://127.0.0.1:9"])
     assert done.exit_code == 1 and "cannot reach the server" in done.output
+
+
+def test_over_http_with_keys_and_a_rate_limit(tmp_path: Path) -> None:
+    """A keyed, rate-limited server: the simulator sends its ingest key and waits out 429s."""
+    from clickstats.keys import create_key
+    from clickstats.simulate import SimulationError
+    from clickstats.state import open_state
+
+    url = f"duckdb://{tmp_path}/keyed.duckdb"
+    _, ingest = create_key(open_state(url), scope="ingest", name="simulator")
+    _, reader = create_key(open_state(url), scope="read", name="reader")
+    settings = Settings(store=url, rate_limit=10, rate_burst=10)
+    with TestClient(create_app(settings)) as client:
+        with pytest.raises(SimulationError, match="401"):
+            simulate(OverHttp(client), default_catalog(), users=2, searches=2, seed=5)
+        client.headers["Authorization"] = f"Bearer {ingest}"
+        report = simulate(OverHttp(client), default_catalog(), users=3, searches=15, seed=5)
+        client.headers["Authorization"] = f"Bearer {reader}"
+        ctr = client.get("/analytics/ctr")
+        if ctr.status_code == 429:  # the reads share the address's bucket
+            time.sleep(float(ctr.headers["Retry-After"]))
+            ctr = client.get("/analytics/ctr")
+    assert ctr.status_code == 200
+    assert ctr.json()["total_impressions"] == 15 and ctr.json()["total_clicks"] == report.clicks

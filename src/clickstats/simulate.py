@@ -99,6 +99,10 @@ class HttpClient(Protocol):
     def post(self, url: str, *, json: Any) -> Any: ...
 
 
+#: 429 answers in a row (each waited out as Retry-After says) before the simulation gives up.
+MAX_THROTTLED = 30
+
+
 class OverHttp:
     """POST /search/text for each search; clicks in batches to POST /analytics/events."""
 
@@ -107,7 +111,12 @@ class OverHttp:
         self._pending: list[dict[str, Any]] = []
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        response = self.client.post(path, json=body)
+        for _ in range(MAX_THROTTLED):
+            response = self.client.post(path, json=body)
+            if response.status_code != 429:
+                break
+            # The server's rate limit: wait as long as it says, then send the same body again.
+            time.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status_code != 200:
             raise SimulationError(f"POST {path}: {response.status_code} {response.text[:500]}")
         return response.json()
@@ -285,8 +294,15 @@ def simulate(
     show_default=True,
     help="Spread the searches over the last this many days.",
 )
+@click.option(
+    "--key",
+    envvar="CLICKSTATS_KEY",
+    default=None,
+    help="With --server: an ingest (or admin) key, when the server requires keys "
+    "[env CLICKSTATS_KEY].",
+)
 def simulate_command(
-    users: int, searches: int, server: str | None, store: str, seed: int, days: int
+    users: int, searches: int, server: str | None, store: str, seed: int, days: int, key: str | None
 ) -> None:
     """Simulated users search the sample catalog and click; the events are stored.
 
@@ -323,7 +339,8 @@ def simulate_command(
     if server is not None:
         where = server
         try:
-            with httpx.Client(base_url=server, timeout=30) as client:
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            with httpx.Client(base_url=server, timeout=30, headers=headers) as client:
                 report = run(OverHttp(client))
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach the server at {server}: {exc}") from exc
