@@ -82,7 +82,9 @@ def tracker(store: EventStore) -> ClickTrackingService:
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
     """The app on each backend: the same HTTP tests, the same answers."""
     with store_url(request.param, tmp_path) as url:
-        settings = Settings(store=url, allow_reset=True)
+        # Events of any age: these tests seed days-old events to test the reports' windows
+        # (max_event_age_days has its own tests, tests/api/test_bad_input.py).
+        settings = Settings(store=url, allow_reset=True, max_event_age_days=0)
         with TestClient(create_app(settings)) as c:
             yield c
 

@@ -1,12 +1,21 @@
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
 
 from clickstats import ClickEvent, ClickSource, SearchImpression
-from clickstats.events import parse_events
+from clickstats.events import (
+    MAX_EPOCH_MS,
+    MIN_EPOCH_MS,
+    loads,
+    parse_events,
+    too_old,
+    unicode_text,
+    utcnow,
+)
 
 
 def test_click_defaults_fill_server_side_fields() -> None:
@@ -145,3 +154,116 @@ def test_parse_events_fast_path_keeps_order() -> None:
     good, bad = parse_events(items)
     assert bad == []
     assert [e.rank for _, e in good] == list(range(1, 51))  # type: ignore[union-attr]
+
+
+# -- bad input: every string is text, every number a number, every time in range -------------
+
+CLICK_STRINGS = ["user_id", "session_id", "event_id", "product_id", "search_query"]
+CLICK_STRINGS += ["search_id", "variant"]
+IMPRESSION_STRINGS = ["user_id", "session_id", "event_id", "query", "variant", "search_id"]
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "base"),
+    [(ClickEvent, f, {"product_id": "p", "rank": 1}) for f in CLICK_STRINGS]
+    + [(SearchImpression, f, {"query": "q"}) for f in IMPRESSION_STRINGS],
+)
+def test_every_string_field_refuses_lone_surrogates(
+    model: type[ClickEvent | SearchImpression], field: str, base: dict[str, object]
+) -> None:
+    # json.loads makes "\ud800" a lone surrogate, which UTF-8 cannot carry: the store or the
+    # answer would fail on it. The length limits make pydantic-core refuse it (no Python
+    # validator on the hot path); this holds every field to that.
+    with pytest.raises(ValidationError) as exc:
+        model.model_validate({**base, field: "ok\ud800"})
+    assert [e["loc"] for e in exc.value.errors()] == [(field,)]
+    assert model.model_validate({**base, field: "ok\U0001f600"})  # a pair is one character
+
+
+def test_results_refuse_lone_surrogates_naming_the_entry() -> None:
+    with pytest.raises(ValidationError) as exc:
+        SearchImpression.model_validate({"query": "q", "results": ["a", "\udfff"]})
+    assert [e["loc"] for e in exc.value.errors()] == [("results", 1)]
+
+
+def test_unicode_text_refuses_lone_surrogates() -> None:
+    assert unicode_text("Zoë 東京 \U0001f600") == "Zoë 東京 \U0001f600"
+    with pytest.raises(ValueError, match="lone surrogate"):
+        unicode_text("\ud800")
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"rank": True}, "rank"),
+        ({"rank": "2"}, "rank"),
+        ({"rank": 2.5}, "rank"),
+        ({"response_time_ms": False}, "response_time_ms"),
+        ({"response_time_ms": "12.5"}, "response_time_ms"),
+        ({"response_time_ms": float("inf")}, "response_time_ms"),
+        ({"timestamp": True}, "timestamp"),
+        ({"timestamp": "1700000000000"}, "timestamp"),
+        ({"timestamp": float("nan")}, "timestamp"),
+        ({"timestamp": 1e300}, "timestamp"),
+        ({"timestamp": "0001-01-01T00:00:00+05:00"}, "timestamp"),
+        ({"timestamp": "9999-12-31T23:59:59-05:00"}, "timestamp"),
+    ],
+)
+def test_numbers_are_numbers_and_times_in_range(fields: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        ClickEvent.model_validate({"product_id": "p", "rank": 1, **fields})
+    assert [e["loc"] for e in exc.value.errors()] == [(field,)]
+
+
+def test_whole_floats_are_integers() -> None:
+    assert ClickEvent.model_validate({"product_id": "p", "rank": 3.0}).rank == 3
+    impression = SearchImpression.model_validate({"query": "q", "results_count": 7.0})
+    assert impression.results_count == 7 and isinstance(impression.results_count, int)
+    assert ClickEvent.model_validate({"product_id": "p", "rank": 1, "response_time_ms": 12})
+
+
+def test_a_number_timestamp_is_epoch_milliseconds() -> None:
+    millis = 1_764_000_000_123  # 2025-11-24T16:00:00.123Z, as Date.now() gives it
+    click = ClickEvent.model_validate({"product_id": "p", "rank": 1, "timestamp": millis})
+    assert click.timestamp == datetime(2025, 11, 24, 16, 0, 0, 123000, tzinfo=UTC)
+    same = ClickEvent.from_json(f'{{"product_id": "p", "rank": 1, "timestamp": {millis}}}')
+    assert same.timestamp == click.timestamp
+    first = ClickEvent.model_validate({"product_id": "p", "rank": 1, "timestamp": MIN_EPOCH_MS})
+    assert first.timestamp == datetime(1, 1, 1, tzinfo=UTC)
+    schema = ClickEvent.model_json_schema()["properties"]["timestamp"]
+    assert schema["anyOf"][1] == {
+        "type": "number", "minimum": MIN_EPOCH_MS, "maximum": MAX_EPOCH_MS,
+    }  # fmt: skip
+
+
+def test_too_old_names_the_window() -> None:
+    now = utcnow()
+    assert too_old(now - timedelta(days=6, hours=23), 7) is None
+    problem = too_old(now - timedelta(days=7, minutes=1), 7)
+    assert problem is not None and "7 days" in problem and "max_event_age_days" in problem
+    assert too_old(now - timedelta(days=3650), 0) is None  # 0: any age
+
+
+def test_parse_events_rejects_old_events_only_when_asked() -> None:
+    old = (utcnow() - timedelta(days=30)).isoformat()
+    items = [
+        {"type": "click", "product_id": "p", "rank": 1, "timestamp": old},
+        {"type": "click", "product_id": "p", "rank": 0},
+        {"type": "click", "product_id": "p", "rank": 2},
+    ]
+    good, bad = parse_events(items)  # clickstats import: any age
+    assert [i for i, _ in good] == [0, 2]
+    good, bad = parse_events(items, max_age_days=7)  # over HTTP
+    assert [i for i, _ in good] == [2]
+    assert [r.index for r in bad] == [0, 1]  # in the batch's order
+    assert bad[0].errors[0]["field"] == "timestamp"
+
+
+def test_loads_reads_what_orjson_refuses() -> None:
+    assert loads(b'{"a": [1, "x"]}') == {"a": [1, "x"]}
+    value = loads(b'{"a": NaN, "b": Infinity, "c": 1e400, "d": "\\ud800"}')
+    assert math.isnan(value["a"]) and value["b"] == value["c"] == math.inf
+    assert value["d"] == "\ud800"
+    for bad in [b"{", b'{"a": "\xff"}', b"[" * 100_000 + b"]" * 100_000]:
+        with pytest.raises(ValueError):
+            loads(bad)

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from clickstats import __version__
-from clickstats.api import analytics, dashboard, experiments, health, privacy, search, web
+from clickstats.api import analytics, dashboard, errors, experiments, health, privacy, search, web
 from clickstats.api.auth import CorsMiddleware
 from clickstats.api.headers import SecurityHeaders
 from clickstats.experiments import open_experiments
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,  # 413 before a huge body is read
+        dependencies=[errors.SingleQueryValues],  # ?days=1&days=7 is a 422, not days=7
     )
     app.state.settings = settings
     app.state.keys = KeyRing(open_state(settings.store), require=settings.require_keys)
@@ -72,11 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.include_router(dashboard.router)
     app.add_exception_handler(StoreError, _store_unavailable)
+    errors.install(app)  # 422s that always render, 405 with Allow, every status in OpenAPI
     # Innermost first: a slow body gets a 408; a client over its rate a 429 before any
     # routing or parsing, with CORS and security headers put on it by the two outside.
     app.add_middleware(BodyTimeout, settings=settings)
     app.add_middleware(RateLimit, settings=settings, keys=app.state.keys)
-    # Outside the routes and their errors: 4xx/5xx answers get CORS too.
+    # Inside the security headers, outside everything else: 4xx/429/5xx answers get CORS too.
     app.add_middleware(CorsMiddleware, settings=settings)
     app.add_middleware(SecurityHeaders)  # last added, outermost: every answer gets its headers
     return app

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,12 +13,17 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
+import orjson
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,9 +40,50 @@ MAX_RANK = 2**31 - 1
 #: One hour: a longer "response time" is a unit mix-up (seconds vs microseconds), not a search.
 MAX_RESPONSE_TIME_MS = 3_600_000.0
 
+#: Epoch milliseconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: what datetime holds.
+MIN_EPOCH_MS = -62_135_596_800_000
+MAX_EPOCH_MS = 253_402_300_799_999
+#: What a text timestamp must start with: a date. Digits alone ("1700000000") would be read as
+#: epoch seconds or milliseconds by guessing; a JSON number is always milliseconds.
+_DATE_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}")
+SURROGATE = (
+    "contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not text: "
+    "send valid Unicode"
+)
+
+
+def unicode_text(value: str) -> str:
+    """`value`, unless it holds a lone surrogate. json.loads turns "\\ud800" into one; it
+    cannot be written as UTF-8, so it would fail in the store or in the answer instead."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(SURROGATE) from None
+    return value
+
+
+#: A string without a length limit that must be text (no lone surrogates).
+Unicode = Annotated[str, AfterValidator(unicode_text)]
+# A length limit makes pydantic-core read the string as UTF-8, which refuses lone surrogates
+# ("unable to parse raw data as a unicode string") at no cost: every string of an event has
+# one (tests/test_events.py holds every field to it). A Python validator on each string
+# would cost the ingestion path about a sixth of its validation time.
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_LENGTH)]
-Millis = Annotated[float, Field(ge=0, le=MAX_RESPONSE_TIME_MS, allow_inf_nan=False)]
+
+
+def integral(value: Any) -> Any:
+    """3.0 as 3: JSON Schema's integers include it, and some JSON writers write no other."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# Numbers are strict: a JSON true/false or "12" is no number (lax mode would read them as 1
+# and 12). A strict float takes integers; an integer field takes 3.0 (`integral`). In each
+# Annotated, the limits come before any validator: after one, pydantic checks them in Python.
+Millis = Annotated[float, Strict(), Field(ge=0, le=MAX_RESPONSE_TIME_MS, allow_inf_nan=False)]
 
 #: The variant of a search sent without one, and of a click whose variant cannot be resolved.
 DEFAULT_VARIANT = "default"
@@ -67,6 +116,79 @@ def event_time_now() -> datetime:
     return cached[1]
 
 
+def _event_time_input(value: Any) -> Any:
+    """A number is epoch milliseconds (what `Date.now()` gives); text must start with a date."""
+    if isinstance(value, bool):
+        raise ValueError("must be a date and time or epoch milliseconds, not true or false")
+    if isinstance(value, int | float):
+        if not (math.isfinite(value) and MIN_EPOCH_MS <= value <= MAX_EPOCH_MS):
+            raise ValueError(
+                "is out of range: epoch milliseconds must lie between years 1 and 9999"
+            )
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
+    if isinstance(value, str) and not _DATE_PREFIX.match(value):
+        raise ValueError(
+            "must be an ISO 8601 date and time such as 2026-11-28T17:50:58.123Z, or a number "
+            "of epoch milliseconds"
+        )
+    return value
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and not _DATE_PREFIX.match(value)):
+        raise ValueError("must be an ISO 8601 date and time such as 2026-11-28T17:50:58Z")
+    return value
+
+
+#: A date and time given as ISO 8601 text, as the schema says (lax mode also reads numbers and
+#: digits as epoch seconds).
+IsoTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
+def _utc_and_not_future(value: datetime) -> datetime:
+    # A naive timestamp is taken as UTC: that is what every beacon and log line means by it.
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before year 1 in UTC
+        raise ValueError("is out of range: in UTC it falls before year 1 or after 9999") from None
+    if value.timestamp() - time.time() > MAX_CLOCK_SKEW_S:
+        raise ValueError("is more than 5 minutes in the future; send UTC, or omit it")
+    return to_millis(value)
+
+
+#: When an event happened: ISO 8601 text (UTC unless it carries an offset) or a JSON number of
+#: epoch milliseconds; kept in UTC to the millisecond; never more than 5 minutes ahead.
+EventTime = Annotated[
+    datetime,
+    BeforeValidator(
+        _event_time_input,
+        json_schema_input_type=datetime
+        | Annotated[float, Field(ge=MIN_EPOCH_MS, le=MAX_EPOCH_MS, allow_inf_nan=False)],
+    ),
+    AfterValidator(_utc_and_not_future),
+    Field(
+        description="when it happened: ISO 8601 date and time (UTC unless it has an offset), "
+        "or a number of milliseconds since 1970-01-01T00:00:00Z as Date.now() gives; "
+        "at most 5 minutes in the future; default now"
+    ),
+]
+
+
+def too_old(timestamp: datetime, max_age_days: int) -> str | None:
+    """Why an event at `timestamp` is too old to ingest over HTTP, or None (0 days: any age).
+
+    Late beacons are normal for minutes or hours; events days old are a replay or a bug, and
+    they would change reports that were already read. `clickstats import` loads any age.
+    """
+    if max_age_days <= 0 or event_time_now() - timestamp <= timedelta(days=max_age_days):
+        return None
+    days = "1 day" if max_age_days == 1 else f"{max_age_days} days"
+    return (
+        f"is more than {days} old: the server takes events of the last {days} "
+        "(max_event_age_days); load older ones with `clickstats import`"
+    )
+
+
 class ClickSource(StrEnum):
     SEARCH_RESULTS = "SEARCH_RESULTS"
     RECOMMENDATIONS = "RECOMMENDATIONS"
@@ -79,17 +201,8 @@ class _Event(BaseModel):
 
     user_id: Id = "anonymous"
     session_id: Id | None = None
-    timestamp: datetime = Field(default_factory=event_time_now)
+    timestamp: EventTime = Field(default_factory=event_time_now)
     event_id: Id = Field(default_factory=new_id)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _utc_and_not_future(cls, value: datetime) -> datetime:
-        # A naive timestamp is taken as UTC: that is what every beacon and log line means by it.
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if value.timestamp() - time.time() > MAX_CLOCK_SKEW_S:
-            raise ValueError("is more than 5 minutes in the future; send UTC, or omit it")
-        return to_millis(value)
 
     @classmethod
     def coerce(cls, event: Self | Mapping[str, Any] | None = None, **fields: Any) -> Self:
@@ -111,7 +224,12 @@ class ClickEvent(_Event):
 
     type: Literal["click"] = "click"
     product_id: Id
-    rank: Annotated[int, Field(ge=1, le=MAX_RANK, description="1-based position of the result")]
+    rank: Annotated[
+        int,
+        Strict(),
+        Field(ge=1, le=MAX_RANK, description="1-based position of the result"),
+        BeforeValidator(integral),
+    ]
     search_query: Text = ""
     response_time_ms: Millis | None = None
     source: ClickSource = ClickSource.SEARCH_RESULTS
@@ -144,10 +262,12 @@ class SearchImpression(_Event):
         default=DEFAULT_VARIANT,
         description="the search variant or experiment arm, e.g. search_v1, search_v2",
     )
-    results_count: Annotated[int, Field(ge=0, le=MAX_RANK)] = Field(
-        default=0,
-        description="how many results the search found; omitted: the length of results (0 "
-        "without results)",
+    results_count: Annotated[int, Strict(), Field(ge=0, le=MAX_RANK), BeforeValidator(integral)] = (
+        Field(
+            default=0,
+            description="how many results the search found; omitted: the length of results (0 "
+            "without results)",
+        )
     )
     response_time_ms: Millis | None = None
     search_id: Id = Field(default_factory=new_id)
@@ -169,11 +289,16 @@ class SearchImpression(_Event):
                 return {**data, "results_count": len(results)}
         return data
 
-    @model_validator(mode="after")
-    def _a_team_per_result(self) -> SearchImpression:
-        if self.teams is not None and len(self.teams) != len(self.results or ()):
-            raise ValueError("teams must name one team per entry of results")
-        return self
+    @field_validator("teams")
+    @classmethod
+    def _a_team_per_result(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        # A field validator (results is validated before teams) so that the error names teams.
+        # results is missing from info.data only when it failed: its own error says why.
+        if value is None or "results" not in info.data:
+            return value
+        if len(value) != len(info.data["results"] or ()):
+            raise ValueError("must name one team per entry of results")
+        return value
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SearchImpression:
@@ -187,6 +312,33 @@ class SearchImpression(_Event):
 Event = Annotated[ClickEvent | SearchImpression, Field(discriminator="type")]
 _events_adapter: TypeAdapter[list[ClickEvent | SearchImpression]] = TypeAdapter(list[Event])
 _event_adapter: TypeAdapter[ClickEvent | SearchImpression] = TypeAdapter(Event)
+
+
+class EventProblem(BaseModel):
+    field: str | None = Field(description="the field at fault (dotted path); null: the event")
+    problem: str
+
+
+class EventResult(BaseModel):
+    """What became of one event of a batch."""
+
+    index: int = Field(description="its position in the batch, from 0")
+    status: Literal["accepted", "duplicate", "rejected", "dropped_bot"] = Field(
+        description="accepted: stored; duplicate: its event_id was already stored; rejected: "
+        "not valid (see errors); dropped_bot: sent by a known crawler, not stored"
+    )
+    event_id: str | None = Field(None, description="absent when rejected")
+    search_id: str | None = Field(None, description="an impression's search id")
+    errors: list[EventProblem] | None = Field(None, description="why it was rejected")
+
+
+class BatchResult(BaseModel):
+    """The answer to POST /analytics/events: counts, then each event in the batch's order."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,13 +356,31 @@ def _describe(error: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_events(
-    items: Sequence[Any], default_user: str | None = None
+    items: Sequence[Any], default_user: str | None = None, *, max_age_days: int = 0
 ) -> tuple[list[tuple[int, ClickEvent | SearchImpression]], list[Rejection]]:
     """Validate a batch item by item: good events are kept, bad ones come back with reasons.
 
     The whole list is validated in one call (fast: the loop runs in pydantic-core); only
     when that fails are the items validated one by one to sort the good from the bad.
+    `max_age_days` (HTTP ingestion) also rejects events older than that (`too_old`).
     """
+    good, bad = _validate(items, default_user)
+    if max_age_days <= 0:
+        return good, bad
+    kept: list[tuple[int, ClickEvent | SearchImpression]] = []
+    for index, event in good:
+        problem = too_old(event.timestamp, max_age_days)
+        if problem is None:
+            kept.append((index, event))
+        else:
+            bad.append(Rejection(index, [{"field": "timestamp", "problem": problem}]))
+    bad.sort(key=lambda rejection: rejection.index)
+    return kept, bad
+
+
+def _validate(
+    items: Sequence[Any], default_user: str | None
+) -> tuple[list[tuple[int, ClickEvent | SearchImpression]], list[Rejection]]:
     prepared: list[Any] = []
     for item in items:
         if default_user is not None and isinstance(item, dict) and "user_id" not in item:
@@ -228,3 +398,21 @@ def parse_events(
         except ValidationError as exc:
             bad.append(Rejection(index, [_describe(e) for e in exc.errors()]))
     return good, bad
+
+
+def loads(body: bytes) -> Any:
+    """A JSON body, as strict JSON or as JavaScript and Python write it.
+
+    orjson is fast but refuses NaN, Infinity and lone surrogates ("\\ud800") in the whole
+    document; the standard json module reads them (1e400 as inf). So one bad event in a
+    batch comes back rejected with its field, and the others are stored. ValueError when
+    neither can read it (orjson's message, which says where).
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        error = exc
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; deep nesting
+        raise ValueError(str(error)) from None

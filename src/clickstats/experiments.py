@@ -23,14 +23,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from clickstats.events import Id, utcnow
+from clickstats.events import Id, IsoTime, Unicode, utcnow
 from clickstats.state import FileState, StateStore, open_state
 from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
 from clickstats.stats.summary import METRICS
@@ -65,7 +64,8 @@ class ExperimentType(StrEnum):
     INTERLEAVING = "interleaving"  # every search shows both rankers' results, team-drafted
 
 
-Weight = Annotated[float, Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False)]
+# Strict: true is no weight (lax mode would read it as 1).
+Weight = Annotated[float, Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False, strict=True)]
 
 
 class Experiment(BaseModel):
@@ -76,30 +76,35 @@ class Experiment(BaseModel):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     variants: dict[Id, Weight] = Field(
         description=f"variant -> weight (2 to {MAX_VARIANTS} variants; positive numbers up to "
-        f"{MAX_WEIGHT:g}; shares are weight / total)"
+        f"{MAX_WEIGHT:g}; shares are weight / total)",
+        # the validator below says it in words; the schema says it too
+        json_schema_extra={"minProperties": 2, "maxProperties": MAX_VARIANTS},
     )
     type: ExperimentType = ExperimentType.AB
     status: ExperimentStatus = ExperimentStatus.RUNNING
     description: str = Field("", max_length=MAX_DESCRIPTION)
     primary_metric: str = Field(
-        "search_ctr", description="the metric a decision is made on (see docs/STATISTICS.md)"
+        "search_ctr",
+        description="the metric a decision is made on (see docs/STATISTICS.md)",
+        json_schema_extra={"enum": list(METRICS)},
     )
     outlier_z: float = Field(
         DEFAULT_OUTLIER_Z,
         ge=0,
         le=100,
         allow_inf_nan=False,
+        strict=True,
         description=(
             "leave out of the analysis users whose searches in the window are more than this "
             "many robust standard deviations above the median (log scale; docs/STATISTICS.md); "
             "0 keeps every user"
         ),
     )
-    salt: str | None = Field(
+    salt: Unicode | None = Field(
         None, description="hash salt; defaults to the name. Change it to reshuffle users."
     )
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: IsoTime = Field(default_factory=utcnow)
+    updated_at: IsoTime = Field(default_factory=utcnow)
 
     @field_validator("variants")
     @classmethod

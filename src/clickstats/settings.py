@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, ge=1024, description="Largest request body accepted, in bytes"
     )
+    max_event_age_days: int = Field(
+        7,
+        ge=0,
+        description="Refuse events sent over HTTP that are older than this many days (late "
+        "beacons are minutes old; days-old events are replays that would change reports "
+        "already read); 0 takes any age. `clickstats import` loads events of any age",
+    )
     rate_limit: float = Field(
         200,
         ge=0,

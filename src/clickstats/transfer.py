@@ -47,6 +47,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "click": tuple(c for c in COLUMNS if c in ClickEvent.model_fields),
 }
 LIST_COLUMNS = ("results", "teams")
+#: Number columns: CSV has only text, and events take numbers only as numbers.
+NUMBER_COLUMNS = ("results_count", "response_time_ms", "rank")
 #: Text fields where "" is a value (the others are ids, which cannot be empty): in a CSV cell
 #: of one of these, of the row's own type, empty means "", not null.
 TEXT_COLUMNS = ("query", "search_query")
@@ -329,6 +331,17 @@ def _jsonl_rows(file: IO[bytes]) -> Iterator[tuple[Row, int]]:
             yield _event_item(where, value), done
 
 
+def _number(cell: str) -> int | float | str:
+    """A number cell as the number it says; other text stays text, for the event's validation
+    to refuse with the field's name."""
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
+
+
 def _csv_row(where: str, header: list[str], cells: list[str]) -> Row:
     if len(cells) != len(header):
         return Row(where, problem=(None, f"has {len(cells)} cells; the header has {len(header)}"))
@@ -338,6 +351,8 @@ def _csv_row(where: str, header: list[str], cells: list[str]) -> Row:
     for name, cell in raw.items():
         if cell == "":
             values[name] = "" if name in TEXT_COLUMNS and name in own else None
+        elif name in NUMBER_COLUMNS:
+            values[name] = _number(cell)
         elif name in LIST_COLUMNS:
             try:
                 values[name] = json.loads(cell)

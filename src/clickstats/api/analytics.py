@@ -20,13 +20,17 @@ from clickstats.api.deps import (
     UserHeader,
     VariantFilter,
 )
+from clickstats.api.errors import STORE_RESPONSES, WRITE_RESPONSES, responses
 from clickstats.bots import FromBot, count_dropped
 from clickstats.events import (
     MAX_BATCH_EVENTS,
     MAX_ID_LENGTH,
+    BatchResult,
     ClickEvent,
     SearchImpression,
+    loads,
     parse_events,
+    too_old,
 )
 from clickstats.experiments import DEFAULT_EXPERIMENT, ExperimentManager
 from clickstats.overview import Overview, QueriesReport
@@ -43,7 +47,10 @@ from clickstats.store.base import AnyEvent, AppendStatus
 
 # Ingest for the event endpoints, read for the reports, admin for the rest (api/auth.py).
 router = APIRouter(
-    prefix="/analytics", tags=["analytics"], dependencies=[Authorized], responses=AUTH_RESPONSES
+    prefix="/analytics",
+    tags=["analytics"],
+    dependencies=[Authorized],
+    responses={**AUTH_RESPONSES, **STORE_RESPONSES},
 )
 
 ANONYMOUS = "anonymous"
@@ -55,6 +62,7 @@ _BATCH_SCHEMA = {
     "properties": {
         "events": {
             "type": "array",
+            "minItems": 1,
             "maxItems": MAX_BATCH_EVENTS,
             "items": {
                 "oneOf": [
@@ -62,6 +70,7 @@ _BATCH_SCHEMA = {
                     {"$ref": "#/components/schemas/SearchImpression"},
                 ],
                 "discriminator": {"propertyName": "type"},
+                "required": ["type"],  # in a batch, each event says what it is
             },
         }
     },
@@ -87,15 +96,27 @@ def _logged(event: AnyEvent, status: AppendStatus | None) -> Response:
     return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")
 
 
-@router.post("/log-click", response_class=Response, responses={200: {"model": LogResult}})
+def _recent(event: AnyEvent, max_age_days: int) -> None:
+    """422 naming timestamp for an event older than the server takes (max_event_age_days)."""
+    problem = too_old(event.timestamp, max_age_days)
+    if problem is not None:
+        _bad_body("timestamp", problem)
+
+
+_LOGGED = {200: {"model": LogResult}, **WRITE_RESPONSES}
+
+
+@router.post("/log-click", response_class=Response, responses=_LOGGED)
 async def log_click(
     event: ClickEvent,
     request: Request,
     tracker: TrackerDep,
+    settings: SettingsDep,
     from_bot: FromBot,
     x_user_id: UserHeader = None,
 ) -> Response:
     """Store one click. 200 means it is committed to disk; a retried event_id is not counted twice."""
+    _recent(event, settings.max_event_age_days)
     event = _with_user(event, x_user_id)
     if from_bot:
         count_dropped(request.app, 1)
@@ -104,15 +125,17 @@ async def log_click(
     return _logged(event, status)
 
 
-@router.post("/log-impression", response_class=Response, responses={200: {"model": LogResult}})
+@router.post("/log-impression", response_class=Response, responses=_LOGGED)
 async def log_impression(
     event: SearchImpression,
     request: Request,
     tracker: TrackerDep,
+    settings: SettingsDep,
     from_bot: FromBot,
     x_user_id: UserHeader = None,
 ) -> Response:
     """Store one search impression; the answer carries its search_id for the clicks to cite."""
+    _recent(event, settings.max_event_age_days)
     event = _with_user(event, x_user_id)
     if from_bot:
         count_dropped(request.app, 1)
@@ -129,6 +152,23 @@ def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
 
 @router.post(
     "/events",
+    responses={
+        200: {"model": BatchResult},
+        422: {
+            "description": "Every event was rejected (a BatchResult), or the body is no batch",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/BatchResult"},
+                            {"$ref": "#/components/schemas/HTTPValidationError"},
+                        ]
+                    }
+                }
+            },
+        },
+        **WRITE_RESPONSES,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -140,7 +180,11 @@ def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
     },
 )
 async def log_events(
-    request: Request, tracker: TrackerDep, from_bot: FromBot, x_user_id: UserHeader = None
+    request: Request,
+    tracker: TrackerDep,
+    settings: SettingsDep,
+    from_bot: FromBot,
+    x_user_id: UserHeader = None,
 ) -> Response:
     """Store a batch of clicks and impressions (each with "type"), answered event by event.
 
@@ -151,8 +195,8 @@ async def log_events(
     """
     body = await request.body()
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        payload = loads(body)  # NaN and lone surrogates too: their events are rejected alone
+    except ValueError as exc:
         _bad_body("events", f"body is not valid JSON: {exc}")
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         _bad_body("events", 'body must be an object {"events": [...]}')
@@ -162,7 +206,9 @@ async def log_events(
     if len(items) > MAX_BATCH_EVENTS:
         _bad_body("events", f"has {len(items)} events; at most {MAX_BATCH_EVENTS} per batch")
 
-    good, rejected = parse_events(items, default_user=x_user_id or ANONYMOUS)
+    good, rejected = parse_events(
+        items, default_user=x_user_id or ANONYMOUS, max_age_days=settings.max_event_age_days
+    )
     events: list[AnyEvent] = [event for _, event in good]
     statuses: list[AppendStatus | None] = [None] * len(events)  # None: a crawler's, dropped
     if from_bot:
@@ -282,7 +328,16 @@ def top_queries(
     return tracker.get_queries(days=days, variant=variant, user_id=user_id, limit=limit, tz=tz)
 
 
-@router.delete("/reset", response_model=ResetReport)
+@router.delete(
+    "/reset",
+    response_model=ResetReport,
+    responses=responses(
+        403,
+        507,
+        _403="Reset is disabled: the server runs without --allow-reset (or the key's "
+        "scope, or a cross-site request)",
+    ),
+)
 async def reset(tracker: TrackerDep, settings: SettingsDep) -> Any:
     """Delete every event. Only when the server runs with --allow-reset."""
     if not settings.allow_reset:

@@ -28,14 +28,31 @@ async def get_settings(request: Request) -> Settings:
 
 TrackerDep = Annotated[ClickTrackingService, Depends(get_tracker)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _utf8_header(value: str | None) -> str | None:
+    # Header bytes arrive decoded as latin-1 (HTTP's historical charset), but clients that
+    # send non-ASCII (curl, requests, httpx) send UTF-8: "é" would be stored as "Ã©". Undo
+    # that; bytes that are no UTF-8 are refused rather than guessed at. (Browsers' fetch
+    # refuses such header values outright: a page sends these ids in the body.)
+    if value is None or value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("is not valid UTF-8; send the user id as UTF-8") from None
+
+
 UserHeader = Annotated[
     str | None,
     Header(
         alias="X-User-ID",
         min_length=1,
         max_length=MAX_ID_LENGTH,
-        description="user id used when the body has no user_id",
+        description="user id used when the body has no user_id; UTF-8, at most "
+        f"{MAX_ID_LENGTH} bytes",
     ),
+    AfterValidator(_utf8_header),
 ]
 Days = Annotated[
     int, Query(ge=MIN_DAYS, le=MAX_DAYS, description="look back this many days from now")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
 from clickstats.api.deps import Days, TrackerDep, UserHeader
+from clickstats.api.errors import STORE_RESPONSES, responses
 from clickstats.events import MAX_ID_LENGTH
 from clickstats.experiments import (
     Experiment,
@@ -26,8 +27,11 @@ router = APIRouter(
     prefix="/experiments",
     tags=["experiments"],
     dependencies=[Authorized],
-    responses=AUTH_RESPONSES,
+    responses={**AUTH_RESPONSES, **STORE_RESPONSES},
 )
+#: A named experiment that may not exist; a change that may find the disk full.
+_NAMED = responses(404)
+_CHANGED = responses(404, 507)
 
 
 async def get_experiments(request: Request) -> ExperimentManager:
@@ -81,7 +85,9 @@ def list_experiments(manager: ExperimentsDep) -> dict[str, list[Experiment]]:
     return {"experiments": manager.list()}
 
 
-@router.post("", response_model=Experiment, responses={201: {"model": Experiment}})
+@router.post(
+    "", response_model=Experiment, responses={201: {"model": Experiment}, **responses(507)}
+)
 def put_experiment(experiment: Experiment, manager: ExperimentsDep, response: Response) -> Any:
     """Create an experiment (201), or replace the one with that name (200)."""
     existed = experiment.name in {e.name for e in manager.list()}
@@ -90,12 +96,12 @@ def put_experiment(experiment: Experiment, manager: ExperimentsDep, response: Re
         return manager.put(experiment, check=_serves)
 
 
-@router.get("/{name}", response_model=Experiment)
+@router.get("/{name}", response_model=Experiment, responses=_NAMED)
 def get_experiment(name: str, manager: ExperimentsDep) -> Any:
     return _get(manager, name)
 
 
-@router.post("/{name}/start", response_model=Experiment)
+@router.post("/{name}/start", response_model=Experiment, responses=_CHANGED)
 def start_experiment(name: str, manager: ExperimentsDep) -> Any:
     """Resume splitting users between the variants (an interleaving experiment: serve its
     merged lists; its variants must then be rankers)."""
@@ -103,14 +109,14 @@ def start_experiment(name: str, manager: ExperimentsDep) -> Any:
         return manager.start(name, check=_serves)
 
 
-@router.post("/{name}/stop", response_model=Experiment)
+@router.post("/{name}/stop", response_model=Experiment, responses=_CHANGED)
 def stop_experiment(name: str, manager: ExperimentsDep) -> Any:
     """Stop the experiment: from now on every user gets the control variant."""
     with _changing(name, ["path", "name"]):
         return manager.stop(name)
 
 
-@router.get("/{name}/results")
+@router.get("/{name}/results", responses=_NAMED)
 def results(
     name: str,
     manager: ExperimentsDep,
@@ -125,7 +131,10 @@ def results(
     return tracker.get_experiment_results(_get(manager, name), days, method)
 
 
-@router.get("/{name}/interleaving")
+@router.get(
+    "/{name}/interleaving",
+    responses=responses(404, 409, _409="An A/B experiment: read /experiments/{name}/results"),
+)
 def interleaving(
     name: str, manager: ExperimentsDep, tracker: TrackerDep, days: Days = 30
 ) -> dict[str, Any]:
@@ -140,7 +149,7 @@ def interleaving(
     return tracker.get_interleaving_results(experiment, days)
 
 
-@router.get("/{name}/assign")
+@router.get("/{name}/assign", responses=_NAMED)
 def assign(
     name: str,
     manager: ExperimentsDep,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from clickstats.api.auth import AUTH_RESPONSES, Ingest
-from clickstats.api.deps import TrackerDep, UserHeader
+from clickstats.api.deps import SettingsDep, TrackerDep, UserHeader
+from clickstats.api.errors import WRITE_RESPONSES
 from clickstats.bots import count_dropped, drops
-from clickstats.events import MAX_CLOCK_SKEW, MAX_ID_LENGTH, Id, utcnow
+from clickstats.events import MAX_ID_LENGTH, EventTime, Id, integral, too_old
 from clickstats.experiments import ExperimentManager
 from clickstats.search.engine import SearchEngine, default_engine
 from clickstats.search.serve import EXPERIMENT, Served, serve_search
@@ -20,7 +21,10 @@ from clickstats.tracking import ClickTrackingService
 
 # A search logs its impression: ingest, like the event endpoints.
 router = APIRouter(
-    prefix="/search", tags=["search"], dependencies=[Ingest], responses=AUTH_RESPONSES
+    prefix="/search",
+    tags=["search"],
+    dependencies=[Ingest],
+    responses={**AUTH_RESPONSES, **WRITE_RESPONSES},
 )
 
 ANONYMOUS = "anonymous"
@@ -30,7 +34,12 @@ DEFAULT_LIMIT = 10
 BLANK = "must contain a word, not only spaces"
 
 QueryText = Annotated[str, Field(min_length=1, max_length=MAX_QUERY_LENGTH)]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="how many results, 1-50")]
+Limit = Annotated[
+    int,
+    Strict(),  # no true, no "5"; 5.0 is 5 (clickstats.events.integral)
+    Field(ge=1, le=MAX_LIMIT, description="how many results, 1-50"),
+    BeforeValidator(integral),
+]
 
 
 class SearchRequest(BaseModel):
@@ -39,8 +48,10 @@ class SearchRequest(BaseModel):
     query: QueryText
     limit: Limit = DEFAULT_LIMIT
     user_id: Id | None = Field(None, description="else X-User-ID, else anonymous")
-    timestamp: datetime | None = Field(
-        None, description="when the search happened (replays, simulations); default now"
+    timestamp: EventTime | None = Field(
+        None,
+        description="when the search happened (replays, simulations), as an event's "
+        "timestamp: ISO 8601 or epoch milliseconds, within max_event_age_days; default now",
     )
 
     @field_validator("query")
@@ -49,16 +60,6 @@ class SearchRequest(BaseModel):
         if not value.strip():
             raise ValueError(BLANK)
         return value.strip()
-
-    @field_validator("timestamp")
-    @classmethod
-    def _not_future(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if value - utcnow() > MAX_CLOCK_SKEW:
-            raise ValueError("is more than 5 minutes in the future; send UTC, or omit it")
-        return value
 
 
 class SearchResult(BaseModel):
@@ -129,13 +130,22 @@ async def _search(
 
 @router.post("/text", response_model=SearchResponse)
 async def search_text(
-    body: SearchRequest, request: Request, tracker: TrackerDep, x_user_id: UserHeader = None
+    body: SearchRequest,
+    request: Request,
+    tracker: TrackerDep,
+    settings: SettingsDep,
+    x_user_id: UserHeader = None,
 ) -> Any:
     """Search the sample catalog with the user's variant; the impression is stored first.
 
     The user is `user_id`, else `X-User-ID`, else anonymous. The answer's `search_id` and
     `variant` are what the clicks on these results should carry.
     """
+    old = body.timestamp and too_old(body.timestamp, settings.max_event_age_days)
+    if old:
+        raise HTTPException(
+            422, detail=[{"loc": ["body", "timestamp"], "msg": old, "type": "value_error"}]
+        )
     user = body.user_id or x_user_id or ANONYMOUS
     return await _search(request, tracker, user, body.query, body.limit, body.timestamp)
 
