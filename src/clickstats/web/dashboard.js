@@ -417,7 +417,7 @@
       "-d '{\"query\": \"running shoes\", \"variant\": \"search_v1\", \"results_count\": 3, " +
       "\"response_time_ms\": 42.5, \"results\": [\"sku-1\", \"sku-2\", \"sku-3\"]}' " +
       origin + "/analytics/log-impression";
-    $("simulate").textContent = "clickstats simulate --server " + origin;
+    $("simulate").textContent = "clickstats simulate --server " + origin + (keyed ? " --key cs_ingest_…" : "");
   }
   function setVariantOptions(names) {
     var select = $("variant");
