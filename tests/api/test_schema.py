@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.config._auth import AuthConfig
 from schemathesis.python.asgi import shutdown_lifespans
 from schemathesis.specs.openapi.checks import (
     ignored_auth,
@@ -51,8 +52,8 @@ RULES_NO_SCHEMA_CAN_STATE = [
 _cleanups: list[Callable[[], None]] = []
 
 
-def _app(backend: str, admin_key: bool) -> tuple[Any, dict[str, str]]:
-    """An app on a fresh store of `backend`, and the headers its requests carry."""
+def _app(backend: str, admin_key: bool) -> tuple[Any, str | None]:
+    """An app on a fresh store of `backend`, and its admin key if it is to have one."""
     folder = Path(tempfile.mkdtemp(prefix="clickstats-schema-"))
     _cleanups.append(lambda: shutil.rmtree(folder, ignore_errors=True))
     atexit.register(shutil.rmtree, folder, True)  # also when every test here is deselected
@@ -62,10 +63,7 @@ def _app(backend: str, admin_key: bool) -> tuple[Any, dict[str, str]]:
         name = f"clickstats_schema_{uuid.uuid4().hex[:12]}"
         url = f"mongomock://localhost/{name}"
         _cleanups.append(lambda: mongomock_client(url).drop_database(name))
-    headers: dict[str, str] = {}
-    if admin_key:
-        key = create_key(open_state(url), scope="admin", name="schemathesis")[1]
-        headers["Authorization"] = f"Bearer {key}"
+    key = create_key(open_state(url), scope="admin", name="schemathesis")[1] if admin_key else None
     app = create_app(
         Settings(
             store=url,
@@ -75,7 +73,7 @@ def _app(backend: str, admin_key: bool) -> tuple[Any, dict[str, str]]:
             # tests/api/test_bad_input.py)
         )
     )
-    return app, headers
+    return app, key
 
 
 def _fields(body: Any) -> list[tuple[str | None, str]]:
@@ -141,9 +139,14 @@ def contract(
     """A test of every operation: `examples` random requests each (valid and invalid), and
     with `coverage` schemathesis' coverage phase too: the boundaries of every constraint and
     every wrong type, deterministically (most of the run's time, so on one app only)."""
-    app, headers = _app(backend, admin_key)
+    app, key = _app(backend, admin_key)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     schema.config.phases.update(phases=["coverage", "fuzzing"] if coverage else ["fuzzing"])
+    if key is not None:
+        # The key for both of the schema's security schemes: schemathesis then sends it, and
+        # its ignored_auth check sends requests without it or with a wrong one (401 expected).
+        schemes = {"Bearer": {"bearer": key}, "ClickstatsKey": {"api_key": key}}
+        schema.config.auth = AuthConfig(openapi=schemes)
     excluded = [positive_data_acceptance, negative_data_rejection]
     if not admin_key:
         # Without keys the server is open by design (docs/SECURITY.md): a made-up key is not
@@ -160,7 +163,6 @@ def contract(
     )
     def test(case: Any) -> None:
         case.call_and_validate(
-            headers=headers,
             excluded_checks=excluded,
             additional_checks=[positive_data_accepted, negative_data_rejected],
         )
