@@ -67,6 +67,15 @@ def main() -> None:
     "them forever [env CLICKSTATS_RETENTION_DAYS].",
 )
 @click.option(
+    "--max-event-age-days",
+    type=click.IntRange(min=0),
+    default=Settings.model_fields["max_event_age_days"].default,
+    show_default=True,
+    envvar="CLICKSTATS_MAX_EVENT_AGE_DAYS",
+    help="Refuse events older than this many days at ingestion (`clickstats import` loads "
+    "older ones); 0: no limit [env CLICKSTATS_MAX_EVENT_AGE_DAYS].",
+)
+@click.option(
     "--bots",
     type=click.Choice(["drop", "keep"]),
     default="drop",
@@ -130,6 +139,7 @@ def serve(
     access_log: bool,
     insecure: bool,
     retention_days: int | None,
+    max_event_age_days: int,
     bots: str,
     rate_limit: float,
     rate_burst: int,
@@ -165,6 +175,7 @@ def serve(
         store=store,
         allow_reset=allow_reset,
         retention_days=retention_days,
+        max_event_age_days=max_event_age_days,
         bots=bots,  # a click.Choice of the setting's values
         rate_limit=rate_limit,
         rate_burst=rate_burst,
