@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from clickstats import __version__
 from clickstats.cli_keys import check_exposure, keys
+from clickstats.cli_options import store_option
 from clickstats.cli_privacy import RETENTION_DAYS, delete_user, prune
-from clickstats.settings import DEFAULT_STORE, Settings
+from clickstats.settings import Settings
 from clickstats.simulate import simulate_command
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
     from clickstats.store import EventStore
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def store_option(func: F) -> F:
-    return click.option(
-        "--store",
-        envvar="CLICKSTATS_STORE",
-        default=DEFAULT_STORE,
-        show_default=True,
-        help="Event store: duckdb:///abs/path.duckdb, duckdb://relative/path.duckdb, "
-        "mongodb://host/database or mongodb+srv://... (docs/SCALING.md) [env CLICKSTATS_STORE]",
-    )(func)
 
 
 @click.group()

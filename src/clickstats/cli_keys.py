@@ -6,33 +6,21 @@ within about a second.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from clickstats.settings import DEFAULT_STORE
+from clickstats.cli_options import store_option_with
 
 if TYPE_CHECKING:
     from clickstats.settings import Settings
     from clickstats.state import StateStore
 
-F = TypeVar("F", bound=Callable[..., Any])
 SCOPE_NOTES = {
     "ingest": "An ingest key is public: put it in the pages that send events.",
     "read": "A read key is a secret: give it only to those who may see the reports.",
     "admin": "An admin key is a secret: it can change experiments and delete data.",
 }
-
-
-def _store_option(func: F) -> F:
-    return click.option(
-        "--store",
-        envvar="CLICKSTATS_STORE",
-        default=DEFAULT_STORE,
-        show_default=True,
-        help="The store whose keys these are (they live beside it) [env CLICKSTATS_STORE].",
-    )(func)
 
 
 def _state(store: str) -> StateStore:
@@ -51,7 +39,7 @@ def keys() -> None:
 
 
 @keys.command()
-@_store_option
+@store_option_with("The store whose keys these are (they live beside it) [env CLICKSTATS_STORE].")
 @click.option(
     "--scope",
     type=click.Choice(["ingest", "read", "admin"]),
@@ -97,7 +85,7 @@ def create(store: str, scope: str, name: str, origins: tuple[str, ...], rate: fl
 
 
 @keys.command("list")
-@_store_option
+@store_option_with("The store whose keys these are (they live beside it) [env CLICKSTATS_STORE].")
 def list_(store: str) -> None:
     """Every key with its id, name, scope and limits; never the key itself."""
     from rich.console import Console
@@ -128,7 +116,7 @@ def list_(store: str) -> None:
 
 
 @keys.command()
-@_store_option
+@store_option_with("The store whose keys these are (they live beside it) [env CLICKSTATS_STORE].")
 @click.argument("key_id", metavar="ID")
 def revoke(store: str, key_id: str) -> None:
     """Revoke a key by its id (`keys list`); servers refuse it within a second."""

@@ -7,32 +7,16 @@ runs on it, use `DELETE /analytics/users/{user_id}` instead (its retention is
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import click
 
+from clickstats.cli_options import store_option
 from clickstats.events import MAX_ID_LENGTH
-from clickstats.settings import DEFAULT_STORE
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 RETENTION_DAYS = click.IntRange(min=1)
 
 
-def _store_option(func: F) -> F:
-    return click.option(
-        "--store",
-        envvar="CLICKSTATS_STORE",
-        default=DEFAULT_STORE,
-        show_default=True,
-        help="Event store: duckdb:///abs/path.duckdb, duckdb://relative/path.duckdb, "
-        "mongodb://host/database or mongodb+srv://... [env CLICKSTATS_STORE]",
-    )(func)
-
-
 @click.command("delete-user")
-@_store_option
+@store_option
 @click.argument("user_id")
 def delete_user(store: str, user_id: str) -> None:
     """Delete every click and impression of USER_ID (a request to erase their data)."""
@@ -49,7 +33,7 @@ def delete_user(store: str, user_id: str) -> None:
 
 
 @click.command()
-@_store_option
+@store_option
 @click.option(
     "--retention-days",
     type=RETENTION_DAYS,
