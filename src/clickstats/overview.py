@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from clickstats.events import utcnow
-from clickstats.reports import Report, ratio
+from clickstats.reports.base import Report, ratio
 from clickstats.stats.summary import METRICS
 from clickstats.store import EventStore
 from clickstats.store.base import (

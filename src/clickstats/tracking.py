@@ -13,7 +13,7 @@ from clickstats.events import ClickEvent, SearchImpression, utcnow
 from clickstats.experiments import Experiment, default_experiments
 from clickstats.overview import Overview, QueriesReport, overview, queries
 from clickstats.privacy import DeletedCounts, UserDeletion, retention_cutoff
-from clickstats.reports import (
+from clickstats.reports.analytics import (
     CtrReport,
     LogResult,
     RankReport,
@@ -23,8 +23,8 @@ from clickstats.reports import (
     VariantComparison,
     VariantCtr,
     VariantStats,
-    ratio,
 )
+from clickstats.reports.base import ratio
 from clickstats.results import (
     Method,
     decision_block,

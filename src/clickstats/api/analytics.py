@@ -34,7 +34,7 @@ from clickstats.events import (
 )
 from clickstats.experiments import DEFAULT_EXPERIMENT, ExperimentManager
 from clickstats.overview import Overview, QueriesReport
-from clickstats.reports import (
+from clickstats.reports.analytics import (
     CtrReport,
     LogResult,
     RankReport,

@@ -4,7 +4,7 @@ Every experiment metric is a ratio of two per-user sums, `x` over `y` (a plain p
 a ratio with y = 1 for every user). A store reduces its events to, for each variant and metric,
 the number of users and the sums of x, y, x^2, y^2 and x*y over those users: five numbers that
 are enough for the ratio, its delta-method variance and every test in this package, whatever
-the size of the data. `METRICS` says what x and y are for each metric.
+the size of the data. The registry (`clickstats.metrics.METRICS`) says what x and y are.
 """
 
 from __future__ import annotations
@@ -13,86 +13,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from clickstats.metrics import METRICS, Metric
 from clickstats.stats.outliers import OutlierRule
 
-
-@dataclass(frozen=True, slots=True)
-class MetricSpec:
-    """A metric's meaning: per-user numerator x, denominator y, and which direction is better."""
-
-    name: str
-    label: str
-    x: str
-    y: str
-    higher_is_better: bool
-    percent: bool  # a rate (shown as a percentage) rather than an amount
-    unit: str = "search"  # one unit of y, counted in sentences ("150 searches")
-
-
-METRICS: Mapping[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec(
-            "search_ctr",
-            "search CTR",
-            x="searches with at least one click",
-            y="searches",
-            higher_is_better=True,
-            percent=True,
-        ),
-        MetricSpec(
-            "clicks_per_search",
-            "clicks per search",
-            x="clicks",
-            y="searches",
-            higher_is_better=True,
-            percent=False,
-        ),
-        MetricSpec(
-            "mrr",
-            "MRR",
-            x="sum over searches of 1 / rank of the first click (0 for a search without a click)",
-            y="searches",
-            higher_is_better=True,
-            percent=False,
-        ),
-        MetricSpec(
-            "avg_click_position",
-            "average click position",
-            x="sum of the ranks of all clicks",
-            y="clicks",
-            higher_is_better=False,
-            percent=False,
-            unit="click",
-        ),
-        MetricSpec(
-            "abandonment_rate",
-            "abandonment rate",
-            x="searches with at least one result and no click",
-            y="searches with at least one result",
-            higher_is_better=False,
-            percent=True,
-            unit="search with at least one result",
-        ),
-        MetricSpec(
-            "zero_result_rate",
-            "zero-result rate",
-            x="searches with no result",
-            y="searches",
-            higher_is_better=False,
-            percent=True,
-        ),
-        MetricSpec(
-            "time_to_first_click_ms",
-            "time to first click",
-            x="sum over searches with a click of (first click time - search time), in ms",
-            y="searches with a click",
-            higher_is_better=False,
-            percent=False,
-            unit="search with a click",
-        ),
-    )
-}
+#: A metric's meaning, from the registry (clickstats.metrics).
+MetricSpec = Metric
+__all__ = ["METRICS", "ExperimentSummary", "MetricSpec", "RatioSummary", "VariantSummary"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,9 +9,9 @@
 
 from __future__ import annotations
 
-from clickstats.store.base import EventStore, StoreError
+from clickstats.store.base import EventStore, ReadTimeout, StoreError
 
-__all__ = ["EventStore", "StoreError", "open_store"]
+__all__ = ["EventStore", "ReadTimeout", "StoreError", "open_store"]
 
 USAGE = (
     "use duckdb:///path/to/file.duckdb, mongodb://host/database (or mongodb+srv://), "
@@ -19,8 +19,9 @@ USAGE = (
 )
 
 
-def open_store(url: str) -> EventStore:
-    """Build (not yet open) the store a URL names; a bare path means a DuckDB file."""
+def open_store(url: str, *, read_timeout_s: float | None = None) -> EventStore:
+    """Build (not yet open) the store a URL names; a bare path means a DuckDB file. A read
+    that takes longer than `read_timeout_s` is stopped (ReadTimeout); None: no limit."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "duckdb", url
@@ -29,13 +30,13 @@ def open_store(url: str) -> EventStore:
             raise ValueError(f"store URL {url!r} names no file: use duckdb:///path/to/file.duckdb")
         from clickstats.store.duckdb import DuckDBStore
 
-        return DuckDBStore(rest)
+        return DuckDBStore(rest, read_timeout_s=read_timeout_s)
     if scheme in ("mongodb", "mongodb+srv"):
         from clickstats.store.mongo import MongoStore
 
-        return MongoStore(url)
+        return MongoStore(url, read_timeout_s=read_timeout_s)
     if scheme == "mongomock":
         from clickstats.store.mongo import MongoStore, mongomock_client
 
-        return MongoStore(url, client_factory=mongomock_client)
+        return MongoStore(url, client_factory=mongomock_client, read_timeout_s=read_timeout_s)
     raise ValueError(f"unknown store {url!r}: {USAGE}")

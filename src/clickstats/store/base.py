@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -27,6 +27,18 @@ P95 = 0.95
 class StoreError(RuntimeError):
     """The store cannot be reached or refused a write; the caller should answer 503.
     Messages may reach HTTP answers: they name no server path (see `without_paths`)."""
+
+
+class ReadTimeout(StoreError):
+    """A read took longer than the store's time limit (`read_timeout_s`) and was stopped; the
+    caller should answer 504. The message names the limit and the setting."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        super().__init__(
+            f"the query took longer than the read time limit of {limit_s:g} s and was stopped "
+            "(raise it with --read-timeout or CLICKSTATS_READ_TIMEOUT_S, or ask for fewer days)"
+        )
 
 
 class StoreFull(StoreError):
@@ -100,25 +112,11 @@ RankHistogram = dict[int, int]
 #: searches made by a user in the window -> number of users who made that many
 SearchesHistogram = dict[int, int]
 
-#: Per-user sums an experiment analysis is built from, each over the user's searches
-#: (impressions) in the window, clicks linked to them by search_id:
-USER_COLUMNS = (
-    "searches",  # impressions
-    "clicked_searches",  # searches with at least one click
-    "clicks",  # clicks on those searches
-    "rr",  # sum of 1 / rank of each search's first click (0 without a click)
-    "rank_sum",  # sum of the ranks of all clicks
-    "with_results",  # searches with results_count > 0
-    "abandoned",  # searches with results and no click
-    "zero_results",  # searches with results_count = 0
-    "ttfc_ms",  # sum over clicked searches of (first click time - search time), ms
-)
-
-
 @dataclass(frozen=True, slots=True)
 class UserSums:
-    """Over the users of one variant: how many, and the sums of their per-user columns,
-    of those columns squared, and of the products of the requested column pairs."""
+    """Over the users of one variant: how many, and the sums of their per-user columns
+    (`metrics.columns()`, each a sum over the user's searches), of those columns squared, and
+    of the products of the metrics' column pairs (`metrics.pairs()`)."""
 
     users: int
     sums: dict[str, float]
@@ -143,19 +141,28 @@ class PreferenceSums:
 @dataclass(frozen=True, slots=True)
 class SearchTotals:
     """Searches (impressions) of a group, with the clicks linked to them by search_id (clicks
-    in the window, whoever and whichever variant they carry)."""
+    in the window, whoever and whichever variant they carry): the distinct users among them,
+    and each of `metrics.columns()` summed over them (integer columns as int)."""
 
-    searches: int = 0
-    users: int = 0  # distinct users among the searches
-    clicked_searches: int = 0  # searches with at least one click
-    clicks: int = 0  # clicks on those searches
-    rank_sum: int = 0  # sum of the ranks of those clicks
-    zero_results: int = 0  # searches with results_count = 0
-    abandoned: int = 0  # searches with results and no click
+    users: int = 0
+    sums: Mapping[str, int | float] = field(default_factory=dict)
+
+    @property
+    def searches(self) -> int:
+        return int(self.sums.get("searches", 0))
+
+    def __getitem__(self, column: str) -> int | float:
+        """A column's sum (0 for an empty group)."""
+        return self.sums.get(column, 0)
 
 
 #: What search_totals groups by: the variant, the day in a time zone, the query as sent.
 GroupKey = Literal["variant", "day", "query"]
+#: What the click, latency and rank aggregates group by: nothing (one group, the key ()) or
+#: the variant (a click's variant resolved as described in EventStore).
+ByVariant = tuple[()] | tuple[Literal["variant"]]
+#: A group's key: its values in the order of the grouping's keys (() without keys).
+Key = tuple[str, ...]
 #: How a ranked search_totals orders its groups (largest first, groups with 0 left out).
 TotalsOrder = Literal["searches", "zero_results", "abandoned"]
 
@@ -195,6 +202,8 @@ class EventStore(abc.ABC):
 
     #: short backend name shown by /health
     kind: str
+    #: the time limit of one read, in seconds (None: none); a read past it raises ReadTimeout
+    read_timeout_s: float | None = None
     #: why the store takes no writes (e.g. "the disk is full"; writes raise StoreFull), None
     #: while it does
     read_only: str | None = None
@@ -241,72 +250,62 @@ class EventStore(abc.ABC):
     # was sent with; else that of the search (impression) its search_id cites, stored before
     # or after it; else DEFAULT_VARIANT. Only the clicks sent without a variant are looked up.
 
-    @abc.abstractmethod
-    def counts_by_variant(self, f: Filters) -> dict[str, Counts]:
-        """Impressions and clicks per variant."""
+    # Every aggregate takes the window (and filters) and, where it groups, a `by` of group
+    # keys; it answers {key: summary}. Without keys the one group () is always there (empty
+    # summaries for an empty window); with them, only groups that have events.
 
     @abc.abstractmethod
-    def rank_histogram(self, f: Filters) -> RankHistogram:
+    def counts(self, f: Filters, by: ByVariant = ()) -> dict[Key, Counts]:
+        """Impressions and clicks."""
+
+    @abc.abstractmethod
+    def rank_histogram(self, f: Filters, by: ByVariant = ()) -> dict[Key, RankHistogram]:
         """Clicks per rank."""
 
     @abc.abstractmethod
-    def rank_histogram_by_variant(self, f: Filters) -> dict[str, RankHistogram]:
-        """Clicks per rank, per variant."""
-
-    @abc.abstractmethod
-    def latency(self, f: Filters) -> LatencyStats:
+    def latency(self, f: Filters, by: ByVariant = ()) -> dict[Key, LatencyStats]:
         """Response-time summary over impressions (each search once)."""
-
-    @abc.abstractmethod
-    def latency_by_variant(self, f: Filters) -> dict[str, LatencyStats]:
-        """Response-time summary per variant."""
 
     @abc.abstractmethod
     def activity(self, f: Filters) -> Activity:
         """Earliest and latest event (click or impression)."""
 
     @abc.abstractmethod
-    def preference_sums(self, f: Filters, label: str) -> PreferenceSums:
-        """Interleaved searches (impressions with `teams`, variant `label`) credited by their
-        clicked positions, summed per user."""
-
-    @abc.abstractmethod
-    def preference_sums_by_query(
-        self, f: Filters, label: str, top: int
-    ) -> dict[str, PreferenceSums]:
-        """As preference_sums, per query (units: a user within a query), for the `top` queries
-        with the most searches with clicks."""
+    def preference_sums(
+        self, since: datetime, label: str, top_queries: int | None = None
+    ) -> dict[Key, PreferenceSums]:
+        """Interleaved searches (impressions with `teams`, variant `label`) since `since`,
+        credited by their clicked positions. Without `top_queries`: summed per user, the key ();
+        with it: per query (units: a user within a query), keys (query,), for the `top_queries`
+        queries with the most searches with clicks, most first."""
 
     @abc.abstractmethod
     def user_sums(
-        self,
-        f: Filters,
-        variants: Sequence[str],
-        pairs: Sequence[tuple[str, str]],
-        max_searches: int | None = None,
+        self, since: datetime, variants: Sequence[str], max_searches: int | None = None
     ) -> dict[str, UserSums]:
-        """Per variant (of `variants`): sums over users of the USER_COLUMNS, their squares,
-        and the products of `pairs`, in one aggregate query. With `max_searches`, users with
-        more searches than that in the window (outliers, e.g. bots) are left out, of the sums
-        and of `users` alike."""
+        """Per variant (of `variants`): sums over users of the metrics' columns (compiled from
+        `clickstats.metrics`), their squares and the products of `metrics.pairs()`, in one
+        aggregate query. With `max_searches`, users with more searches than that in the window
+        (outliers, e.g. bots) are left out, of the sums and of `users` alike."""
 
     @abc.abstractmethod
     def searches_per_user(
-        self, f: Filters, variants: Sequence[str]
+        self, since: datetime, variants: Sequence[str]
     ) -> dict[str, SearchesHistogram]:
         """Per variant (of `variants`): how many users made each number of searches in the
         window (the users of user_sums); no clicks are read."""
 
-    @abc.abstractmethod
-    def search_totals(self, f: Filters, grouping: Grouping) -> dict[tuple[str, ...], SearchTotals]:
-        """Searches in the window with their linked clicks, summed per group (one group, the
-        key (), without grouping keys); ordered as the grouping asks, else by key."""
+    def search_totals(self, f: Filters, grouping: Grouping) -> dict[Key, SearchTotals]:
+        """Searches in the window with their linked clicks, the metrics' columns summed per
+        group (one group, the key (), without grouping keys); ordered as the grouping asks,
+        else by key."""
+        return self.search_totals_many(f, [grouping])[0]
 
+    @abc.abstractmethod
     def search_totals_many(
         self, f: Filters, groupings: Sequence[Grouping]
-    ) -> list[dict[tuple[str, ...], SearchTotals]]:
-        """search_totals for each grouping; a store may answer them all in one pass."""
-        return [self.search_totals(f, g) for g in groupings]
+    ) -> list[dict[Key, SearchTotals]]:
+        """search_totals for each grouping, in one pass over the searches."""
 
     @abc.abstractmethod
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:

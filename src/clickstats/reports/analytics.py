@@ -1,38 +1,13 @@
-"""What the service answers: typed reports that also read like the original design's dicts."""
+"""The original design's reports (/analytics/ctr, rank-metrics, response-time, user, variants-comparison, reset) and what logging an event answers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-
-def ratio(numerator: int, denominator: int) -> float | None:
-    """A rate, or None (JSON null) when there is nothing to divide by."""
-    return numerator / denominator if denominator else None
-
-
-class Report(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    # The original design returned dicts: report["ctr"], "ctr" in report, report.get("ctr").
-    def __getitem__(self, key: str) -> Any:
-        if key not in type(self).model_fields:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in type(self).model_fields
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key) if key in self else default
-
-    def keys(self) -> list[str]:
-        return list(type(self).model_fields)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+from clickstats.reports.base import Report
 
 
 class LogResult(Report):

@@ -1,0 +1,85 @@
+"""What every backend stores of an event, derived once from the Pydantic models, and the time
+helpers the backends share.
+
+Each stored field is one of the model's fields (all but ``type``, which the table or collection
+says), with a kind a backend maps to its own types. A field added to ClickEvent or
+SearchImpression is stored, exported and imported by every backend without another edit.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from clickstats.events import ClickEvent, SearchImpression
+
+Kind = Literal["text", "integer", "number", "texts", "time"]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    kind: Kind
+
+    def value(self, event: BaseModel) -> Any:
+        """The event's value of this field as stored (an enum as its value)."""
+        value = getattr(event, self.name)
+        return value.value if isinstance(value, enum.Enum) else value
+
+
+def _kind(annotation: Any) -> Kind:
+    """The stored kind of a field's annotation (Optional and Annotated unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _kind(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _kind(inner)
+    if origin is list:
+        return "texts"
+    if origin is Literal or annotation is str:
+        return "text"
+    if isinstance(annotation, type):
+        if issubclass(annotation, bool):
+            raise TypeError("booleans are not stored")
+        if issubclass(annotation, datetime):
+            return "time"
+        if issubclass(annotation, enum.Enum | str):
+            return "text"
+        if issubclass(annotation, int):
+            return "integer"
+        if issubclass(annotation, float):
+            return "number"
+    raise TypeError(f"no stored kind for {annotation!r}")
+
+
+def stored_fields(model: type[BaseModel]) -> tuple[Field, ...]:
+    """The model's fields as stored, in the model's order, without ``type``."""
+    return tuple(
+        Field(name, _kind(info.annotation))
+        for name, info in model.model_fields.items()
+        if name != "type"
+    )
+
+
+CLICK_FIELDS = stored_fields(ClickEvent)
+IMPRESSION_FIELDS = stored_fields(SearchImpression)
+
+
+def naive_utc(value: datetime) -> datetime:
+    """UTC wall-clock time without a zone: what DuckDB TIMESTAMP columns and BSON datetimes
+    hold (PyMongo and mongomock read naive values as UTC)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A stored (naive UTC, or aware) time as an aware UTC datetime."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
