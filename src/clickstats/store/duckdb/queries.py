@@ -1,0 +1,365 @@
+"""The SQL of the store's reads, and the metric registry compiled into it.
+
+The metrics' columns (`clickstats.metrics`) are compiled at query time, so that a metric added
+to the registry is in the next query's answer. Each column is summed over a group's searches,
+each search an impression `i` with its clicks in the window, linked by search_id and reduced to
+one row `c` per search first (`c.n` is NULL for a search without a click). A search's first
+click is its earliest (the lower rank on a tie).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from clickstats import metrics
+from clickstats.events import DEFAULT_VARIANT, utcnow
+from clickstats.metrics import AllOf, Compare, Divide, Expr, Minus, Num, Of, When
+from clickstats.store.base import (
+    P95,
+    Filters,
+    Grouping,
+    Key,
+    LatencyStats,
+    PreferenceSums,
+    SearchTotals,
+    TotalsOrder,
+)
+from clickstats.store.fields import naive_utc
+from clickstats.timezones import utc_offsets
+
+# -- the registry, compiled -----------------------------------------------------------------
+
+#: Each fact of a search as SQL over the impression `i` and its reduced clicks `c`.
+FACTS: dict[metrics.Fact, str] = {
+    "clicks": "coalesce(c.n, 0)",
+    "first_rank": "c.first_rank",
+    "rank_sum": "coalesce(c.rank_sum, 0)",
+    "results_count": "i.results_count",
+    "ms_to_first_click": "(epoch_ms(c.first_ts) - epoch_ms(i.ts))",
+}
+
+
+def condition(expr: Compare | AllOf) -> str:
+    """A condition as a SQL boolean (NULL, which no filter passes, where a fact is null)."""
+    match expr:
+        case Compare(left, op, right):
+            return f"({value(left)} {op} {value(right)})"
+        case AllOf(conditions):
+            return "(" + " AND ".join(condition(c) for c in conditions) + ")"
+
+
+def value(expr: Expr) -> str:
+    """A per-search value as SQL."""
+    match expr:
+        case Of(fact):
+            return FACTS[fact]
+        case Num(number):
+            return str(number) if isinstance(number, int) else f"{number!r}::DOUBLE"
+        case Compare() | AllOf():
+            return f"(CASE WHEN {condition(expr)} THEN 1 ELSE 0 END)"
+        case Divide(left, right):
+            return f"({value(left)}::DOUBLE / {value(right)})"
+        case Minus(left, right):
+            return f"({value(left)} - {value(right)})"
+        case When(cond, then):
+            return f"(CASE WHEN {condition(cond)} THEN {value(then)} ELSE 0 END)"
+
+
+def total(expr: Expr) -> str:
+    """The sum of a per-search value over the rows of a group, as SQL (0 for no rows)."""
+    match expr:
+        case Num(1):
+            return "count(*)"
+        case When(cond, Num(1)):
+            return f"count(*) FILTER (WHERE {condition(cond)})"
+        case When(cond, then):
+            return f"coalesce(sum({value(then)}) FILTER (WHERE {condition(cond)}), 0)"
+    return f"coalesce(sum({value(expr)}), 0)"
+
+
+def column_sums() -> dict[str, str]:
+    """Each of `metrics.columns()` summed over a group's searches, typed: BIGINT for integer
+    columns, DOUBLE for the others."""
+    out = {}
+    for name in metrics.columns():
+        column = metrics.COLUMNS[name]
+        out[name] = f"({total(column.value)})::{'BIGINT' if column.integer else 'DOUBLE'}"
+    return out
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+#: The clicks in the window reduced to one row per search (the `c` of the facts).
+_LINKED = """SELECT search_id, count(*) AS n, arg_min(rank, (ts, rank)) AS first_rank,
+               sum(rank) AS rank_sum, min(ts) AS first_ts
+        FROM click_events WHERE ts >= $since AND search_id IS NOT NULL {also}
+        GROUP BY search_id"""
+
+
+def user_sums_sql(*, capped: bool = False) -> tuple[str, list[str], list[tuple[str, str]]]:
+    """The query of user_sums, its columns and its pairs. `capped`: users with more than
+    $max_searches searches are left out."""
+    sums = column_sums()
+    names = list(sums)
+    pairs = metrics.pairs()
+    per_user = ",\n".join(f"({sql})::DOUBLE AS {quoted(name)}" for name, sql in sums.items())
+    cols = [quoted(name) for name in names]
+    totals = [f"sum({c})" for c in cols] + [f"sum({c} * {c})" for c in cols]
+    totals += [f"sum({quoted(a)} * {quoted(b)})" for a, b in pairs]
+    sql = f"""
+        WITH c AS ({_LINKED.format(also="")}),
+        per_user AS (
+            SELECT i.variant, {per_user}
+            FROM impressions AS i LEFT JOIN c USING (search_id)
+            WHERE i.ts >= $since AND list_contains($variants, i.variant)
+            GROUP BY i.variant, i.user_id
+        )
+        SELECT variant, count(*), {", ".join(totals)} FROM per_user
+        {'WHERE "searches" <= $max_searches' if capped else ""}
+        GROUP BY variant
+    """
+    return sql, names, pairs
+
+
+SEARCHES_PER_USER = """
+    SELECT variant, searches, count(*) FROM (
+        SELECT variant, count(*) AS searches FROM impressions
+        WHERE ts >= $since AND list_contains($variants, variant)
+        GROUP BY variant, user_id
+    ) GROUP BY ALL
+"""
+
+# -- search totals --------------------------------------------------------------------------
+
+#: search_totals' group keys as SQL over the impression `i`.
+_GROUP_KEYS = {"variant": "i.variant", "query": "i.query"}
+
+
+class SearchTotalsQuery:
+    """One scan and one join for several groupings: GROUPING SETS over every grouping's keys,
+    then each grouping's rows (ranked ones ordered and cut) from that one result."""
+
+    def __init__(self, f: Filters, groupings: Sequence[Grouping]) -> None:
+        self.groupings = groupings
+        scope = Scope(f)
+        self.params: dict[str, Any] = dict(scope.params)
+        # Each distinct key expression is one column a<n>; each grouping is a set of them.
+        keys: dict[str, str] = {}
+        self.sets: list[list[str]] = []
+        for g in groupings:
+            aliases = []
+            for key in g.by:
+                sql = local_day(g.tz, f.since) if key == "day" else _GROUP_KEYS[key]
+                aliases.append(keys.setdefault(sql, f"a{len(keys)}"))
+            self.sets.append(aliases)
+        self.keys = list(keys.values())
+        sums = column_sums()
+        self.columns = list(sums)
+        # GROUPING() has a bit per column, the first the highest, set where it is not a key.
+        flags = [
+            sum(1 << (len(self.keys) - 1 - n) for n, a in enumerate(self.keys) if a not in aliases)
+            for aliases in self.sets
+        ]
+        parts = []
+        for n, (g, aliases) in enumerate(zip(groupings, self.sets, strict=True)):
+            where = f'flags = {flags[n]} AND "searches" > 0'  # no row for an empty window
+            if g.order is not None:
+                where += f" AND {quoted(g.order)} > 0"
+            order = [*([f"{quoted(g.order)} DESC"] if g.order else []), *aliases]
+            part = f"SELECT {n} AS grouping, * FROM g WHERE {where}"
+            if g.top is not None:  # a top-k, cheaper than numbering every group
+                part += f" ORDER BY {', '.join(order)} LIMIT {int(g.top)}"
+            parts.append(f"({part})")
+        # One user's searches are few: link only their clicks, found through those searches.
+        linked = "AND search_id IN (SELECT search_id FROM i)" if f.user_id is not None else ""
+        selected = "".join(f"{sql} AS {alias}, " for sql, alias in keys.items())
+        grouping_flags = f"GROUPING({', '.join(self.keys)})" if self.keys else "0"
+        # Each set once: a set named twice would give each of its groups twice.
+        distinct = dict.fromkeys(f"({', '.join(sorted(aliases))})" for aliases in self.sets)
+        summed = ", ".join(f"{sql} AS {quoted(name)}" for name, sql in sums.items())
+        self.sql = f"""
+            {scope.with_clause("impressions")}{"," if f.user_id else "WITH"}
+            i AS (
+                SELECT search_id, user_id, variant, query, results_count, ts
+                FROM {scope.rows("impressions")}
+            ),
+            c AS ({_LINKED.format(also=linked)}),
+            g AS MATERIALIZED (
+                SELECT {selected} {grouping_flags} AS flags,
+                    count(DISTINCT i.user_id) AS users, {summed}
+                FROM i LEFT JOIN c USING (search_id)
+                GROUP BY GROUPING SETS ({", ".join(distinct)})
+            )
+            {" UNION ALL ".join(parts)}
+        """
+
+    def answers(self, rows: Sequence[Sequence[Any]]) -> list[dict[Key, SearchTotals]]:
+        out: list[list[tuple[Key, SearchTotals]]] = [[] for _ in self.groupings]
+        k = len(self.keys)
+        for row in rows:
+            n, values = row[0], dict(zip(self.keys, row[1 : k + 1], strict=True))
+            group = tuple(str(values[a]) for a in self.sets[n])
+            sums = dict(zip(self.columns, row[k + 3 :], strict=True))
+            out[n].append((group, SearchTotals(users=row[k + 2], sums=sums)))
+        # UNION ALL promises no order: each grouping's rows are put in theirs here.
+        return [
+            dict(sorted(r, key=_sort_key(g.order)))
+            for g, r in zip(self.groupings, out, strict=True)
+        ]
+
+
+def _sort_key(
+    order: TotalsOrder | None,
+) -> Callable[[tuple[Key, SearchTotals]], tuple[Any, ...]]:
+    """search_totals' order: the most `order` first, then by key."""
+    if order is None:
+        return lambda item: item[0]
+    return lambda item: (-item[1][order], item[0])
+
+
+def local_day(tz: str, since: datetime) -> str:
+    """The local date of i.ts (UTC wall-clock time) in `tz`, as SQL: the zone's UTC offsets
+    over the window, from zoneinfo, are added by stretches. About twice as fast as DuckDB's
+    ICU conversion of every row (AT TIME ZONE), and the same answer."""
+    stretches = utc_offsets(tz, since, utcnow() + timedelta(days=1))
+    offset = str(stretches[0][1])
+    for start, seconds in stretches[1:]:
+        instant = naive_utc(start).isoformat(sep=" ")
+        offset = f"CASE WHEN i.ts >= TIMESTAMP '{instant}' THEN {seconds} ELSE {offset} END"
+    return f"(i.ts + to_seconds({offset}))::DATE"
+
+
+# -- latency, preference ----------------------------------------------------------------------
+
+LATENCY = (
+    "count(response_time_ms), avg(response_time_ms), min(response_time_ms), "
+    f"max(response_time_ms), quantile_cont(response_time_ms, {P95})"
+)
+
+
+def latency(row: Sequence[Any]) -> LatencyStats:
+    count, mean, minimum, maximum, p95 = row
+    return LatencyStats(count=count, mean=mean, minimum=minimum, maximum=maximum, p95=p95)
+
+
+# Interleaved searches with at least one clicked position (a position clicked twice counts
+# once), each credited to the teams of its clicked positions; then per unit the searches A
+# won, B won, and ties.
+_PREFERENCE = """
+    WITH c AS (
+        SELECT DISTINCT search_id, rank FROM click_events
+        WHERE ts >= $since AND search_id IS NOT NULL
+    ), s AS (
+        SELECT any_value(i.user_id) AS user_id, any_value(i.query) AS query,
+               count(*) FILTER (WHERE i.teams[c.rank] = 'A') AS a,
+               count(*) FILTER (WHERE i.teams[c.rank] = 'B') AS b
+        FROM impressions AS i JOIN c ON c.search_id = i.search_id
+        WHERE i.ts >= $since AND i.variant = $label AND i.teams IS NOT NULL
+        GROUP BY i.search_id
+        HAVING a + b > 0
+    ), u AS (
+        SELECT {unit}, count(*) FILTER (WHERE a > b) AS wa, count(*) FILTER (WHERE b > a) AS wb,
+               count(*) FILTER (WHERE a = b) AS t
+        FROM s GROUP BY {unit}
+    )
+    SELECT {outer} count(*), sum(wa), sum(wb), sum(t), sum(wa * wa), sum(wb * wb), sum(wa * wb)
+    FROM u {tail}
+"""
+PREFERENCE = _PREFERENCE.format(unit="user_id", outer="", tail="")
+PREFERENCE_BY_QUERY = _PREFERENCE.format(
+    unit="user_id, query",
+    outer="query,",
+    tail="GROUP BY query ORDER BY sum(wa + wb + t) DESC, query LIMIT $top",
+)
+
+
+def preference(row: Sequence[Any]) -> PreferenceSums:
+    units, *sums = row
+    return PreferenceSums(units, *(float(v or 0) for v in sums))
+
+
+# -- the rows a Filters selects -----------------------------------------------------------------
+
+#: Days before a window in which the searches of its clicks are looked for first.
+NEAR_DAYS = 1
+
+
+class Scope:
+    """The rows a Filters selects, as SQL.
+
+    DuckDB uses the user_id index only for a lone equality filter, and would merge the time
+    window into the same scan. So one user's rows are fetched first, through the index, in a
+    materialized CTE (which the optimizer does not merge), and the window applies to those.
+    """
+
+    def __init__(self, f: Filters) -> None:
+        self.user = f.user_id
+        self.variant = f.variant
+        self.params: dict[str, Any] = {"since": naive_utc(f.since)}
+        conditions = ["ts >= $since"]
+        if f.variant is not None:
+            conditions.append("variant = $variant")
+            self.params["variant"] = f.variant
+        if f.user_id is not None:
+            self.params["user"] = f.user_id
+        self.condition = " AND ".join(conditions)
+
+    def with_clause(self, *tables: str) -> str:
+        if self.user is None:
+            return ""
+        ctes = (
+            f"{t}_of_user AS MATERIALIZED (SELECT * FROM {t} WHERE user_id = $user)" for t in tables
+        )
+        return "WITH " + ", ".join(ctes)
+
+    def rows(self, table: str) -> str:
+        source = f"{table}_of_user" if self.user is not None else table
+        return f"(SELECT * FROM {source} WHERE {self.condition})"
+
+    def clicks(self, *, by_variant: bool = False) -> str:
+        """The clicks in scope; when a report groups or filters them by variant, each with its
+        variant resolved: as sent, else that of the search it cites, else the default.
+
+        The clicks sent with a variant pass as they are; only those sent without one are
+        joined to their searches. Those are looked for where they nearly always are first (the
+        user's own searches, through the user index; else the searches from a day before the
+        window on, which the time order of the table lets DuckDB read alone), and in the whole
+        table only for the search ids still not found (a search that was never stored)."""
+        if not by_variant and self.variant is None:
+            return self.rows("click_events")
+        source = "click_events_of_user" if self.user is not None else "click_events"
+        sent = "" if self.variant is None else " AND variant = $variant"
+        resolved = f"coalesce(cited.variant, '{DEFAULT_VARIANT}')"
+        keep = "" if self.variant is None else f"WHERE {resolved} = $variant"
+        unsent = f"(SELECT * FROM {source} WHERE ts >= $since AND variant IS NULL)"
+        # Materialized, so that the user's searches come through the index (see the class).
+        near = (
+            "mine AS MATERIALIZED (SELECT * FROM impressions WHERE user_id = $user),"
+            if self.user is not None
+            else "mine AS (SELECT * FROM impressions "
+            f"WHERE ts >= $since - INTERVAL {NEAR_DAYS} DAY),"
+        )
+        return f"""(
+            SELECT * FROM {source} WHERE ts >= $since AND variant IS NOT NULL{sent}
+            UNION ALL
+            SELECT c.* REPLACE ({resolved} AS variant)
+            FROM {unsent} AS c
+            LEFT JOIN (
+                WITH {near}
+                ids AS (SELECT DISTINCT search_id FROM {unsent} WHERE search_id NOT NULL),
+                near AS MATERIALIZED (
+                    SELECT search_id, min(variant) AS variant FROM mine
+                    WHERE search_id IN (SELECT search_id FROM ids) GROUP BY search_id
+                )
+                SELECT * FROM near
+                UNION ALL
+                SELECT search_id, min(variant) FROM impressions
+                WHERE search_id IN (SELECT search_id FROM ids EXCEPT SELECT search_id FROM near)
+                GROUP BY search_id
+            ) AS cited ON c.search_id = cited.search_id
+            {keep}
+        )"""

@@ -1,0 +1,98 @@
+"""What the store's one writer thread runs: inserts of a batch, and deletions.
+
+A table's share of a batch is one INSERT statement, fed one of two ways:
+- small batches (single events under load) as list parameters, one list per column, zipped
+  back into rows by unnest: DuckDB converts the lists in one go and then runs without the GIL.
+  An Arrow scan calls back into Python per chunk, and under load each call-back waits behind
+  the busy event loop.
+- large batches as an Arrow table: converting lists costs DuckDB about 3 times more per row
+  than scanning Arrow, which dominates once a batch has hundreds of rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from clickstats.events import ClickEvent, SearchImpression, utcnow
+from clickstats.store.base import Deleted, Selection
+from clickstats.store.duckdb.schema import CLICKS, IMPRESSIONS, Table, micros
+from clickstats.store.fields import naive_utc
+
+ARROW_MIN_ROWS = 256
+
+
+def write(
+    con: duckdb.DuckDBPyConnection, clicks: list[ClickEvent], impressions: list[SearchImpression]
+) -> tuple[set[str], set[str]]:
+    """Store a batch: one transaction per table; each commit syncs DuckDB's WAL to disk.
+
+    Callers hear back only after both commits. Should the second fail, the first table's
+    events stay stored and the callers get an error: their retry then finds those events
+    as duplicates, so nothing is lost or counted twice.
+    """
+    received_at = micros(utcnow())
+    return (
+        _insert(con, CLICKS, CLICKS.values(clicks), received_at) if clicks else set(),
+        _insert(con, IMPRESSIONS, IMPRESSIONS.values(impressions), received_at)
+        if impressions
+        else set(),
+    )
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, table: Table, columns: list[list[Any]], received_at: int
+) -> set[str]:
+    arrow = len(columns[0]) >= ARROW_MIN_ROWS
+    params: list[Any] | None
+    if arrow:
+        rows = [*columns, [received_at] * len(columns[0])]
+        con.register("incoming", pa.Table.from_arrays(rows, schema=table.arrow_schema))
+        params = None
+    else:
+        params = [*columns, received_at]
+    ids = next(n for n, c in enumerate(table.columns) if c.name == "event_id")
+    try:
+        try:
+            con.execute(table.sql[arrow, False], params)  # one statement: its own transaction
+            return set(columns[ids])
+        except duckdb.ConstraintException:
+            pass  # some event_id is stored already (a retry): store only the new ones
+        return {row[0] for row in con.execute(table.sql[arrow, True], params).fetchall()}
+    finally:
+        if arrow:
+            con.unregister("incoming")
+
+
+def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
+    """Both tables in one transaction: a user's clicks never outlive their searches."""
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if selection.user_id is not None:
+        conditions.append("user_id = $user")
+        params["user"] = selection.user_id
+    if selection.before is not None:
+        conditions.append("ts < $before")
+        params["before"] = naive_utc(selection.before)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    try:
+        con.begin()
+        clicks = _scalar(con.execute(f"DELETE FROM click_events{where}", params).fetchone())
+        impressions = _scalar(con.execute(f"DELETE FROM impressions{where}", params).fetchone())
+        con.commit()
+    except Exception:
+        _rollback(con)
+        raise
+    return Deleted(clicks=clicks, impressions=impressions)
+
+
+def _scalar(row: tuple[Any, ...] | None) -> int:
+    return int(row[0]) if row else 0
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # no transaction was open: nothing to undo
+        con.rollback()
