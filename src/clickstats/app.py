@@ -44,7 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Read before the first request: a server must not start open because of a bad read.
         await run_in_threadpool(app.state.keys.load)
-        tracker = ClickTrackingService(open_store(settings.store))
+        tracker = ClickTrackingService(
+            open_store(settings.store, read_timeout_s=settings.read_timeout_s)
+        )
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
         app.state.experiments = await run_in_threadpool(open_experiments, settings)

@@ -73,6 +73,16 @@ def main() -> None:
     "other [env CLICKSTATS_BOTS].",
 )
 @click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0),
+    default=Settings.model_fields["read_timeout_s"].default,
+    show_default=True,
+    envvar="CLICKSTATS_READ_TIMEOUT_S",
+    metavar="SECONDS",
+    help="Seconds one read of the store may take before it is stopped and answered 504; 0: "
+    "no limit [env CLICKSTATS_READ_TIMEOUT_S].",
+)
+@click.option(
     "--rate-limit",
     type=click.FloatRange(min=0),
     default=Settings.model_fields["rate_limit"].default,
@@ -129,6 +139,7 @@ def serve(
     retention_days: int | None,
     max_event_age_days: int,
     bots: str,
+    read_timeout: float,
     rate_limit: float,
     rate_burst: int,
     forwarded_allow_ips: str,
@@ -165,6 +176,7 @@ def serve(
         retention_days=retention_days,
         max_event_age_days=max_event_age_days,
         bots=bots,  # a click.Choice of the setting's values
+        read_timeout_s=read_timeout,
         rate_limit=rate_limit,
         rate_burst=rate_burst,
     )

@@ -24,6 +24,17 @@ def _split(value: Any) -> Any:
     return value
 
 
+def _no_limit(value: float | None) -> float | None:
+    """0 means no limit (None); a negative limit is refused."""
+    if value is None or value == 0:
+        return None
+    if value < 0:
+        raise ValueError("must be > 0 seconds (or 0 for no limit)")
+    return value
+
+
+ReadTimeoutSeconds = Annotated[float | None, AfterValidator(_no_limit)]
+
 Origins = Annotated[list[str], NoDecode, BeforeValidator(_split), AfterValidator(normalize_origins)]
 
 
@@ -78,6 +89,11 @@ class Settings(BaseSettings):
     )
     body_timeout: float = Field(
         30, gt=0, description="Seconds a request has to send its whole body (else 408)"
+    )
+    read_timeout_s: ReadTimeoutSeconds = Field(
+        30.0,
+        description="Seconds one read of the store (a report's query) may take before it is "
+        "stopped and answered 504; None or 0: no limit",
     )
     retention_days: int | None = Field(
         None,

@@ -20,7 +20,7 @@ from clickstats.api.deps import (
     UserHeader,
     VariantFilter,
 )
-from clickstats.api.errors import STORE_RESPONSES, WRITE_RESPONSES, responses
+from clickstats.api.errors import READ_RESPONSES, STORE_RESPONSES, WRITE_RESPONSES, responses
 from clickstats.bots import FromBot, count_dropped
 from clickstats.events import (
     MAX_BATCH_EVENTS,
@@ -33,16 +33,18 @@ from clickstats.events import (
     too_old,
 )
 from clickstats.experiments import DEFAULT_EXPERIMENT, ExperimentManager
-from clickstats.overview import Overview, QueriesReport
 from clickstats.reports.analytics import (
     CtrReport,
     LogResult,
+    MetricsReport,
     RankReport,
     ResetReport,
     ResponseTimeReport,
     UserSummary,
     VariantComparison,
 )
+from clickstats.reports.overview import Overview
+from clickstats.reports.queries import QueriesReport
 from clickstats.store.base import AnyEvent, AppendStatus
 
 # Ingest for the event endpoints, read for the reports, admin for the rest (api/auth.py).
@@ -121,7 +123,7 @@ async def log_click(
     if from_bot:
         count_dropped(request.app, 1)
         return _logged(event, None)
-    (status,) = await tracker.store.append([event])
+    (status,) = await tracker.append([event])
     return _logged(event, status)
 
 
@@ -140,7 +142,7 @@ async def log_impression(
     if from_bot:
         count_dropped(request.app, 1)
         return _logged(event, None)
-    (status,) = await tracker.store.append([event])
+    (status,) = await tracker.append([event])
     return _logged(event, status)
 
 
@@ -214,7 +216,7 @@ async def log_events(
     if from_bot:
         count_dropped(request.app, len(events))
     else:
-        statuses[:] = await tracker.store.append(events)
+        statuses[:] = await tracker.append(events)
 
     results: list[dict[str, Any]] = [{} for _ in items]
     for (index, event), status in zip(good, statuses, strict=True):
@@ -244,7 +246,7 @@ async def log_events(
     )
 
 
-@router.get("/ctr", response_model=CtrReport)
+@router.get("/ctr", response_model=CtrReport, responses=READ_RESPONSES)
 def ctr(
     tracker: TrackerDep,
     user_id: UserFilter = None,
@@ -257,7 +259,7 @@ def ctr(
     return tracker.get_ctr(user_id=user_id, variant=variant, days=days)
 
 
-@router.get("/rank-metrics", response_model=RankReport)
+@router.get("/rank-metrics", response_model=RankReport, responses=READ_RESPONSES)
 def rank_metrics(
     tracker: TrackerDep,
     user_id: UserFilter = None,
@@ -268,7 +270,7 @@ def rank_metrics(
     return tracker.get_rank_metrics(user_id=user_id, variant=variant, days=days)
 
 
-@router.get("/response-time", response_model=ResponseTimeReport)
+@router.get("/response-time", response_model=ResponseTimeReport, responses=READ_RESPONSES)
 def response_time(
     tracker: TrackerDep,
     user_id: UserFilter = None,
@@ -279,7 +281,7 @@ def response_time(
     return tracker.get_response_time_metrics(user_id=user_id, variant=variant, days=days)
 
 
-@router.get("/user/{user_id}", response_model=UserSummary)
+@router.get("/user/{user_id}", response_model=UserSummary, responses=READ_RESPONSES)
 def user_summary(
     tracker: TrackerDep,
     user_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
@@ -290,7 +292,7 @@ def user_summary(
     return tracker.get_user_summary(user_id, days=days)
 
 
-@router.get("/variants-comparison", response_model=VariantComparison)
+@router.get("/variants-comparison", response_model=VariantComparison, responses=READ_RESPONSES)
 def variants_comparison(request: Request, tracker: TrackerDep, days: Days = DEFAULT_DAYS) -> Any:
     """Per variant: impressions, clicks, clicks per search (`ctr`), click position, response
     time; in `stats` the search_ranking experiment's decision with confidence intervals
@@ -301,7 +303,7 @@ def variants_comparison(request: Request, tracker: TrackerDep, days: Days = DEFA
     return tracker.get_variant_comparison(days=days, experiment=experiment)
 
 
-@router.get("/overview", response_model=Overview)
+@router.get("/overview", response_model=Overview, responses=READ_RESPONSES)
 def overview(
     tracker: TrackerDep,
     user_id: UserFilter = None,
@@ -314,7 +316,7 @@ def overview(
     return tracker.get_overview(days=days, tz=tz, variant=variant, user_id=user_id)
 
 
-@router.get("/queries", response_model=QueriesReport)
+@router.get("/queries", response_model=QueriesReport, responses=READ_RESPONSES)
 def top_queries(
     tracker: TrackerDep,
     user_id: UserFilter = None,
@@ -326,6 +328,15 @@ def top_queries(
     """Top, zero-result and no-click queries with their CTR and click position, and the most
     clicked products, over the same whole days as the overview."""
     return tracker.get_queries(days=days, variant=variant, user_id=user_id, limit=limit, tz=tz)
+
+
+@router.get("/metrics", response_model=MetricsReport)
+def metric_registry(tracker: TrackerDep) -> Any:
+    """The metric registry (docs/STATISTICS.md): each metric's name, label, definition (x / y),
+    unit, direction, whether it is a rate and whether the dashboard shows it. The dashboard
+    reads its labels and hover definitions here; /analytics/overview's figures carry every
+    metric marked `dashboard`."""
+    return tracker.get_metrics()
 
 
 @router.delete(

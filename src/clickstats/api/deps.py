@@ -8,7 +8,7 @@ from fastapi import Depends, Header, Query, Request
 from pydantic import AfterValidator
 
 from clickstats.events import MAX_ID_LENGTH
-from clickstats.overview import MAX_LIMIT
+from clickstats.reports.queries import MAX_LIMIT
 from clickstats.settings import Settings
 from clickstats.timezones import check_tz
 from clickstats.tracking import DEFAULT_DAYS, MAX_DAYS, MIN_DAYS, ClickTrackingService

@@ -15,11 +15,21 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from clickstats.api.auth import Problem
 from clickstats.limits import BODILESS, EXEMPT_PATHS, EXEMPT_PREFIXES
+from clickstats.store.base import ReadTimeout, without_paths
+
+
+class ReadTimeoutProblem(BaseModel):
+    """A 504: the read took longer than the server's limit."""
+
+    detail: str
+    read_timeout_s: float = Field(description="the server's read time limit, in seconds")
+
 
 #: Why an operation answers each status; `responses()` puts them in the OpenAPI schema.
 DESCRIPTIONS = {
@@ -31,6 +41,8 @@ DESCRIPTIONS = {
     413: "The body is larger than max_body_bytes",
     429: "Too many requests from this address or key: retry after Retry-After seconds",
     503: "The store (or the state kept beside it) cannot be reached or written",
+    504: "The query took longer than the read time limit (read_timeout_s) and was stopped: "
+    "ask for fewer days, or raise the limit",
     507: "The disk is full: nothing was written (reads go on)",
 }
 
@@ -48,6 +60,18 @@ def responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any
 STORE_RESPONSES = responses(503)
 #: ... and writes to it.
 WRITE_RESPONSES = responses(503, 507)
+#: ... reads an aggregate from it, within the read time limit (504 past it).
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    504: {"model": ReadTimeoutProblem, "description": DESCRIPTIONS[504]}
+}
+
+
+async def read_timeout(request: Request, exc: Exception) -> JSONResponse:
+    """504 naming the limit: the read was stopped (a subclass of StoreError, answered before
+    the 503 of an unreachable store)."""
+    assert isinstance(exc, ReadTimeout)
+    body = ReadTimeoutProblem(detail=without_paths(str(exc)), read_timeout_s=exc.limit_s)
+    return JSONResponse(body.model_dump(), status_code=504)
 
 
 # -- 422: safe to render ------------------------------------------------------------------------
@@ -188,7 +212,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    """The 422 and 405 answers above, and the complete list of statuses in /openapi.json."""
+    """The 422, 405 and 504 answers above, and the complete list of statuses in /openapi.json."""
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(ReadTimeout, read_timeout)  # before StoreError's 503 (its base)
     app.add_exception_handler(405, method_not_allowed)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -104,7 +104,7 @@ async def _search(
     if drops(request):  # a crawler still gets its results; its search is not counted
         count_dropped(request.app, 1)
     else:
-        await tracker.store.append([served.impression])
+        await tracker.append([served.impression])
     interleaved = served.impression.teams is not None
     return SearchResponse(
         search_id=served.impression.search_id,

@@ -48,7 +48,9 @@ class Report(BaseModel):
 # store -> {key: answer}, for the store's current write generation only. While the store has
 # taken no write since, an aggregate's answer is still exact, so repeated reads (a dashboard,
 # several methods of one experiment) reuse it. Entries go with their store.
-_cache: weakref.WeakKeyDictionary[EventStore, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[EventStore, dict[tuple[int, Hashable], Any]] = (
+    weakref.WeakKeyDictionary()
+)
 _lock = threading.Lock()
 _KEEP = 32  # answers kept per store
 
