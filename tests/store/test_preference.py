@@ -7,11 +7,11 @@ from datetime import timedelta
 from clickstats import ClickEvent, SearchImpression
 from clickstats.events import event_time_now
 from clickstats.store import EventStore
-from clickstats.store.base import Filters, PreferenceSums
+from clickstats.store.base import PreferenceSums
 
 NOW = event_time_now()
 T0 = NOW - timedelta(hours=5)
-WEEK = Filters(since=NOW - timedelta(days=7))
+WEEK = NOW - timedelta(days=7)
 
 
 def imp(sid: str, user: str, teams: str, query: str = "shoes") -> SearchImpression:
@@ -44,15 +44,15 @@ EVENTS = [
 def test_preference_sums(store: EventStore) -> None:
     store.append_sync(EVENTS)
     # u1: A 1, B 1, tie 1; u2: B 1
-    assert store.preference_sums(WEEK, "duel") == PreferenceSums(
-        units=2, wins_a=1, wins_b=2, ties=1, wins_a2=1, wins_b2=2, wins_ab=1
-    )
-    assert store.preference_sums(WEEK, "other") == PreferenceSums(units=0)
+    assert store.preference_sums(WEEK, "duel") == {
+        (): PreferenceSums(units=2, wins_a=1, wins_b=2, ties=1, wins_a2=1, wins_b2=2, wins_ab=1)
+    }
+    assert store.preference_sums(WEEK, "other") == {(): PreferenceSums(units=0)}
 
 
 def test_preference_sums_by_query(store: EventStore) -> None:
     store.append_sync(EVENTS)
-    by_query = store.preference_sums_by_query(WEEK, "duel", top=5)
-    assert list(by_query) == ["shoes", "boots"]  # most searches with clicks first
-    assert by_query["boots"] == PreferenceSums(units=1, wins_b=1, wins_b2=1)
-    assert list(store.preference_sums_by_query(WEEK, "duel", top=1)) == ["shoes"]
+    by_query = store.preference_sums(WEEK, "duel", top_queries=5)
+    assert list(by_query) == [("shoes",), ("boots",)]  # most searches with clicks first
+    assert by_query["boots",] == PreferenceSums(units=1, wins_b=1, wins_b2=1)
+    assert list(store.preference_sums(WEEK, "duel", top_queries=1)) == [("shoes",)]

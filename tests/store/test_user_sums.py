@@ -8,15 +8,18 @@ from datetime import timedelta
 
 import pytest
 
-from clickstats import ClickEvent, SearchImpression
+from clickstats import ClickEvent, SearchImpression, metrics
 from clickstats.events import event_time_now
 from clickstats.store import EventStore
-from clickstats.store.base import USER_COLUMNS, Filters
 
 NOW = event_time_now()
 T0 = NOW - timedelta(days=1)
 S = timedelta(seconds=1)
-PAIRS = [("clicked_searches", "searches"), ("rank_sum", "clicks"), ("ttfc_ms", "clicked_searches")]
+#: the per-user columns of these tests' expected values, in this order
+USER_COLUMNS = (
+    "searches", "clicked_searches", "clicks", "rr", "rank_sum", "with_results", "abandoned",
+    "zero_results", "ttfc_ms",
+)  # fmt: skip
 
 
 def imp(
@@ -56,25 +59,26 @@ U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000], strict=True))
 
 def test_user_sums_by_variant(store: EventStore) -> None:
     store.append_sync(EVENTS)
-    sums = store.user_sums(Filters(since=NOW - timedelta(days=7)), ["v1", "v2"], PAIRS)
+    sums = store.user_sums(NOW - timedelta(days=7), ["v1", "v2"])
     assert set(sums) == {"v1", "v2"}
+    assert set(USER_COLUMNS) == set(metrics.columns())
     v1, v2 = sums["v1"], sums["v2"]
     assert (v1.users, v2.users) == (2, 1)
     for column in USER_COLUMNS:
         assert v1.sums[column] == pytest.approx(U1[column] + U2[column], abs=1e-9), column
         assert v1.squares[column] == pytest.approx(U1[column] ** 2 + U2[column] ** 2, abs=1e-9)
         assert v2.sums[column] == pytest.approx(U3[column], abs=1e-9), column
-    for a, b in PAIRS:
+    for a, b in metrics.pairs():
         assert v1.products[a, b] == pytest.approx(U1[a] * U1[b] + U2[a] * U2[b], abs=1e-9)
         assert v2.products[a, b] == pytest.approx(U3[a] * U3[b], abs=1e-9)
 
 
 def test_user_sums_of_an_empty_window(store: EventStore) -> None:
     store.append_sync(EVENTS)
-    assert store.user_sums(Filters(since=NOW + timedelta(minutes=1)), ["v1"], PAIRS) == {}
+    assert store.user_sums(NOW + timedelta(minutes=1), ["v1"]) == {}
 
 
-WEEK = Filters(since=NOW - timedelta(days=7))
+WEEK = NOW - timedelta(days=7)
 
 
 def test_searches_per_user_is_a_histogram_of_the_users_of_user_sums(store: EventStore) -> None:
@@ -82,22 +86,22 @@ def test_searches_per_user_is_a_histogram_of_the_users_of_user_sums(store: Event
     # u1 3 searches in v1 (s7 is before the window), u2 1; u3 1 in v2; u4's variant is not asked
     assert store.searches_per_user(WEEK, ["v1", "v2"]) == {"v1": {3: 1, 1: 1}, "v2": {1: 1}}
     assert store.searches_per_user(WEEK, ["v2"]) == {"v2": {1: 1}}
-    assert store.searches_per_user(Filters(since=NOW + timedelta(minutes=1)), ["v1"]) == {}
+    assert store.searches_per_user(NOW + timedelta(minutes=1), ["v1"]) == {}
 
 
 def test_max_searches_leaves_out_exactly_the_heavier_users(store: EventStore) -> None:
     store.append_sync(EVENTS)
-    capped = store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=2)  # u1 (3) goes
+    capped = store.user_sums(WEEK, ["v1", "v2"], max_searches=2)  # u1 (3) goes
     assert (capped["v1"].users, capped["v2"].users) == (1, 1)
     for column in USER_COLUMNS:
         assert capped["v1"].sums[column] == pytest.approx(U2[column], abs=1e-9), column
         assert capped["v1"].squares[column] == pytest.approx(U2[column] ** 2, abs=1e-9)
         assert capped["v2"].sums[column] == pytest.approx(U3[column], abs=1e-9), column
-    for a, b in PAIRS:
+    for a, b in metrics.pairs():
         assert capped["v1"].products[a, b] == pytest.approx(U2[a] * U2[b], abs=1e-9)
-    everyone = store.user_sums(WEEK, ["v1", "v2"], PAIRS)
-    assert store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=3) == everyone
-    assert store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=0) == {}
+    everyone = store.user_sums(WEEK, ["v1", "v2"])
+    assert store.user_sums(WEEK, ["v1", "v2"], max_searches=3) == everyone
+    assert store.user_sums(WEEK, ["v1", "v2"], max_searches=0) == {}
 
 
 def test_capped_sums_and_histogram_agree_with_python(store: EventStore) -> None:
@@ -128,7 +132,7 @@ def test_capped_sums_and_histogram_agree_with_python(store: EventStore) -> None:
         v: dict(sorted(Counter(per_user.values()).items())) for v, per_user in searches.items()
     }
     cap = 5
-    sums = store.user_sums(WEEK, ["v1", "v2"], PAIRS, max_searches=cap)
+    sums = store.user_sums(WEEK, ["v1", "v2"], max_searches=cap)
     for variant, per_user in searches.items():
         kept = [u for u, n in per_user.items() if n <= cap]
         assert (
