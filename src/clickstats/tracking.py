@@ -35,7 +35,8 @@ from clickstats.store import EventStore, open_store
 from clickstats.store.base import AnyEvent, AppendStatus, Deleted, Filters
 
 if TYPE_CHECKING:
-    from clickstats.results import Method
+    from clickstats.reports.experiment import ExperimentResults, Method
+    from clickstats.reports.interleaving import InterleavingResults
 
 __all__ = ["ClickTrackingService", "get_click_tracker", "pick_leader"]
 
@@ -151,7 +152,7 @@ class ClickTrackingService:
     ) -> VariantComparison:
         """Per-variant figures; `stats` holds the decision for `experiment` (by default the
         search_ranking experiment's default definition, search_v1 against search_v2)."""
-        from clickstats.results import decision_block, experiment_results, window
+        from clickstats.reports.experiment import decision_block, experiment_results, window
 
         f = filters(days)
         experiment = experiment or default_experiments()[0]
@@ -187,17 +188,19 @@ class ClickTrackingService:
         period = Period(check_days(days), tz, variant, user_id)
         return queries(self.store, QueriesQuery(period, limit))
 
-    def get_interleaving_results(self, experiment: Experiment, days: int = 30) -> dict[str, Any]:
+    def get_interleaving_results(
+        self, experiment: Experiment, days: int = 30
+    ) -> InterleavingResults:
         """Team-draft interleaving outcomes and the preference between its two rankers."""
-        from clickstats.results import interleaving_results, window
+        from clickstats.reports.interleaving import interleaving_results, window
 
         return interleaving_results(self.store, experiment, window(filters(days)))
 
     def get_experiment_results(
         self, experiment: Experiment, days: int = 30, method: Method = "sequential"
-    ) -> dict[str, Any]:
+    ) -> ExperimentResults:
         """Comparisons, health checks and the decision for one experiment (docs/STATISTICS.md)."""
-        from clickstats.results import experiment_results, window
+        from clickstats.reports.experiment import experiment_results, window
 
         return experiment_results(self.store, experiment, window(filters(days)), method)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, ConfigDict
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
 from clickstats.api.deps import Days, TrackerDep, UserHeader
@@ -18,7 +19,8 @@ from clickstats.experiments import (
     ExperimentType,
     UnknownExperiment,
 )
-from clickstats.results import Method
+from clickstats.reports.experiment import ExperimentResults, Method
+from clickstats.reports.interleaving import InterleavingResults
 from clickstats.search.serve import ranker_problem
 from clickstats.state import StateWriteError
 
@@ -79,16 +81,32 @@ def _changing(name: str, location: list[str]) -> Iterator[None]:
         raise HTTPException(status, detail=f"{exc}; {name!r} is unchanged") from None
 
 
-@router.get("")
-def list_experiments(manager: ExperimentsDep) -> dict[str, list[Experiment]]:
+class ExperimentList(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    experiments: list[Experiment]
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    experiment: str
+    user_id: str
+    variant: str
+
+
+@router.get("", response_model=ExperimentList)
+def list_experiments(manager: ExperimentsDep) -> ExperimentList:
     """Every experiment, running or stopped."""
-    return {"experiments": manager.list()}
+    return ExperimentList(experiments=manager.list())
 
 
 @router.post(
     "", response_model=Experiment, responses={201: {"model": Experiment}, **responses(507)}
 )
-def put_experiment(experiment: Experiment, manager: ExperimentsDep, response: Response) -> Any:
+def put_experiment(
+    experiment: Experiment, manager: ExperimentsDep, response: Response
+) -> Experiment:
     """Create an experiment (201), or replace the one with that name (200)."""
     existed = experiment.name in {e.name for e in manager.list()}
     response.status_code = 200 if existed else 201
@@ -97,12 +115,12 @@ def put_experiment(experiment: Experiment, manager: ExperimentsDep, response: Re
 
 
 @router.get("/{name}", response_model=Experiment, responses=_NAMED)
-def get_experiment(name: str, manager: ExperimentsDep) -> Any:
+def get_experiment(name: str, manager: ExperimentsDep) -> Experiment:
     return _get(manager, name)
 
 
 @router.post("/{name}/start", response_model=Experiment, responses=_CHANGED)
-def start_experiment(name: str, manager: ExperimentsDep) -> Any:
+def start_experiment(name: str, manager: ExperimentsDep) -> Experiment:
     """Resume splitting users between the variants (an interleaving experiment: serve its
     merged lists; its variants must then be rankers)."""
     with _changing(name, ["path", "name"]):
@@ -110,13 +128,13 @@ def start_experiment(name: str, manager: ExperimentsDep) -> Any:
 
 
 @router.post("/{name}/stop", response_model=Experiment, responses=_CHANGED)
-def stop_experiment(name: str, manager: ExperimentsDep) -> Any:
+def stop_experiment(name: str, manager: ExperimentsDep) -> Experiment:
     """Stop the experiment: from now on every user gets the control variant."""
     with _changing(name, ["path", "name"]):
         return manager.stop(name)
 
 
-@router.get("/{name}/results", responses=_NAMED)
+@router.get("/{name}/results", response_model=ExperimentResults, responses=_NAMED)
 def results(
     name: str,
     manager: ExperimentsDep,
@@ -125,7 +143,7 @@ def results(
     method: Annotated[Method, Query(description="sequential: valid however often it is read")] = (
         "sequential"
     ),
-) -> dict[str, Any]:
+) -> ExperimentResults:
     """Every metric of every variant against the control, with intervals, health checks
     (sample ratio, minimum sample, implausible lifts) and the decision in words."""
     return tracker.get_experiment_results(_get(manager, name), days, method)
@@ -133,11 +151,12 @@ def results(
 
 @router.get(
     "/{name}/interleaving",
+    response_model=InterleavingResults,
     responses=responses(404, 409, _409="An A/B experiment: read /experiments/{name}/results"),
 )
 def interleaving(
     name: str, manager: ExperimentsDep, tracker: TrackerDep, days: Days = 30
-) -> dict[str, Any]:
+) -> InterleavingResults:
     """An interleaving experiment: searches with clicks, wins of each ranker, ties, the share
     of B wins among non-ties with its 95% interval and p-value (users as the unit), a verdict;
     and the same for the most frequent queries."""
@@ -149,13 +168,13 @@ def interleaving(
     return tracker.get_interleaving_results(experiment, days)
 
 
-@router.get("/{name}/assign", responses=_NAMED)
+@router.get("/{name}/assign", response_model=Assignment, responses=_NAMED)
 def assign(
     name: str,
     manager: ExperimentsDep,
     user_id: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH)] = None,
     x_user_id: UserHeader = None,
-) -> dict[str, str]:
+) -> Assignment:
     """The variant a user sees (user from `user_id`, else `X-User-ID`, else anonymous)."""
     user = user_id or x_user_id or "anonymous"
-    return {"experiment": name, "user_id": user, "variant": _get(manager, name).assign(user)}
+    return Assignment(experiment=name, user_id=user, variant=_get(manager, name).assign(user))

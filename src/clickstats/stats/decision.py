@@ -34,7 +34,7 @@ class SampleCheck:
 
     met: bool
     min_users: int
-    min_denominator: float
+    min_denominator: int | float  # as given: 150 stays an int on the wire
     denominator: str
     short: tuple[str, ...] = ()  # the variants below the minimum
     reason: str | None = None
