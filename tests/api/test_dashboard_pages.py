@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from clickstats.app import create_app
+from clickstats.metrics import METRICS
 from clickstats.settings import Settings
-from clickstats.stats.summary import METRICS
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB = ROOT / "src" / "clickstats" / "web"
@@ -107,14 +106,11 @@ def test_the_licence_ships_next_to_chart_js() -> None:
     assert "The MIT License" in licence and "Chart.js Contributors" in licence
 
 
-def test_the_dashboards_metric_labels_and_definitions_are_those_of_the_registry() -> None:
-    """dashboard.js keeps a copy of `METRICS` (label, x / y, direction, percent) for its
-    labels and hover definitions: it must say what the registry says, metric for metric."""
+def test_the_dashboard_reads_the_metric_registry_from_the_api() -> None:
+    """dashboard.js keeps no copy of the registry: its labels and hover definitions, and the
+    metrics the overview shows, come from /analytics/metrics (tests/api/test_metrics.py)."""
     script = (WEB / "dashboard.js").read_text()
-    copy = re.search(
-        r"// METRICS-BEGIN\n\s*var METRICS = (\{.*?\});\n\s*// METRICS-END", script, re.S
-    )
-    assert copy is not None, "dashboard.js has no METRICS-BEGIN ... METRICS-END block"
-    fields = ("label", "x", "y", "higher_is_better", "percent")
-    expected = {name: {f: getattr(spec, f) for f in fields} for name, spec in METRICS.items()}
-    assert json.loads(copy.group(1)) == expected
+    assert "METRICS-BEGIN" not in script
+    assert '"/analytics/metrics"' in script
+    for metric in METRICS:  # no metric's label is written into the script
+        assert f'"label": "{METRICS[metric].label}"' not in script

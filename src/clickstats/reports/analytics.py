@@ -12,6 +12,7 @@ from pydantic import Field
 
 from clickstats import metrics
 from clickstats.reports.base import Report, cached, ratio
+from clickstats.reports.experiment import DecisionBlock
 from clickstats.stats.ranks import summarize_ranks
 from clickstats.store.base import Counts, EventStore, Filters, Key, LatencyStats
 
@@ -104,7 +105,7 @@ class VariantComparison(Report):
         "data or on a "
         "tie (what `winner` meant before; it names a leader in A/A tests too)"
     )
-    stats: dict[str, Any] | None = Field(
+    stats: DecisionBlock | None = Field(
         None,
         description="the experiment's decision: a winner only when its improvement in the "
         "primary metric is significant at the user level and the health checks pass",
@@ -225,7 +226,7 @@ def pick_leader(ctr_by_variant: Mapping[str, float | None]) -> str | None:
 
 
 def variants_comparison(
-    store: EventStore, f: Filters, days: int, stats: dict[str, Any]
+    store: EventStore, f: Filters, days: int, stats: DecisionBlock
 ) -> VariantComparison:
     """Per-variant figures over `f`; `stats` is the experiment's decision block (computed by
     the experiment report), whose winner is the answer's."""
@@ -252,7 +253,7 @@ def variants_comparison(
         variants=variants,
         # One answer, one verdict: the top-level winner is the decision's, never a CTR lead
         # the statistics have not confirmed.
-        winner=stats["winner"],
+        winner=stats.winner,
         leader=pick_leader({name: v.ctr for name, v in variants.items()}),
         stats=stats,
     )

@@ -7,21 +7,39 @@
   var DEFAULT_DAYS = 7;
   var COLORS = ["#2a6df4", "#e8590c", "#2b8a3e", "#ae3ec9", "#c92a2a", "#1098ad", "#5c940d"];
   var GOOD = "#2b8a3e", BAD = "#c92a2a", NEUTRAL = "#868e96";
-  // The results JSON names metrics; each one's label, definition (x / y) and direction are
-  // those of clickstats.stats.summary.METRICS (tests/api/test_dashboard_pages.py checks this copy).
-  // METRICS-BEGIN
-  var METRICS = {
-    "search_ctr": {"label": "search CTR", "x": "searches with at least one click", "y": "searches", "higher_is_better": true, "percent": true},
-    "clicks_per_search": {"label": "clicks per search", "x": "clicks", "y": "searches", "higher_is_better": true, "percent": false},
-    "mrr": {"label": "MRR", "x": "sum over searches of 1 / rank of the first click (0 for a search without a click)", "y": "searches", "higher_is_better": true, "percent": false},
-    "avg_click_position": {"label": "average click position", "x": "sum of the ranks of all clicks", "y": "clicks", "higher_is_better": false, "percent": false},
-    "abandonment_rate": {"label": "abandonment rate", "x": "searches with at least one result and no click", "y": "searches with at least one result", "higher_is_better": false, "percent": true},
-    "zero_result_rate": {"label": "zero-result rate", "x": "searches with no result", "y": "searches", "higher_is_better": false, "percent": true},
-    "time_to_first_click_ms": {"label": "time to first click", "x": "sum over searches with a click of (first click time - search time), in ms", "y": "searches with a click", "higher_is_better": false, "percent": false}
-  };
-  // METRICS-END
+  // The metric registry (clickstats.metrics), read once from /analytics/metrics: each metric's
+  // label, definition (x / y), direction and unit, and which ones the overview shows
+  // (`dashboard`), so that a metric added to the registry is labelled and shown here too.
+  var METRICS = null;
+  function loadMetrics() {
+    if (METRICS) return Promise.resolve(METRICS);
+    return getJson("/analytics/metrics").then(function (answer) {
+      var byName = {};
+      answer.metrics.forEach(function (m) { byName[m.name] = m; });
+      METRICS = byName;
+      return METRICS;
+    });
+  }
+  // The dashboard metrics that `table` has no column for (those added to the registry after the
+  // page was written): each gets a column (and, on the overview, a card) of its own.
+  function addedMetrics(table) {
+    return Object.keys(METRICS || {}).filter(function (name) {
+      return METRICS[name].dashboard && !table.querySelector('thead th[data-metric="' + name + '"]');
+    });
+  }
+  function addColumns(table, names) {
+    var head = table.querySelector("thead tr");
+    names.forEach(function (name) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.dataset.metric = name;
+      th.textContent = spec(name).label;
+      head.appendChild(th);
+    });
+    defineMetrics(head);
+  }
   function spec(name) {
-    return METRICS[name] || {label: name, x: "x", y: "y", higher_is_better: true, percent: false};
+    return (METRICS && METRICS[name]) || {label: name, x: "x", y: "y", higher_is_better: true, percent: false};
   }
   // One line per metric, shown on hover wherever the metric is named.
   function definition(name) {
@@ -361,11 +379,27 @@
       view.querySelector(".filled").hidden = empty;
       if (empty) return onboarding();
       var t = data.totals;
-      setKpis(view, {
+      var table = $("variants-table");
+      var added = addedMetrics(table);
+      addColumns(table, added);
+      var kpis = view.querySelector(".kpis");
+      var values = {
         searches: count(t.searches), users: count(t.users), search_ctr: percent(t.search_ctr),
         avg_click_position: decimal(t.avg_click_position), zero_result_rate: percent(t.zero_result_rate),
         p95_response_ms: ms(t.p95_response_ms),
+      };
+      added.forEach(function (name) {
+        var div = document.createElement("div"), dt = document.createElement("dt"), dd = document.createElement("dd");
+        dt.dataset.metric = name;
+        dt.textContent = spec(name).label.charAt(0).toUpperCase() + spec(name).label.slice(1);
+        dd.dataset.kpi = name;
+        div.appendChild(dt);
+        div.appendChild(dd);
+        kpis.appendChild(div);
+        values[name] = metricValue(name, t[name]);
       });
+      defineMetrics(kpis);
+      setKpis(view, values);
       var labels = data.daily.days.map(dayLabel);
       var names = Object.keys(data.daily.by_variant).sort();
       lineChart("chart-daily-searches", labels, names.map(function (name) {
@@ -390,7 +424,7 @@
         function (v) { return decimal(v.avg_click_position); },
         function (v) { return percent(v.zero_result_rate); }, function (v) { return percent(v.abandonment_rate); },
         function (v) { return ms(v.avg_response_ms); }, function (v) { return ms(v.p95_response_ms); },
-      ]);
+      ].concat(added.map(function (name) { return function (v) { return metricValue(name, v[name]); }; })));
     });
   }
   // From 0 ms to one bucket past the slowest search (at least the first five buckets, for scale):
@@ -441,10 +475,13 @@
       var data = answers[0];
       setVariantOptions(Object.keys(answers[1].by_variant));
       var q = function (item) { return item.query; };
+      var added = addedMetrics($("top-queries"));
+      addColumns($("top-queries"), added);
       fillTable("top-queries", data.top_queries, [q,
         function (i) { return count(i.searches); }, function (i) { return count(i.users); },
         function (i) { return percent(i.search_ctr); }, function (i) { return decimal(i.avg_click_position); },
-        function (i) { return percent(i.zero_result_rate); }]);
+        function (i) { return percent(i.zero_result_rate); }
+      ].concat(added.map(function (name) { return function (i) { return metricValue(name, i[name]); }; })));
       fillTable("zero-result-queries", data.zero_result_queries, [q,
         function (i) { return count(i.searches); }, function (i) { return count(i.zero_results); },
         function (i) { return percent(i.zero_result_rate); }], "Every query found something.");
@@ -832,14 +869,19 @@
     $("key-form").hidden = true;
     say("Loading…");
     var work;
-    if (r.page === "overview") work = overview(ticket);
-    else if (r.page === "queries") work = queries(ticket);
-    else if (r.page === "experiments") work = experiments(ticket);
-    else if (r.page === "user") work = user(ticket, r.userId);
-    else {
+    if (r.page === "missing") {
       mount("overview-page");
       view.textContent = "";
       work = Promise.reject(new Error("no dashboard page at " + location.pathname));
+    } else {
+      // Labels and definitions first: every page names metrics.
+      work = loadMetrics().then(function () {
+        if (ticket !== renderCount) return;
+        if (r.page === "overview") return overview(ticket);
+        if (r.page === "queries") return queries(ticket);
+        if (r.page === "experiments") return experiments(ticket);
+        return user(ticket, r.userId);
+      });
     }
     return work.then(function () {
       if (ticket !== renderCount) return;
