@@ -25,7 +25,7 @@ from clickstats.cli import main
 from clickstats.events import event_time_now
 from clickstats.settings import Settings
 from clickstats.store import StoreError, open_store
-from clickstats.store.base import AppendStatus, Filters
+from clickstats.store.base import AppendStatus, ByVariant, Filters
 from clickstats.store.mongo import (
     CLICKS,
     IMPRESSIONS,
@@ -38,6 +38,9 @@ from clickstats.store.mongo import (
 )
 from tests.conftest import MONGODB_URI, free_port, on_database, store_url
 from tests.store.test_contract import EVENTS, MONTH, WEEK
+
+VARIANT: ByVariant = ("variant",)
+BYS: tuple[ByVariant, ...] = ((), VARIANT)
 
 real_server_only = pytest.mark.skipif(not MONGODB_URI, reason="needs MONGODB_URI (a real server)")
 
@@ -134,7 +137,7 @@ def test_duplicates_inside_an_unordered_batch(mongo: MongoStore) -> None:
     statuses = mongo.append_sync(EVENTS[::-1])  # the others around them still go in
     duplicates = [i for i, s in enumerate(statuses) if s is AppendStatus.DUPLICATE]
     assert duplicates == [len(EVENTS) - 1 - 6, len(EVENTS) - 1 - 5]
-    assert sum(mongo.rank_histogram(MONTH).values()) == 5
+    assert sum(mongo.rank_histogram(MONTH)[()].values()) == 5
 
 
 # -- reads are server-side pipelines -----------------------------------------------------------
@@ -163,11 +166,10 @@ def test_every_read_is_one_bounded_aggregation_pipeline(mongo: MongoStore) -> No
     mongo._impressions = Recording(mongo._impressions, calls)
     u1 = Filters(since=MONTH.since, user_id="u1", variant="search_v1")
     for f in (WEEK, MONTH, u1):
-        mongo.counts_by_variant(f)
-        mongo.rank_histogram(f)
-        mongo.rank_histogram_by_variant(f)
-        mongo.latency(f)
-        mongo.latency_by_variant(f)
+        for by in BYS:
+            mongo.counts(f, by)
+            mongo.rank_histogram(f, by)
+            mongo.latency(f, by)
         mongo.activity(f)
     assert calls and {name for name, _ in calls} == {"aggregate"}
     for _, pipeline in calls:
@@ -201,7 +203,7 @@ def test_unreachable_server_is_a_clear_error_without_the_password() -> None:
     assert "s3cret" not in message and "Topology Description" not in message
     assert redact(uri) in message
     with pytest.raises(StoreError, match="not open"):
-        store.counts_by_variant(WEEK)
+        store.counts(WEEK)
 
 
 def test_serve_refuses_to_start_on_an_unreachable_server() -> None:
@@ -315,7 +317,7 @@ def test_mongomock_stores_with_one_url_share_their_data(mongo: MongoStore) -> No
     other = MongoStore(mongo.uri, client_factory=mongo._client_factory)
     other.open()
     try:
-        assert other.counts_by_variant(WEEK) == mongo.counts_by_variant(WEEK)
+        assert other.counts(WEEK, VARIANT) == mongo.counts(WEEK, VARIANT)
     finally:
         other.close()
 
@@ -348,9 +350,10 @@ def test_every_pipeline_uses_an_index_on_a_real_server(tmp_path: Path) -> None:
             store._impressions = Recording(impressions, calls)
             u1, v = Filters(MONTH.since, user_id="u1"), Filters(MONTH.since, variant="v")
             for f in (WEEK, u1, v):
-                store.rank_histogram(f)
-                store.counts_by_variant(f)
-                store.latency_by_variant(f)
+                for by in BYS:
+                    store.rank_histogram(f, by)
+                    store.counts(f, by)
+                    store.latency(f, by)
                 store.activity(f)
             store._clicks, store._impressions = clicks, impressions
             database = store._client.get_database(store.database_name)

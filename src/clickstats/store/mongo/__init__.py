@@ -1,0 +1,436 @@
+"""The MongoDB backend: two collections, group-committed unordered bulk inserts, server-side aggregates.
+
+Writes go through the same GroupWriter as DuckDB's: one writer thread per process takes
+everything queued and stores it with one unordered ``insert_many`` per collection, acknowledged
+with the configured write concern (``majority`` unless the URI sets ``w=``) before any caller
+hears "stored". A document's ``_id`` is its event id, so the ``_id`` index is the unique index
+that turns a retried event into a duplicate (error 11000) instead of a second count
+(`writing`).
+
+Every figure is computed on the server by an aggregation pipeline (`pipelines`, which also
+compiles the metric registry): no read brings raw events back to Python. Each read passes the
+store's time limit as ``maxTimeMS``; a read the server stops raises ReadTimeout. MongoDB 6.0 is
+the minimum supported (docs/SCALING.md says why).
+
+The synchronous PyMongo client (`connection`) is used from the writer thread and the request
+threads alike: it is thread-safe and pools its connections. See docs/SCALING.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import pymongo
+from pymongo.errors import ExecutionTimeout, PyMongoError
+
+from clickstats import metrics
+from clickstats.events import ClickEvent, SearchImpression, to_millis, utcnow
+from clickstats.store.base import (
+    LATENCY_EDGES_MS,
+    Activity,
+    ByVariant,
+    Counts,
+    Deleted,
+    EventRow,
+    EventStore,
+    Filters,
+    Grouping,
+    Key,
+    LatencyStats,
+    PreferenceSums,
+    ProductClicks,
+    RankHistogram,
+    ReadTimeout,
+    SearchesHistogram,
+    SearchTotals,
+    Selection,
+    StoreError,
+    UserSums,
+)
+from clickstats.store.fields import CLICK_FIELDS, IMPRESSION_FIELDS, aware, naive_utc
+from clickstats.store.mongo.connection import (
+    CLICKS,
+    DEFAULT_DATABASE,
+    DEFAULT_SERVER_SELECTION_TIMEOUT_MS,
+    DEFAULT_WTIMEOUT_MS,
+    DUPLICATE_KEY,
+    IMPRESSIONS,
+    INDEXES,
+    ClientFactory,
+    client_options,
+    mongomock_client,
+    reason,
+    redact,
+    split_uri,
+    uri_options,
+    write_concern_from,
+)
+from clickstats.store.mongo.pipelines import (
+    Doc,
+    click_count_pipeline,
+    count_pipeline,
+    edge_pipeline,
+    interpolate,
+    key_text,
+    latency_histogram_pipeline,
+    latency_pipeline,
+    match,
+    p95_pipeline,
+    preference_pipeline,
+    rank_pipeline,
+    search_totals_pipeline,
+    searches_per_user_pipeline,
+    span_pipeline,
+    top_products_pipeline,
+    user_sums_pipeline,
+)
+from clickstats.store.mongo.writing import click_doc, event_row, impression_doc, insert
+from clickstats.store.writer import GroupWriter, GroupWritten
+
+# The names tests and callers import from here (the module's names before it was a package).
+_insert = insert
+_reason = reason
+
+__all__ = [
+    "CLICKS",
+    "DEFAULT_DATABASE",
+    "DEFAULT_MAX_BATCH_ROWS",
+    "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
+    "DEFAULT_WTIMEOUT_MS",
+    "DUPLICATE_KEY",
+    "IMPRESSIONS",
+    "INDEXES",
+    "ClientFactory",
+    "MongoStore",
+    "_insert",
+    "_reason",
+    "interpolate",
+    "mongomock_client",
+    "p95_pipeline",
+    "redact",
+    "split_uri",
+    "uri_options",
+    "write_concern_from",
+]
+
+#: Rows per group commit; insert_many splits further at the server's message limits.
+DEFAULT_MAX_BATCH_ROWS = 10_000
+
+
+def _preference(row: Doc) -> PreferenceSums:
+    return PreferenceSums(
+        units=row["units"],
+        **{k: float(row[k]) for k in ("wins_a", "wins_b", "ties", "wins_a2", "wins_b2", "wins_ab")},
+    )
+
+
+def _totals(grouping: Grouping, rows: list[Doc]) -> dict[Key, SearchTotals]:
+    integer = {name: metrics.COLUMNS[name].integer for name in metrics.columns()}
+    out: dict[Key, SearchTotals] = {}
+    for row in rows:
+        if not row["searches"]:  # mongomock groups an empty input into one empty row
+            continue
+        ids = row["_id"] or {}
+        key = tuple(key_text(k, ids[f"k{n}"]) for n, k in enumerate(grouping.by))
+        sums = {
+            name: int(row[name]) if whole else float(row[name]) for name, whole in integer.items()
+        }
+        out[key] = SearchTotals(users=row["users"], sums=sums)
+    return out
+
+
+def _key(row: Doc, by: ByVariant) -> Key:
+    return (row["_id"],) if by else ()
+
+
+class MongoStore(GroupWritten, EventStore):
+    kind = "mongodb"
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        client_factory: ClientFactory | None = None,
+        read_timeout_s: float | None = None,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    ) -> None:
+        self.uri = uri
+        self.display_uri = redact(uri)
+        self.label = f"the MongoDB store at {self.display_uri}"
+        options = uri_options(uri)
+        self.database_name = split_uri(uri)[2] or DEFAULT_DATABASE
+        self.write_concern = write_concern_from(options)
+        self.client_options: dict[str, Any] = client_options(options)
+        self.read_timeout_s = read_timeout_s
+        self.max_batch_rows = max_batch_rows
+        self._client_factory: ClientFactory = client_factory or pymongo.MongoClient
+        self._client: Any = None
+        self._clicks: Any = None
+        self._impressions: Any = None
+        self._writer: GroupWriter | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            client = self._client_factory(self.uri, **self.client_options)
+        except PyMongoError as exc:  # a malformed URI, an SRV record that does not resolve
+            raise StoreError(f"cannot use MongoDB at {self.display_uri}: {reason(exc)}") from exc
+        step = "cannot reach MongoDB"
+        try:
+            client.admin.command("ping")
+            step = "cannot create the indexes on MongoDB"
+            database = client.get_database(self.database_name)
+            clicks = database.get_collection(CLICKS, write_concern=self.write_concern)
+            impressions = database.get_collection(IMPRESSIONS, write_concern=self.write_concern)
+            for collection in (clicks, impressions):
+                for name, keys in INDEXES.items():
+                    collection.create_index(keys, name=name)
+        except PyMongoError as exc:
+            client.close()
+            raise StoreError(f"{step} at {self.display_uri}: {reason(exc)}") from exc
+        self._client, self._clicks, self._impressions = client, clicks, impressions
+        self._writer = GroupWriter(
+            self.display_uri,
+            self._write,
+            self._delete,
+            max_batch_rows=self.max_batch_rows,
+        )
+        self._writer.start()
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        self._client.close()
+        self._client = self._clicks = self._impressions = None
+
+    # -- writes: through the writer thread -------------------------------------------------
+
+    def _write(
+        self, clicks: list[ClickEvent], impressions: list[SearchImpression]
+    ) -> tuple[set[str], set[str]]:
+        """One unordered insert_many per collection. Should the second fail, the first's
+        events stay stored and the callers get an error: their retry finds them duplicates."""
+        received_at = naive_utc(to_millis(utcnow()))
+        try:
+            return (
+                insert(self._clicks, [click_doc(e, received_at) for e in clicks]),
+                insert(self._impressions, [impression_doc(e, received_at) for e in impressions]),
+            )
+        except PyMongoError as exc:  # the writer answers every caller with a StoreError (503)
+            raise StoreError(reason(exc)) from exc
+
+    def _delete(self, selection: Selection) -> Deleted:
+        """One delete_many per collection (no transaction: a standalone server has none);
+        should the second fail, the caller hears of it, and a retry finishes the job."""
+        spec: Doc = {}
+        if selection.user_id is not None:
+            spec["user_id"] = selection.user_id  # the user_id_timestamp index
+        if selection.before is not None:
+            spec["timestamp"] = {"$lt": naive_utc(selection.before)}
+        try:
+            clicks = self._clicks.delete_many(spec).deleted_count
+            impressions = self._impressions.delete_many(spec).deleted_count
+        except PyMongoError as exc:
+            raise StoreError(reason(exc)) from exc
+        return Deleted(clicks=clicks, impressions=impressions)
+
+    # -- reads: aggregation pipelines ------------------------------------------------------
+
+    def _collection(self, name: str) -> Any:
+        collection = self._clicks if name == CLICKS else self._impressions
+        if collection is None:
+            raise StoreError(f"the MongoDB store at {self.display_uri} is not open")
+        return collection
+
+    def _max_time_ms(self) -> int | None:
+        """The read time limit in ms for maxTimeMS (at least 1: 0 would mean none)."""
+        if self.read_timeout_s is None:
+            return None
+        return max(1, int(self.read_timeout_s * 1000))
+
+    def _aggregate(self, name: str, pipeline: list[Doc]) -> list[Doc]:
+        # mongomock accepts maxTimeMS (and ignores it), so it is passed to every client.
+        max_time_ms = self._max_time_ms()
+        options = {} if max_time_ms is None else {"maxTimeMS": max_time_ms}
+        try:
+            return list(self._collection(name).aggregate(pipeline, **options))
+        except ExecutionTimeout as exc:
+            raise ReadTimeout(self.read_timeout_s or 0.0) from exc
+        except PyMongoError as exc:
+            raise StoreError(
+                f"query on MongoDB at {self.display_uri} failed: {reason(exc)}"
+            ) from exc
+
+    def ping(self) -> None:
+        if self._client is None:
+            raise StoreError(f"the MongoDB store at {self.display_uri} is not open")
+        try:
+            self._client.admin.command("ping")
+        except PyMongoError as exc:
+            raise StoreError(f"cannot reach MongoDB at {self.display_uri}: {reason(exc)}") from exc
+
+    def counts(self, f: Filters, by: ByVariant = ()) -> dict[Key, Counts]:
+        """Impressions counted per variant (or not); clicks likewise, their variants resolved
+        where they are grouped or filtered by variant."""
+        by_variant = bool(by)
+        impressions = {
+            _key(row, by): row["n"]
+            for row in self._aggregate(IMPRESSIONS, count_pipeline(match(f), by_variant))
+        }
+        clicks = {
+            _key(row, by): row["n"]
+            for row in self._aggregate(CLICKS, click_count_pipeline(f, by_variant))
+        }
+        keys = impressions.keys() | clicks.keys() | ({()} if not by else set())
+        return {
+            key: Counts(impressions=impressions.get(key, 0), clicks=clicks.get(key, 0))
+            for key in keys
+        }
+
+    def rank_histogram(self, f: Filters, by: ByVariant = ()) -> dict[Key, RankHistogram]:
+        out: dict[Key, RankHistogram] = {} if by else {(): {}}
+        for row in self._aggregate(CLICKS, rank_pipeline(f, bool(by))):
+            key: Key = (row["_id"]["variant"],) if by else ()
+            out.setdefault(key, {})[int(row["_id"]["rank"])] = row["n"]
+        return out
+
+    def _latency(self, spec: Doc, row: Doc) -> LatencyStats:
+        count = int(row["count"])
+        values = [doc["v"] for doc in self._aggregate(IMPRESSIONS, p95_pipeline(spec, count))]
+        return LatencyStats(
+            count=count,
+            mean=row["mean"],
+            minimum=row["minimum"],
+            maximum=row["maximum"],
+            p95=interpolate(count, values),
+        )
+
+    def latency(self, f: Filters, by: ByVariant = ()) -> dict[Key, LatencyStats]:
+        """One (grouped) pipeline, then one p95 query per group (on variant_timestamp)."""
+        spec = match(f, latency=True)
+        rows = self._aggregate(IMPRESSIONS, latency_pipeline(spec, bool(by)))
+        if not by:
+            return {(): self._latency(spec, rows[0]) if rows else LatencyStats()}
+        return {(row["_id"],): self._latency({**spec, "variant": row["_id"]}, row) for row in rows}
+
+    def _edge(self, name: str, spec: Doc, direction: int) -> datetime | None:
+        rows = self._aggregate(name, edge_pipeline(spec, direction))
+        return aware(rows[0]["timestamp"]) if rows else None
+
+    def preference_sums(
+        self, since: datetime, label: str, top_queries: int | None = None
+    ) -> dict[Key, PreferenceSums]:
+        rows = self._aggregate(IMPRESSIONS, preference_pipeline(since, label, top_queries))
+        if top_queries is None:
+            return {(): _preference(rows[0]) if rows else PreferenceSums()}
+        return {(row["_id"],): _preference(row) for row in rows}
+
+    def user_sums(
+        self, since: datetime, variants: Sequence[str], max_searches: int | None = None
+    ) -> dict[str, UserSums]:
+        """One pipeline: each search with its clicks ($lookup on the search_id index), its
+        earliest click first; per user the registry's columns; then per variant."""
+        columns, pairs = metrics.columns(), metrics.pairs()
+        rows = self._aggregate(IMPRESSIONS, user_sums_pipeline(since, variants, max_searches))
+        return {
+            row["_id"]: UserSums(
+                users=row["users"],
+                sums={c: float(row[f"sum_{c}"]) for c in columns},
+                squares={c: float(row[f"sq_{c}"]) for c in columns},
+                products={pair: float(row[f"p{n}"]) for n, pair in enumerate(pairs)},
+            )
+            for row in rows
+        }
+
+    def searches_per_user(
+        self, since: datetime, variants: Sequence[str]
+    ) -> dict[str, SearchesHistogram]:
+        """Two $group stages over the impressions (variant_timestamp index); no clicks."""
+        pipeline = searches_per_user_pipeline(since, variants)
+        out: dict[str, SearchesHistogram] = {}
+        for row in sorted(
+            self._aggregate(IMPRESSIONS, pipeline),
+            key=lambda r: (r["_id"]["variant"], r["_id"]["searches"]),
+        ):
+            out.setdefault(row["_id"]["variant"], {})[int(row["_id"]["searches"])] = row["users"]
+        return out
+
+    def activity(self, f: Filters) -> Activity:
+        """Four index walks (first and last event of each collection), not a scan; the clicks
+        of a variant are grouped instead, their variants resolved."""
+        spec = match(f)
+        names = (IMPRESSIONS, CLICKS) if f.variant is None else (IMPRESSIONS,)
+        firsts = [self._edge(name, spec, 1) for name in names]
+        lasts = [self._edge(name, spec, -1) for name in names]
+        if f.variant is not None:
+            for row in self._aggregate(CLICKS, span_pipeline(f)):
+                firsts.append(aware(row["first"]))
+                lasts.append(aware(row["last"]))
+        return Activity(
+            first_seen=min((t for t in firsts if t is not None), default=None),
+            last_seen=max((t for t in lasts if t is not None), default=None),
+        )
+
+    def search_totals_many(
+        self, f: Filters, groupings: Sequence[Grouping]
+    ) -> list[dict[Key, SearchTotals]]:
+        """One pipeline: each search's clicks looked up once, then a $facet per grouping. A
+        grouping by query without a top could outgrow a document (16 MB): it runs alone."""
+        unbounded = any("query" in g.by and g.top is None for g in groupings)
+        if len(groupings) == 1 or (groupings and unbounded):
+            return [
+                _totals(g, self._aggregate(IMPRESSIONS, search_totals_pipeline(f, [g])))
+                for g in groupings
+            ]
+        if not groupings:
+            return []
+        (facets,) = self._aggregate(IMPRESSIONS, search_totals_pipeline(f, groupings))
+        return [_totals(g, facets[f"g{n}"]) for n, g in enumerate(groupings)]
+
+    def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
+        rows = self._aggregate(CLICKS, top_products_pipeline(f, top))
+        return [ProductClicks(r["_id"], r["clicks"], r["users"], r["rank_sum"]) for r in rows]
+
+    def latency_histogram(self, f: Filters) -> dict[float, int]:
+        rows = self._aggregate(IMPRESSIONS, latency_histogram_pipeline(match(f, latency=True)))
+        counts = {float(row["_id"]): row["n"] for row in rows}
+        return {edge: counts.get(float(edge), 0) for edge in LATENCY_EDGES_MS}
+
+    def export(
+        self, since: datetime | None = None, batch_rows: int = 10_000
+    ) -> Iterator[list[EventRow]]:
+        spec = {"timestamp": {"$gte": naive_utc(since)}} if since else {}
+        collections = (
+            (IMPRESSIONS, "impression", IMPRESSION_FIELDS),
+            (CLICKS, "click", CLICK_FIELDS),
+        )
+        for name, kind, fields in collections:
+            cursor = (
+                self._collection(name)
+                .find(spec, {"received_at": 0}, max_time_ms=self._max_time_ms())
+                .sort([("timestamp", 1), ("_id", 1)])
+                .batch_size(batch_rows)
+            )
+            batch: list[EventRow] = []
+            try:
+                for doc in cursor:
+                    batch.append(event_row(kind, fields, doc))
+                    if len(batch) >= batch_rows:
+                        yield batch
+                        batch = []
+            except ExecutionTimeout as exc:
+                raise ReadTimeout(self.read_timeout_s or 0.0) from exc
+            except PyMongoError as exc:
+                raise StoreError(
+                    f"export from MongoDB at {self.display_uri} failed: {reason(exc)}"
+                ) from exc
+            if batch:
+                yield batch

@@ -1,0 +1,503 @@
+"""Every aggregation pipeline of the MongoDB backend, and the compiler of the metric registry
+(`clickstats.metrics`) into aggregation expressions.
+
+Each pipeline ends in ``$group`` (or ``$sort``/``$limit`` after one, or ``$limit`` of at most
+two documents): only figures come back, never raw events. Days are the viewer's:
+``$year``/``$month``/``$dayOfMonth`` take an IANA time zone, so a day's bucket follows that
+zone's daylight-saving rules. The exact p95 (DuckDB's quantile_cont) takes two small queries:
+a count (with the other latency figures), then the one or two values around rank
+0.95 * (n - 1), found by ``$sort``/``$skip``/``$limit`` from the top. Only stages MongoDB has
+had since 3.4 are used, so that the same pipelines run on mongomock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from clickstats import metrics
+from clickstats.events import DEFAULT_VARIANT
+from clickstats.metrics import AllOf, Compare, Divide, Expr, Fact, Minus, Num, Of, When
+from clickstats.store.base import LATENCY_EDGES_MS, P95, Filters, Grouping, GroupKey
+from clickstats.store.fields import naive_utc
+from clickstats.store.mongo.connection import CLICKS, IMPRESSIONS
+
+Doc = dict[str, Any]
+
+# -- the metric registry, compiled -------------------------------------------------------------
+
+#: Each fact of a search, over the rows of per_search_stages (one row per search).
+FACTS: dict[Fact, Any] = {
+    "clicks": "$n",
+    "first_rank": "$first_rank",
+    "rank_sum": "$rank_sum",
+    "results_count": "$results_count",
+    # date - date is milliseconds
+    "ms_to_first_click": {"$subtract": ["$first_ts", "$timestamp"]},
+}
+#: The facts that are null for a search without a click, and the field that is null then.
+_NULLABLE: dict[Fact, str] = {"first_rank": "$first_rank", "ms_to_first_click": "$first_ts"}
+_OPS = {">": "$gt", ">=": "$gte", "<": "$lt", "<=": "$lte", "=": "$eq"}
+
+
+def condition(expr: Compare | AllOf) -> Doc:
+    """A boolean expression. A comparison that reads a fact that is null never holds (MongoDB
+    orders null below every number, so ``null < 1`` would)."""
+    if isinstance(expr, AllOf):
+        return {"$and": [condition(c) for c in expr.conditions]}
+    compared: Doc = {_OPS[expr.op]: [value(expr.left), value(expr.right)]}
+    present = [{"$gt": [_NULLABLE[f], None]} for f in dict.fromkeys(metrics.facts(expr))
+               if f in _NULLABLE]  # fmt: skip
+    return {"$and": [*present, compared]} if present else compared
+
+
+def value(expr: Expr) -> Any:
+    """A numeric expression over one row per search (a condition as 1 or 0)."""
+    match expr:
+        case Of(fact):
+            return FACTS[fact]
+        case Num(number):
+            return number
+        case Compare() | AllOf():
+            return {"$cond": [condition(expr), 1, 0]}
+        case Divide(left, right):
+            return {"$divide": [value(left), value(right)]}
+        case Minus(left, right):
+            return {"$subtract": [value(left), value(right)]}
+        case When(cond, then):
+            return {"$cond": [condition(cond), value(then), 0]}
+    raise TypeError(f"not a metric expression: {expr!r}")  # pragma: no cover
+
+
+def column_sums() -> Doc:
+    """``$group`` accumulators summing each of `metrics.columns()` over per-search rows,
+    compiled now (a metric added at run time is seen)."""
+    return {name: {"$sum": value(metrics.COLUMNS[name].value)} for name in metrics.columns()}
+
+
+# -- filters -----------------------------------------------------------------------------------
+
+
+def match(f: Filters, *, latency: bool = False) -> Doc:
+    """The $match of a Filters; `latency` keeps only searches that have a response time."""
+    spec: Doc = {"timestamp": {"$gte": naive_utc(f.since)}}
+    if f.user_id is not None:
+        spec["user_id"] = f.user_id
+    if f.variant is not None:
+        spec["variant"] = f.variant
+    if latency:
+        spec["response_time_ms"] = {"$ne": None}
+    return spec
+
+
+def click_match(f: Filters) -> Doc:
+    """The $match of a Filters over clicks: with a variant, the clicks sent with it and those
+    sent without one, whose variant resolved_variant then resolves."""
+    spec = match(Filters(since=f.since, user_id=f.user_id))
+    if f.variant is not None:
+        spec["variant"] = {"$in": [f.variant, None]}
+    return spec
+
+
+def count_if(cond: Doc) -> Doc:
+    return {"$sum": {"$cond": [cond, 1, 0]}}
+
+
+# -- clicks and their variants -----------------------------------------------------------------
+
+
+def resolved_variant(keys: Doc, sums: Doc, variant: str | None) -> list[Doc]:
+    """Clicks grouped by `keys` (with the accumulators `sums`) and by the variant they were
+    sent with, those sent without one apart per search they cite; then each group's "variant":
+    as sent, else the cited search's, else the default; with `variant`, its groups only.
+
+    The cited search is looked up once per group (on the search_id index), not per click, and
+    a group of clicks sent with a variant looks up nothing (a null search_id matches no
+    search). Group keys stay in _id, beside "v" and "s": callers group again by them."""
+    sent_without = {"$eq": [{"$ifNull": ["$variant", None]}, None]}
+    stages: list[Doc] = [
+        {
+            "$group": {
+                "_id": {
+                    **keys,
+                    "v": "$variant",
+                    "s": {"$cond": [sent_without, "$search_id", None]},
+                },
+                **sums,
+            }
+        },
+        {
+            "$lookup": {
+                "from": IMPRESSIONS,
+                "localField": "_id.s",
+                "foreignField": "search_id",
+                "as": "cited",
+            }
+        },
+        {
+            "$project": {
+                **dict.fromkeys(sums, 1),
+                "variant": {
+                    "$ifNull": [
+                        "$_id.v",
+                        {"$ifNull": [{"$min": "$cited.variant"}, DEFAULT_VARIANT]},
+                    ]
+                },
+            }
+        },
+    ]
+    if variant is not None:
+        stages.append({"$match": {"variant": variant}})
+    return stages
+
+
+def clicks_by(f: Filters, keys: Doc, sums: Doc, regroup: Doc) -> list[Doc]:
+    """Clicks grouped by `keys` with `sums`, their variants resolved (resolved_variant), then
+    grouped as `regroup` says ("$variant" is the resolved variant)."""
+    stages = resolved_variant(keys, sums, f.variant)
+    return [{"$match": click_match(f)}, *stages, {"$group": regroup}]
+
+
+def count_pipeline(spec: Doc, by_variant: bool) -> list[Doc]:
+    """Events matching `spec`, counted (per variant as sent with `by_variant`)."""
+    return [
+        {"$match": spec},
+        {"$group": {"_id": "$variant" if by_variant else None, "n": {"$sum": 1}}},
+    ]
+
+
+def click_count_pipeline(f: Filters, by_variant: bool) -> list[Doc]:
+    """Clicks counted, per resolved variant with `by_variant`; a filter on the variant
+    resolves the clicks' variants too, else they are counted as they are."""
+    if not by_variant and f.variant is None:
+        return count_pipeline(match(f), by_variant=False)
+    regroup = {"_id": "$variant" if by_variant else None, "n": {"$sum": "$n"}}
+    return clicks_by(f, {}, {"n": {"$sum": 1}}, regroup)
+
+
+def rank_pipeline(f: Filters, by_variant: bool) -> list[Doc]:
+    """Clicks per rank (_id.rank), per resolved variant (_id.variant) with `by_variant`."""
+    if not by_variant and f.variant is None:
+        return [{"$match": match(f)}, {"$group": {"_id": {"rank": "$rank"}, "n": {"$sum": 1}}}]
+    regroup_id: Doc = {"rank": "$_id.rank"}
+    if by_variant:
+        regroup_id = {"variant": "$variant", **regroup_id}
+    return clicks_by(
+        f, {"rank": "$rank"}, {"n": {"$sum": 1}}, {"_id": regroup_id, "n": {"$sum": "$n"}}
+    )
+
+
+def span_pipeline(f: Filters) -> list[Doc]:
+    """The first and last of the clicks of `f.variant` (resolved)."""
+    span = {"first": {"$min": "$timestamp"}, "last": {"$max": "$timestamp"}}
+    regroup = {"_id": None, "first": {"$min": "$first"}, "last": {"$max": "$last"}}
+    return clicks_by(f, {}, span, regroup)
+
+
+def edge_pipeline(spec: Doc, direction: int) -> list[Doc]:
+    """The earliest (`direction` 1) or latest (-1) event time: one index walk."""
+    return [
+        {"$match": spec},
+        {"$sort": {"timestamp": direction}},
+        {"$limit": 1},
+        {"$project": {"_id": 0, "timestamp": 1}},
+    ]
+
+
+def top_products_pipeline(f: Filters, top: int) -> list[Doc]:
+    """Over the clicks (of `f.variant`, resolved as resolved_variant does, if given)."""
+    pair: Doc = {"product": "$product_id", "user": "$user_id"}
+    sums: Doc = {"clicks": {"$sum": 1}, "rank_sum": {"$sum": "$rank"}}
+    per_pair: list[Doc] = [{"$group": {"_id": pair, **sums}}]
+    if f.variant is not None:
+        per_pair = [
+            *resolved_variant(pair, sums, f.variant),
+            {
+                "$group": {
+                    "_id": {"product": "$_id.product", "user": "$_id.user"},
+                    "clicks": {"$sum": "$clicks"},
+                    "rank_sum": {"$sum": "$rank_sum"},
+                }
+            },
+        ]
+    return [
+        {"$match": click_match(f)},
+        *per_pair,
+        {
+            "$group": {
+                "_id": "$_id.product",
+                "clicks": {"$sum": "$clicks"},
+                "users": {"$sum": 1},
+                "rank_sum": {"$sum": "$rank_sum"},
+            }
+        },
+        {"$sort": {"clicks": -1, "_id": 1}},
+        {"$limit": top},
+    ]
+
+
+# -- response times ----------------------------------------------------------------------------
+
+LATENCY_GROUP: Doc = {
+    "count": {"$sum": 1},
+    "mean": {"$avg": "$response_time_ms"},
+    "minimum": {"$min": "$response_time_ms"},
+    "maximum": {"$max": "$response_time_ms"},
+}
+
+
+def latency_pipeline(spec: Doc, by_variant: bool) -> list[Doc]:
+    """Count, mean, minimum and maximum of the response times of the searches of `spec`."""
+    return [
+        {"$match": spec},
+        {"$group": {"_id": "$variant" if by_variant else None, **LATENCY_GROUP}},
+    ]
+
+
+def p95_rank(count: int) -> tuple[float, int, int]:
+    """quantile_cont's position: h = 0.95 * (n - 1), between ranks floor(h) and ceil(h)."""
+    h = (count - 1) * P95
+    return h, math.floor(h), math.ceil(h)
+
+
+def p95_pipeline(spec: Doc, count: int) -> list[Doc]:
+    """The values at ranks ceil(h) and floor(h) (0-based, ascending), largest first.
+
+    Sorted from the top, so that the server's top-k sort keeps only the largest ~5% of
+    the values in memory rather than 95% of them.
+    """
+    _, lo, hi = p95_rank(count)
+    skip = count - 1 - hi
+    return [
+        {"$match": spec},
+        {"$project": {"_id": 0, "v": "$response_time_ms"}},
+        {"$sort": {"v": -1}},
+        *([{"$skip": skip}] if skip else []),
+        {"$limit": hi - lo + 1},
+    ]
+
+
+def interpolate(count: int, values: Sequence[float]) -> float | None:
+    """Linear interpolation between the two closest ranks, as DuckDB's quantile_cont does it."""
+    if not values:  # the events went away between the count and this query (a reset)
+        return None
+    h, lo, _ = p95_rank(count)
+    upper, lower = values[0], values[-1]
+    return lower + (upper - lower) * (h - lo)
+
+
+def latency_histogram_pipeline(spec: Doc) -> list[Doc]:
+    """`spec` keeps searches with a response time; the last bucket is open-ended."""
+    return [
+        {"$match": spec},
+        {
+            "$bucket": {
+                "groupBy": "$response_time_ms",
+                "boundaries": [float(edge) for edge in LATENCY_EDGES_MS] + [float("inf")],
+                "output": {"n": {"$sum": 1}},
+            }
+        },
+    ]
+
+
+# -- searches with their clicks ----------------------------------------------------------------
+
+
+def linked_clicks(since: datetime, fields: Sequence[str]) -> list[Doc]:
+    """Each search with `fields` and, in "clicks", its clicks in the window (``$lookup`` on the
+    search_id index of the clicks collection)."""
+    in_window = {"$gte": ["$$click.timestamp", since]}
+    return [
+        {
+            "$lookup": {
+                "from": CLICKS,
+                "localField": "search_id",
+                "foreignField": "search_id",
+                "as": "clicks",
+            }
+        },
+        {
+            "$project": {
+                **dict.fromkeys(fields, 1),
+                "clicks": {"$filter": {"input": "$clicks", "as": "click", "cond": in_window}},
+            }
+        },
+    ]
+
+
+def per_search_stages(spec: Doc, since: datetime, fields: Sequence[str]) -> list[Doc]:
+    """Searches matching `spec`, one row each with `fields` and the facts of its clicks in
+    the window: n (how many), rank_sum, first_rank and first_ts (rank and time of the earliest
+    click, the lower rank on a tie; null without a click)."""
+    return [
+        {"$match": spec},
+        *linked_clicks(since, fields),
+        # One row per (search, click), a search without clicks kept once; earliest click first.
+        {"$unwind": {"path": "$clicks", "preserveNullAndEmptyArrays": True}},
+        {"$sort": {"_id": 1, "clicks.timestamp": 1, "clicks.rank": 1}},
+        {
+            "$group": {  # back to one row per search
+                "_id": "$_id",
+                **{field: {"$first": f"${field}"} for field in fields},
+                "n": count_if({"$gt": ["$clicks.rank", None]}),
+                "rank_sum": {"$sum": "$clicks.rank"},
+                "first_rank": {"$first": "$clicks.rank"},
+                "first_ts": {"$first": "$clicks.timestamp"},
+            }
+        },
+    ]
+
+
+def _key(key: GroupKey, tz: str) -> Any:
+    if key == "day":
+        date = {"date": "$timestamp", "timezone": tz}
+        return {"y": {"$year": date}, "m": {"$month": date}, "d": {"$dayOfMonth": date}}
+    return f"${key}"
+
+
+def key_text(key: GroupKey, value: Any) -> str:
+    """A group key as search_totals returns it: a day as YYYY-MM-DD."""
+    if key == "day":
+        return f"{value['y']:04d}-{value['m']:02d}-{value['d']:02d}"
+    return str(value)
+
+
+def grouping_stages(grouping: Grouping, sums: Doc) -> list[Doc]:
+    """From one row per search: per (group, user) the column `sums`, so that users count once
+    per group; then per group, ranked and cut as the grouping asks."""
+    keys = {f"k{n}": _key(key, grouping.tz) for n, key in enumerate(grouping.by)}
+    stages: list[Doc] = [
+        {"$group": {"_id": {**keys, "user": "$user_id"}, **sums}},
+        {
+            "$group": {
+                "_id": {k: f"$_id.{k}" for k in keys} if keys else None,
+                "users": {"$sum": 1},
+                **{name: {"$sum": f"${name}"} for name in sums},
+            }
+        },
+    ]
+    sort: Doc = {f"_id.{k}": 1 for k in keys}
+    if grouping.order is not None:
+        stages.append({"$match": {grouping.order: {"$gt": 0}}})
+        sort = {grouping.order: -1, **sort}
+    if sort:
+        stages.append({"$sort": sort})
+    if grouping.top is not None:
+        stages.append({"$limit": grouping.top})
+    return stages
+
+
+def search_totals_pipeline(f: Filters, groupings: Sequence[Grouping]) -> list[Doc]:
+    """One grouping's rows; several groupings share the per-search stages and come back as
+    one document, an array of rows per grouping (``$facet``: g0, g1, ...). The columns are
+    `metrics.columns()`, compiled now."""
+    fields = ("user_id", "variant", "query", "timestamp", "results_count")
+    stages = per_search_stages(match(f), naive_utc(f.since), fields)
+    sums = column_sums()
+    if len(groupings) == 1:
+        return [*stages, *grouping_stages(groupings[0], sums)]
+    facets = {f"g{n}": grouping_stages(g, sums) for n, g in enumerate(groupings)}
+    return [*stages, {"$facet": facets}]
+
+
+def user_sums_pipeline(
+    since: datetime, variants: Sequence[str], max_searches: int | None = None
+) -> list[Doc]:
+    """Searches in the window, each with its clicks in the window; per user the columns of
+    `metrics.columns()` (users with more than `max_searches` searches left out); per variant
+    "users" and their sums (sum_<column>), squares (sq_<column>) and the products of
+    `metrics.pairs()` (p<n>, in pairs() order)."""
+    columns = metrics.columns()
+    per_variant: Doc = {"_id": "$_id.variant", "users": {"$sum": 1}}
+    for c in columns:
+        per_variant[f"sum_{c}"] = {"$sum": f"${c}"}
+        per_variant[f"sq_{c}"] = {"$sum": {"$multiply": [f"${c}", f"${c}"]}}
+    for n, (a, b) in enumerate(metrics.pairs()):
+        per_variant[f"p{n}"] = {"$sum": {"$multiply": [f"${a}", f"${b}"]}}
+    spec = {"timestamp": {"$gte": naive_utc(since)}, "variant": {"$in": list(variants)}}
+    fields = ("variant", "user_id", "timestamp", "results_count")
+    return [
+        *per_search_stages(spec, naive_utc(since), fields),
+        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **column_sums()}},
+        *([] if max_searches is None else [{"$match": {"searches": {"$lte": max_searches}}}]),
+        {"$group": per_variant},
+    ]
+
+
+def searches_per_user_pipeline(since: datetime, variants: Sequence[str]) -> list[Doc]:
+    """Per (variant, number of searches in the window): how many users made that many."""
+    return [
+        {"$match": {"timestamp": {"$gte": naive_utc(since)}, "variant": {"$in": list(variants)}}},
+        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, "n": {"$sum": 1}}},
+        {"$group": {"_id": {"variant": "$_id.variant", "searches": "$n"}, "users": {"$sum": 1}}},
+    ]
+
+
+# -- interleaving ------------------------------------------------------------------------------
+
+
+def preference_pipeline(since: datetime, label: str, top_queries: int | None) -> list[Doc]:
+    """Interleaved searches with their distinct clicked positions credited to the teams of those
+    positions; per unit (a user, or a user within a query with `top_queries`) the searches A
+    won, B won and ties; then summed (per query, the `top_queries` with the most searches with
+    clicks first, with `top_queries`)."""
+    since = naive_utc(since)
+    unit = ["user_id", "query"] if top_queries is not None else ["user_id"]
+    totals: Doc = {
+        "_id": "$_id.query" if top_queries is not None else None,
+        "units": {"$sum": 1},
+        "wins_a": {"$sum": "$wa"},
+        "wins_b": {"$sum": "$wb"},
+        "ties": {"$sum": "$t"},
+        "wins_a2": {"$sum": {"$multiply": ["$wa", "$wa"]}},
+        "wins_b2": {"$sum": {"$multiply": ["$wb", "$wb"]}},
+        "wins_ab": {"$sum": {"$multiply": ["$wa", "$wb"]}},
+    }
+    pipeline: list[Doc] = [
+        {"$match": {"timestamp": {"$gte": since}, "variant": label, "teams": {"$ne": None}}},
+        *linked_clicks(since, ("user_id", "query", "teams")),
+        {"$unwind": "$clicks"},  # searches without a click in the window drop out
+        {
+            "$group": {  # distinct clicked positions of each search
+                "_id": {"search": "$_id", "rank": "$clicks.rank"},
+                "user_id": {"$first": "$user_id"},
+                "query": {"$first": "$query"},
+                "teams": {"$first": "$teams"},
+            }
+        },
+        {
+            "$project": {
+                "user_id": 1,
+                "query": 1,
+                "team": {"$arrayElemAt": ["$teams", {"$subtract": ["$_id.rank", 1]}]},
+            }
+        },
+        {
+            "$group": {
+                "_id": "$_id.search",
+                "user_id": {"$first": "$user_id"},
+                "query": {"$first": "$query"},
+                "a": count_if({"$eq": ["$team", "A"]}),
+                "b": count_if({"$eq": ["$team", "B"]}),
+            }
+        },
+        {"$match": {"$expr": {"$gt": [{"$add": ["$a", "$b"]}, 0]}}},
+        {
+            "$group": {
+                "_id": {field: f"${field}" for field in unit},
+                "wa": count_if({"$gt": ["$a", "$b"]}),
+                "wb": count_if({"$gt": ["$b", "$a"]}),
+                "t": count_if({"$eq": ["$a", "$b"]}),
+            }
+        },
+        {"$group": totals},
+    ]
+    if top_queries is not None:
+        pipeline += [
+            {"$addFields": {"searches": {"$add": ["$wins_a", "$wins_b", "$ties"]}}},
+            {"$sort": {"searches": -1, "_id": 1}},
+            {"$limit": top_queries},
+        ]
+    return pipeline
