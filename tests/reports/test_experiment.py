@@ -1,4 +1,5 @@
-"""Experiment results over HTTP, on traffic simulated through the real search path."""
+"""Experiment results (reports/experiment.py) over HTTP, on traffic simulated through the real
+search path."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from clickstats import metrics
 from clickstats.app import create_app
 from clickstats.search import default_catalog, default_engine
 from clickstats.settings import Settings
@@ -100,3 +102,19 @@ def test_reused_aggregates_never_go_stale(tmp_path: Path) -> None:
         )
         after = users()
         assert sum(after.values()) == sum(before.values()) + 1
+
+
+def test_a_metric_added_to_the_registry_is_analysed(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    added = metrics.Metric(
+        "ctr_with_results", "CTR of searches with results", "clicked_searches", "with_results",
+        True, True,
+    )  # fmt: skip
+    monkeypatch.setitem(metrics.METRICS, added.name, added)
+    body = client.get("/experiments/search_ranking/results").json()
+    for variant in body["variants"]:
+        assert list(variant["metrics"]) == list(metrics.METRICS)
+        assert variant["metrics"]["ctr_with_results"]["estimate"] > 0
+    v2 = next(v for v in body["variants"] if v["name"] == "search_v2")
+    assert v2["metrics"]["ctr_with_results"]["comparison"]["p_value"] is not None
