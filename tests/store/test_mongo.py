@@ -18,14 +18,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from pymongo.errors import AutoReconnect, BulkWriteError, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ExecutionTimeout,
+    ServerSelectionTimeoutError,
+)
 
+from clickstats import ClickEvent, SearchImpression, metrics
 from clickstats.app import create_app
 from clickstats.cli import main
 from clickstats.events import event_time_now
+from clickstats.metrics import CLICKED, AllOf, Column, Compare, Divide, Metric, Num, Of, When
 from clickstats.settings import Settings
-from clickstats.store import StoreError, open_store
-from clickstats.store.base import AppendStatus, ByVariant, Filters
+from clickstats.store import ReadTimeout, StoreError, open_store
+from clickstats.store.base import AppendStatus, ByVariant, Filters, Grouping
 from clickstats.store.mongo import (
     CLICKS,
     IMPRESSIONS,
@@ -36,6 +43,7 @@ from clickstats.store.mongo import (
     p95_pipeline,
     redact,
 )
+from clickstats.store.mongo.pipelines import condition
 from tests.conftest import MONGODB_URI, free_port, on_database, store_url
 from tests.store.test_contract import EVENTS, MONTH, WEEK
 
@@ -177,6 +185,186 @@ def test_every_read_is_one_bounded_aggregation_pipeline(mongo: MongoStore) -> No
         assert stages[0] == "$match" and "timestamp" in pipeline[0]["$match"]
         # Each answer is grouped on the server, or at most two documents long.
         assert "$group" in stages or any(stage.get("$limit", 99) <= 2 for stage in pipeline)
+
+
+# -- the read time limit -----------------------------------------------------------------------
+
+
+class Options:
+    """A collection that records the keyword options of every aggregate and find, or answers
+    them with what `fail` raises (as a server that stops a read past maxTimeMS does)."""
+
+    def __init__(self, inner: Any, calls: list[tuple[str, dict[str, Any]]], fail: bool) -> None:
+        self._inner, self._calls, self._fail = inner, calls, fail
+
+    def aggregate(self, pipeline: list[Any], **options: Any) -> Any:
+        self._calls.append(("aggregate", options))
+        if self._fail:
+            raise ExecutionTimeout("operation exceeded time limit", 50)
+        return self._inner.aggregate(pipeline, **options)
+
+    def find(self, *args: Any, **options: Any) -> Any:
+        self._calls.append(("find", options))
+        cursor = self._inner.find(*args, **options)
+        return StoppedCursor() if self._fail else cursor
+
+
+class StoppedCursor:
+    """A cursor the server stops at its first batch."""
+
+    def sort(self, *args: Any) -> StoppedCursor:
+        return self
+
+    def batch_size(self, n: int) -> StoppedCursor:
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        raise ExecutionTimeout("operation exceeded time limit", 50)
+
+
+def _every_read(store: MongoStore) -> None:
+    for f in (WEEK, Filters(MONTH.since, variant="search_v1")):
+        for by in BYS:
+            store.counts(f, by)
+            store.rank_histogram(f, by)
+            store.latency(f, by)
+        store.activity(f)
+        store.search_totals_many(f, [Grouping(), Grouping(by=("variant",))])
+        store.search_totals(f, Grouping(by=("query",)))
+        store.top_products(f, 3)
+        store.latency_histogram(f)
+    store.preference_sums(MONTH.since, "duel")
+    store.preference_sums(MONTH.since, "duel", top_queries=2)
+    store.user_sums(MONTH.since, ["search_v1", "search_v2"], max_searches=10)
+    store.searches_per_user(MONTH.since, ["search_v1"])
+    list(store.export())
+
+
+def test_every_read_passes_the_time_limit_as_max_time_ms(tmp_path: Path) -> None:
+    with store_url("mongomock", tmp_path) as url:
+        store = open_store(url, read_timeout_s=2.5)
+        assert isinstance(store, MongoStore) and store.read_timeout_s == 2.5
+        store.open()
+        try:
+            store.append_sync(EVENTS)
+            calls: list[tuple[str, dict[str, Any]]] = []
+            store._clicks = Options(store._clicks, calls, fail=False)
+            store._impressions = Options(store._impressions, calls, fail=False)
+            _every_read(store)
+            assert {name for name, _ in calls} == {"aggregate", "find"}
+            for name, options in calls:
+                key = "maxTimeMS" if name == "aggregate" else "max_time_ms"
+                assert options == {key: 2500}, name
+            # Without a limit, no option: the server's own (none by default) stands.
+            calls.clear()
+            store.read_timeout_s = None
+            _every_read(store)
+            assert all(options in ({}, {"max_time_ms": None}) for _, options in calls)
+        finally:
+            store.close()
+
+
+def test_a_read_the_server_stops_is_a_read_timeout(tmp_path: Path) -> None:
+    with store_url("mongomock", tmp_path) as url:
+        store = open_store(url, read_timeout_s=0.25)
+        assert isinstance(store, MongoStore)
+        store.open()
+        try:
+            store.append_sync(EVENTS)
+            calls: list[tuple[str, dict[str, Any]]] = []
+            store._clicks = Options(store._clicks, calls, fail=True)
+            store._impressions = Options(store._impressions, calls, fail=True)
+            with pytest.raises(ReadTimeout) as caught:
+                store.counts(WEEK)
+            assert caught.value.limit_s == 0.25 and isinstance(caught.value, StoreError)
+            assert "0.25 s" in str(caught.value)
+            with pytest.raises(ReadTimeout):
+                store.user_sums(MONTH.since, ["search_v1"])
+            with pytest.raises(ReadTimeout):
+                list(store.export())
+            assert calls[0] == ("aggregate", {"maxTimeMS": 250})
+        finally:
+            store.close()
+
+
+# -- the metric registry, compiled -------------------------------------------------------------
+
+
+def test_a_comparison_of_a_fact_that_is_null_never_holds() -> None:
+    """MongoDB orders null below numbers: without the guard, null < 3 would hold."""
+    assert condition(Compare(Of("first_rank"), "<", Num(3))) == {
+        "$and": [{"$gt": ["$first_rank", None]}, {"$lt": ["$first_rank", 3]}]
+    }
+    assert condition(CLICKED) == {"$gt": ["$n", 0]}  # clicks are never null
+
+
+def test_a_metric_added_to_the_registry_is_summed_by_every_read(
+    mongo: MongoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_columns = [
+        Column("early", When(Compare(Of("first_rank"), "<=", Num(2)), Num(1)), "early"),
+        Column("late", Compare(Of("ms_to_first_click"), ">=", Num(10_000)), "late"),
+        Column("half_ranks", Divide(Of("rank_sum"), Num(2)), "half", integer=False),
+        Column(
+            "clicked_fast",
+            When(AllOf((CLICKED, Compare(Of("ms_to_first_click"), "<", Num(2_000)))), Num(1)),
+            "fast",
+        ),
+    ]
+    for column in new_columns:
+        monkeypatch.setitem(metrics.COLUMNS, column.name, column)
+    monkeypatch.setitem(
+        metrics.METRICS, "early_rate", Metric("early_rate", "e", "early", "searches", True, True)
+    )
+    monkeypatch.setitem(
+        metrics.METRICS, "late_half", Metric("late_half", "l", "late", "half_ranks", True, False)
+    )
+    monkeypatch.setitem(
+        metrics.METRICS, "fast", Metric("fast", "f", "clicked_fast", "clicks", True, True)
+    )
+    t0 = event_time_now() - timedelta(hours=1)
+
+    def search(n: int, user: str) -> SearchImpression:
+        return SearchImpression(
+            event_id=f"i{n}", search_id=f"s{n}", user_id=user, variant="v", query="q",
+            results_count=5, timestamp=t0,
+        )  # fmt: skip
+
+    def click(n: int, rank: int, seconds: int) -> ClickEvent:
+        return ClickEvent(
+            event_id=f"c{n}-{rank}", search_id=f"s{n}", user_id="x", product_id="p", rank=rank,
+            timestamp=t0 + timedelta(seconds=seconds),
+        )  # fmt: skip
+
+    mongo.append_sync(
+        [
+            *(search(n, user) for n, user in ((1, "u1"), (2, "u1"), (3, "u2"), (4, "u2"))),
+            click(1, 2, 5), click(1, 1, 20),  # first click: rank 2 after 5 s
+            click(3, 4, 30),  # rank 4 after 30 s; search 2 has no click
+            click(4, 3, 1), click(4, 1, 1),  # a tie: the lower rank, 1, after 1 s
+        ]
+    )  # fmt: skip
+    per_user = {  # u1, u2
+        "early": (1, 1),
+        "late": (0, 1),
+        "half_ranks": (1.5, 4.0),
+        "clicked_fast": (0, 1),
+    }
+    (sums,) = mongo.user_sums(t0 - timedelta(days=1), ["v"]).values()
+    assert sums.users == 2
+    for name, (u1, u2) in per_user.items():
+        assert sums.sums[name] == u1 + u2
+        assert sums.squares[name] == u1 * u1 + u2 * u2
+    assert sums.products[("late", "half_ranks")] == 0 * 1.5 + 1 * 4.0
+    assert sums.products[("clicked_fast", "clicks")] == 0 * 2 + 1 * 3
+    totals = mongo.search_totals(Filters(t0 - timedelta(days=1)), Grouping())[()]
+    assert dict(totals.sums) == {
+        **{name: u1 + u2 for name, (u1, u2) in per_user.items()},
+        **{name: totals[name] for name in metrics.columns() if name not in per_user},
+    }
+    assert list(totals.sums) == metrics.columns()
+    assert type(totals["early"]) is int and type(totals["half_ranks"]) is float
+    assert (totals.searches, totals["clicks"], totals["ttfc_ms"]) == (4, 5, 36_000)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 20, 21, 997])
