@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from clickstats import metrics
 from clickstats.cli import main
 from clickstats.events import utcnow
 from clickstats.store import open_store
@@ -41,7 +42,7 @@ def test_report_prints_the_overview_and_the_verdict(simulated: str) -> None:
     store.open()
     try:
         month = Filters(since=utcnow() - timedelta(days=30))
-        searches = sum(c.impressions for c in store.counts_by_variant(month).values())
+        searches = store.counts(month)[()].impressions
     finally:
         store.close()
     assert f"{searches:,}" in out
@@ -128,3 +129,16 @@ def test_report_on_little_data_says_what_is_missing_in_sentences(tmp_path: Path)
     assert len(sentences) >= 5
     for line in sentences:  # whole sentences, with nothing missing after a colon
         assert line.endswith(".") and not re.search(r":\s*\.?$", line), line
+
+
+def test_report_shows_a_metric_added_to_the_registry(
+    simulated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    added = metrics.Metric(
+        "ctr_with_results", "CTR of searches with results", "clicked_searches", "with_results",
+        True, True,
+    )  # fmt: skip
+    monkeypatch.setitem(metrics.METRICS, added.name, added)
+    out = run("report", "--days", "7", env={"CLICKSTATS_STORE": simulated, "COLUMNS": "250"})
+    assert "CTR of searches with results" in out  # a row of the experiment table, defined
+    assert f"  {added.label}: {added.x} / {added.y} (a percentage; higher is better)" in out

@@ -306,7 +306,7 @@ def report(store: str, days: int, experiment_names: tuple[str, ...], method: str
     from rich.console import Console
 
     from clickstats.experiments import InvalidExperiments, UnknownExperiment, open_experiments
-    from clickstats.report import pick_experiments, render_report
+    from clickstats.cli_report import pick_experiments, render_report
     from clickstats.tracking import ClickTrackingService
 
     settings = Settings(store=store)

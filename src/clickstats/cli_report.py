@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,8 +19,11 @@ from clickstats.experiments import (
     ExperimentType,
     UnknownExperiment,
 )
-from clickstats.results import Method
-from clickstats.stats.summary import METRICS
+from clickstats.metrics import METRICS
+from clickstats.reports.experiment import ExperimentResults, Method
+from clickstats.reports.interleaving import InterleavingResults
+from clickstats.reports.overview import Figures, Overview
+from clickstats.stats.compare import Comparison
 from clickstats.store.base import Filters
 from clickstats.tracking import ClickTrackingService
 
@@ -78,35 +80,40 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
 
 
-def overview_table(overview: dict[str, Any]) -> Table:
+def _figure_metrics(figures: Figures) -> list[str]:
+    """The registry's metrics the overview's figures carry, in registry order."""
+    present = set(type(figures).model_fields) | set(figures.model_extra or {})
+    return [name for name in METRICS if name in present]
+
+
+def overview_table(overview: Overview) -> Table:
     table = Table(
-        title=f"Searches in the last {overview['days']} days "
-        f"(since {overview['since']:%Y-%m-%d} {overview['tz']})",
+        title=f"Searches in the last {overview.days} days "
+        f"(since {overview.since:%Y-%m-%d} {overview.tz})",
         title_justify="left",
     )
     table.add_column("variant")
-    for name in ("searches", "users", "search CTR", "clicks per search", "avg click position"):
-        table.add_column(name, justify="right")
-    table.add_column("zero-result rate", justify="right")
+    table.add_column("searches", justify="right")
+    table.add_column("users", justify="right")
+    shown = _figure_metrics(overview.totals)
+    for metric in shown:
+        table.add_column(METRICS[metric].label, justify="right")
     table.add_column("p95 latency", justify="right")
 
-    def row(name: str, f: dict[str, Any], *, end_section: bool = False) -> None:
+    def row(name: str, f: Figures, *, end_section: bool = False) -> None:
         table.add_row(
             name,
-            f"{f['searches']:,}",
-            f"{f['users']:,}",
-            _pct(f["search_ctr"]),
-            _num(f["clicks_per_search"]),
-            _num(f["avg_click_position"]),
-            _pct(f["zero_result_rate"]),
-            _ms(f["p95_response_ms"]),
+            f"{f.searches:,}",
+            f"{f.users:,}",
+            *(_value(metric, getattr(f, metric, None), digits=2) for metric in shown),
+            _ms(f.p95_response_ms),
             end_section=end_section,
         )
 
-    variants = sorted(overview["by_variant"].items())
+    variants = sorted(overview.by_variant.items())
     for n, (name, figures) in enumerate(variants):
         row(name, figures, end_section=n == len(variants) - 1)
-    row("total", overview["totals"])
+    row("total", overview.totals)
     table.caption = (
         "search CTR: the share of searches with at least one click; "
         "clicks per search: clicks / searches (an average, not a percentage)"
@@ -115,13 +122,13 @@ def overview_table(overview: dict[str, Any]) -> Table:
     return table
 
 
-def _value(metric: str, value: float | None) -> str:
+def _value(metric: str, value: float | None, digits: int = 3) -> str:
     spec = METRICS.get(metric)
     if spec is not None and spec.percent:
         return _pct(value)
     if metric.endswith("_ms"):
         return _num(value, ",.0f") + " ms" if value is not None else "-"
-    return _num(value, ".3f")
+    return _num(value, f".{digits}f")
 
 
 def _difference(metric: str, value: float) -> str:
@@ -134,27 +141,29 @@ def _difference(metric: str, value: float) -> str:
     return f"{value:+.3f}"
 
 
-def _with_interval(point: float | None, ci: list[float] | None, fmt: Callable[[float], str]) -> str:
+def _with_interval(
+    point: float | None, ci: tuple[float, float] | None, fmt: Callable[[float], str]
+) -> str:
     """'+3.1 pp (+0.4 pp to +5.8 pp)': one unit for the point and both ends."""
     if point is None:
         return "-"
     return fmt(point) + ("" if ci is None else f" ({fmt(ci[0])} to {fmt(ci[1])})")
 
 
-def _change(metric: str, c: dict[str, Any]) -> tuple[str, str]:
+def _change(metric: str, c: Comparison | None) -> tuple[str, str]:
     """The difference (in the metric's unit) and the relative change, each with its interval."""
-    absolute = _with_interval(
-        c.get("absolute"), c.get("absolute_ci"), lambda x: _difference(metric, x)
-    )
-    relative = _with_interval(c.get("relative"), c.get("relative_ci"), lambda x: f"{x:+.1%}")
+    if c is None:
+        return "-", "-"
+    absolute = _with_interval(c.absolute, c.absolute_ci, lambda x: _difference(metric, x))
+    relative = _with_interval(c.relative, c.relative_ci, lambda x: f"{x:+.1%}")
     return absolute, relative
 
 
-def experiment_table(results: dict[str, Any], days: int) -> Table:
-    control = results["control"]
+def experiment_table(results: ExperimentResults, days: int) -> Table:
+    control = results.control
     table = Table(
-        title=f"Experiment {results['experiment']} ({results['status']}): control {control}, "
-        f"last {days} days, {results['method']} test, primary metric {results['primary_metric']}",
+        title=f"Experiment {results.experiment} ({results.status.value}): control {control}, "
+        f"last {days} days, {results.method} test, primary metric {results.primary_metric}",
         title_justify="left",
     )
     table.add_column("metric")
@@ -162,84 +171,83 @@ def experiment_table(results: dict[str, Any], days: int) -> Table:
     table.add_column("value", justify="right")
     table.add_column(f"{control} (control)", justify="right")
     levels = [
-        m["comparison"]["ci_level"]
-        for v in results["variants"]
-        for m in v["metrics"].values()
-        if (m.get("comparison") or {}).get("ci_level") is not None
+        m.comparison.ci_level
+        for v in results.variants
+        for m in v.metrics.values()
+        if m.comparison is not None and m.comparison.ci_level is not None
     ]
     level = f"{100 * levels[0]:.3g}% CI" if levels else "CI"
     table.add_column(f"difference ({level})", justify="right")
     table.add_column(f"relative change ({level})", justify="right")
     table.add_column("p", justify="right")
     table.add_column("significant")
-    variants = results["variants"]
-    base = next((v for v in variants if v["is_control"]), None)
-    treatments = [v for v in variants if not v["is_control"]]
-    metrics = list(base["metrics"]) if base is not None else []
-    for metric in metrics:
+    base = next((v for v in results.variants if v.is_control), None)
+    treatments = [v for v in results.variants if not v.is_control]
+    for metric in list(base.metrics) if base is not None else []:
         label = METRICS[metric].label if metric in METRICS else metric
-        if metric == results["primary_metric"]:
+        if metric == results.primary_metric:
             label += " *"
+        control_value = base.metrics[metric].estimate if base is not None else None
         for variant in treatments:
-            m = variant["metrics"].get(metric) or {}
-            c = m.get("comparison") or {}
+            m = variant.metrics.get(metric)
+            c = None if m is None else m.comparison
             difference, relative = _change(metric, c)
-            p = c.get("p_value_adjusted", c.get("p_value"))
+            p = None if c is None else c.p_value_adjusted
             table.add_row(
                 label,
-                variant["name"],
-                _value(metric, m.get("estimate")),
-                _value(metric, base["metrics"][metric].get("estimate")) if base else "-",
+                variant.name,
+                _value(metric, None if m is None else m.estimate),
+                _value(metric, control_value) if base is not None else "-",
                 difference,
                 relative,
                 "-" if p is None else f"{p:.3g}",
-                "yes" if c.get("significant") else "no",
+                "yes" if c is not None and c.significant else "no",
             )
     return table
 
 
-def _experiment_notes(results: dict[str, Any]) -> list[str]:
+def _experiment_notes(results: ExperimentResults) -> list[str]:
     lines = []
-    if results["variants"]:
-        users = ", ".join(f"{v['name']} {plural(v['users'], 'user')}" for v in results["variants"])
+    if results.variants:
+        users = ", ".join(f"{v.name} {plural(v.users, 'user')}" for v in results.variants)
         lines.append(f"Users: {users}.")
-    lines.append(f"Verdict: {results['decision']['summary']}")
-    srm = (results.get("health") or {}).get("srm") or {}
-    if srm.get("flagged"):
-        observed = ", ".join(f"{k} {plural(v, 'user')}" for k, v in srm["observed"].items())
-        expected = ", ".join(f"{k} {v:,.0f}" for k, v in srm["expected"].items())
+    lines.append(f"Verdict: {results.decision.summary}")
+    srm = results.health.srm if results.health is not None else None
+    if srm is not None and srm.flagged:
+        observed = ", ".join(f"{k} {plural(v, 'user')}" for k, v in srm.observed.items())
+        expected = ", ".join(f"{k} {v:,.0f}" for k, v in srm.expected.items())
         lines.append(
-            f"Warning: sample ratio mismatch (p = {srm['p_value']:.2g}): {observed}; "
+            f"Warning: sample ratio mismatch (p = {srm.p_value or 0:.2g}): {observed}; "
             f"expected {expected}. Find out why users are missing from a variant (assignment, "
             "tracking, bots) before trusting any result."
         )
-    elif srm and not srm.get("checked"):
-        lines.append(f"Sample ratio not checked yet ({srm.get('reason')}).")
+    elif srm is not None and not srm.checked:
+        lines.append(f"Sample ratio not checked yet ({srm.reason}).")
     return lines
 
 
-def interleaving_table(results: dict[str, Any], days: int) -> Table:
-    rankers = results["rankers"]
+def interleaving_table(results: InterleavingResults, days: int) -> Table:
+    rankers = results.rankers
     table = Table(
-        title=f"Interleaving experiment {results['experiment']} ({results['status']}): "
-        f"A = {rankers['A']}, B = {rankers['B']}, last {days} days",
+        title=f"Interleaving experiment {results.experiment} ({results.status.value}): "
+        f"A = {rankers.A}, B = {rankers.B}, last {days} days",
         title_justify="left",
     )
     for name in ("users", "searches with clicks", "A wins", "B wins", "ties"):
         table.add_column(name, justify="right")
     table.add_column("preference for B", justify="right")
     table.add_column("p", justify="right")
-    low, high = results.get("ci_low"), results.get("ci_high")
-    preference = _pct(results.get("preference"))
+    low, high = results.ci_low, results.ci_high
+    preference = _pct(results.preference)
     if low is not None and high is not None:
         preference += f" ({low:.1%} to {high:.1%})"
-    p = results.get("p_value")
+    p = results.p_value
     table.add_row(
-        f"{results['users']:,}",
-        f"{results['searches_with_clicks']:,}",
-        f"{results['wins_a']:,}",
-        f"{results['wins_b']:,}",
-        f"{results['ties']:,}",
+        f"{results.users:,}",
+        f"{results.searches_with_clicks:,}",
+        f"{results.wins_a:,}",
+        f"{results.wins_b:,}",
+        f"{results.ties:,}",
         preference,
         "-" if p is None else f"{p:.3g}",
     )
@@ -256,8 +264,8 @@ def render_report(
     store: str = "URL",
 ) -> None:
     """Print the overview, then each experiment's comparisons and verdict."""
-    overview = service.get_overview(days=days).model_dump()
-    if not overview["totals"]["searches"]:
+    overview = service.get_overview(days=days)
+    if not overview.totals.searches:
         activity = service.store.activity(Filters(since=EVER))
         if activity.last_seen is None:
             console.print(f"The store {store} holds no events yet.", highlight=False)
@@ -276,15 +284,15 @@ def render_report(
         if experiment.type is ExperimentType.INTERLEAVING:
             preference = service.get_interleaving_results(experiment, days=days)
             console.print(interleaving_table(preference, days))
-            console.print(f"Verdict: {preference['verdict']}", highlight=False, soft_wrap=True)
+            console.print(f"Verdict: {preference.verdict}", highlight=False, soft_wrap=True)
             continue
         results = service.get_experiment_results(experiment, days=days, method=method)
-        if results["variants"]:
+        if results.variants:
             console.print(experiment_table(results, days))
             console.print("* the primary metric, on which the verdict is made", highlight=False)
-            shown.update(dict.fromkeys(results["variants"][0]["metrics"]))
+            shown.update(dict.fromkeys(results.variants[0].metrics))
         else:
-            reason = results.get("reason") or "no variant has data in this period"
+            reason = results.reason or "no variant has data in this period"
             console.print(
                 f"Experiment {experiment.name}: nothing to compare in the last "
                 f"{plural(days, 'day')}: {reason}.",
