@@ -4,25 +4,38 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 PY_DIRS := $(wildcard src tests bench scripts)
-# Reinstall whenever pyproject.toml changes.
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Reinstall whenever pyproject.toml changes. Two stamps: serving needs only clickstats and its
+# dependencies; the tools and oracles of `make test` come on top (`make run` skips them).
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+SERVE_STAMP := $(VENV)/.installed-serve-$(SUM)
+DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
+# uv (put into the venv by pip) resolves and installs several times faster than pip.
+UV := $(BIN)/uv pip install -q --python $(BIN)/python
 
-.PHONY: install run demo test lint sysdeps browser-deps bench clean
+.PHONY: install install-serve run demo test lint sysdeps browser-deps bench clean
 
-$(STAMP): pyproject.toml
+$(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps 'gbstats==0.8.0'
-	rm -f $(VENV)/.installed-*
+	test -x $(BIN)/uv || $(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(UV) -e .
+	rm -f $(VENV)/.installed-serve-*
 	touch $@
 
-install: $(STAMP)
+$(DEV_STAMP): $(SERVE_STAMP)
+	$(UV) -e '.[dev]'
+	$(UV) --no-deps 'gbstats==0.8.0'
+	rm -f $(VENV)/.installed-dev-*
+	touch $@
 
-run: install
+install-serve: $(SERVE_STAMP)
+
+install: $(DEV_STAMP)
+
+run: install-serve
 	$(BIN)/clickstats serve --host 127.0.0.1 --port $(PORT) $(if $(STORE),--store $(STORE))
 
 # Simulated traffic into the default store (docs/SEARCH.md): numbers on the dashboard at once.
-demo: install
+demo: install-serve
 	$(BIN)/clickstats simulate --users 200 --searches 3000
 
 lint: install
