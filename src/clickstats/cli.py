@@ -305,8 +305,8 @@ def report(store: str, days: int, experiment_names: tuple[str, ...], method: str
     """Print the overview (per variant and in total) and each experiment's verdict."""
     from rich.console import Console
 
-    from clickstats.experiments import InvalidExperiments, UnknownExperiment, open_experiments
     from clickstats.cli_report import pick_experiments, render_report
+    from clickstats.experiments import InvalidExperiments, UnknownExperiment, open_experiments
     from clickstats.tracking import ClickTrackingService
 
     settings = Settings(store=store)

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from clickstats.events import Id, IsoTime, Unicode, utcnow
+from clickstats.metrics import METRICS
 from clickstats.state import FileState, StateStore, open_state
 from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
-from clickstats.stats.summary import METRICS
 
 if TYPE_CHECKING:
     from clickstats.settings import Settings
