@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import click
-import httpx
 import numpy as np
 import numpy.typing as npt
 
@@ -309,6 +308,7 @@ def simulate_command(
     The click model knows the catalog's ground truth, so the better ranker is known
     (search_v2): docs/SEARCH.md.
     """
+    import httpx  # not at import: `clickstats --help` need not load it
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from scipy.stats import norm, t  # type: ignore[import-untyped]
-
 from clickstats.stats import sequential
 from clickstats.stats.summary import RatioSummary
 
@@ -84,6 +82,8 @@ def ratio_variance(summary: RatioSummary) -> float | None:
 @lru_cache(maxsize=64)
 def z_critical(alpha: float) -> float:
     """The two-sided normal critical value z_(1 - alpha/2)."""
+    from scipy.stats import norm  # type: ignore[import-untyped]  # not at import: slow
+
     return float(norm.isf(alpha / 2))
 
 
@@ -108,6 +108,8 @@ def interval(
     """The two-sided interval at 1 - ci_alpha (default 1 - alpha) for the given method."""
     miss = alpha if ci_alpha is None else ci_alpha
     if method == "fixed":
+        from scipy.stats import t  # not at import: slow
+
         width = float(t.isf(miss / 2, dof)) * se if math.isfinite(dof) else z_critical(miss) * se
     else:
         width = sequential.halfwidth(se, users, alpha, tuning, ci_alpha=miss)
@@ -126,6 +128,8 @@ def method_p_value(
 ) -> float:
     """Two-sided p-value of `estimate` against 0: Welch's t (fixed) or the always-valid one."""
     if method == "fixed":
+        from scipy.stats import norm, t  # not at import: slow
+
         statistic = abs(estimate) / se
         return float(2 * (t.sf(statistic, dof) if math.isfinite(dof) else norm.sf(statistic)))
     return sequential.p_value(estimate, se, users, alpha, tuning)
