@@ -3,6 +3,7 @@ metrics; re-imports are idempotent; bad rows are rejected with the field and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from pydantic import BaseModel
 
 from clickstats.cli import main
 from clickstats.events import ClickEvent, ClickSource, SearchImpression, to_millis, utcnow
@@ -165,6 +167,10 @@ FLOAT_SUM_REL_TOL = 1e-12
 
 def differences(actual: Any, expected: Any, path: str = "") -> list[str]:
     """Where two reports differ: anything but a float beyond the last bits of a sum."""
+    if isinstance(actual, BaseModel) and isinstance(expected, BaseModel):
+        return differences(actual.model_dump(), expected.model_dump(), path)
+    if dataclasses.is_dataclass(actual) and dataclasses.is_dataclass(expected):
+        return differences(dataclasses.asdict(actual), dataclasses.asdict(expected), path)  # type: ignore[arg-type]
     if isinstance(actual, dict) and isinstance(expected, dict):
         if list(actual) != list(expected):
             return [f"{path}: keys {list(actual)} != {list(expected)}"]

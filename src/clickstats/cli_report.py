@@ -7,7 +7,6 @@ same report can be read, grepped and asserted on.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
@@ -24,11 +23,7 @@ from clickstats.reports.experiment import ExperimentResults, Method
 from clickstats.reports.interleaving import InterleavingResults
 from clickstats.reports.overview import Figures, Overview
 from clickstats.stats.compare import Comparison
-from clickstats.store.base import Filters
 from clickstats.tracking import ClickTrackingService
-
-#: Since the start of Unix time: "ever", for the one question of whether a store is empty.
-EVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 FIRST_EVENT = """\
 Send a first event, for example to a running server (clickstats serve):
@@ -266,7 +261,7 @@ def render_report(
     """Print the overview, then each experiment's comparisons and verdict."""
     overview = service.get_overview(days=days)
     if not overview.totals.searches:
-        activity = service.store.activity(Filters(since=EVER))
+        activity = service.get_activity()
         if activity.last_seen is None:
             console.print(f"The store {store} holds no events yet.", highlight=False)
             console.print(FIRST_EVENT.format(store=store), highlight=False, soft_wrap=True)

@@ -27,7 +27,7 @@ from clickstats.search.engine import SearchEngine, default_engine
 from clickstats.search.serve import serve_search
 from clickstats.search.users import click_scale, make_users, query_probabilities
 from clickstats.settings import DEFAULT_STORE, Settings
-from clickstats.store import EventStore, StoreError, open_store
+from clickstats.store import StoreError, open_store
 from clickstats.store.base import AnyEvent
 
 DEFAULT_USERS = 200
@@ -63,12 +63,16 @@ class Backend(Protocol):
     def flush(self) -> None: ...
 
 
-class InProcess:
-    """The endpoint's own code path (serve_search), stored in batches through the store."""
+class Sink(Protocol):
+    """Where InProcess stores events: the service (ClickTrackingService), or a bare store."""
 
-    def __init__(
-        self, store: EventStore, experiments: ExperimentManager, engine: SearchEngine
-    ) -> None:
+    def append_sync(self, events: Sequence[AnyEvent]) -> Any: ...
+
+
+class InProcess:
+    """The endpoint's own code path (serve_search), stored in batches through the service."""
+
+    def __init__(self, store: Sink, experiments: ExperimentManager, engine: SearchEngine) -> None:
         self.store, self.experiments, self.engine = store, experiments, engine
         self._pending: list[AnyEvent] = []
 
@@ -361,7 +365,10 @@ def simulate_command(
                 "to it with --server URL."
             ) from exc
         try:
-            backend = InProcess(event_store, open_experiments(settings), default_engine())
+            from clickstats.tracking import ClickTrackingService
+
+            service = ClickTrackingService(event_store)
+            backend = InProcess(service, open_experiments(settings), default_engine())
             report = run(backend)
         except StoreError as exc:
             raise click.ClickException(str(exc)) from exc

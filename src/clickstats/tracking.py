@@ -8,7 +8,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from clickstats.reports.queries import QueriesQuery, QueriesReport, queries
 from clickstats.reports.user import UserQuery, user_summary
 from clickstats.settings import Settings
 from clickstats.store import EventStore, open_store
-from clickstats.store.base import AnyEvent, AppendStatus, Deleted, Filters
+from clickstats.store.base import Activity, AnyEvent, AppendStatus, Deleted, Filters
 
 if TYPE_CHECKING:
     from clickstats.reports.experiment import ExperimentResults, Method
@@ -47,6 +47,10 @@ def check_days(days: int) -> int:
     if not MIN_DAYS <= days <= MAX_DAYS:
         raise ValueError(f"days must be between {MIN_DAYS} and {MAX_DAYS}, got {days}")
     return days
+
+
+#: Before any event (event times are checked to be after 1970).
+EVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def filters(days: int, user_id: str | None = None, variant: str | None = None) -> Filters:
@@ -126,6 +130,15 @@ class ClickTrackingService:
     def prune(self, retention_days: int) -> Deleted:
         """Delete the events older than `retention_days` days (by their event time)."""
         return self.store.delete_before(retention_cutoff(retention_days))
+
+    def ping(self) -> str:
+        """The store's backend name, once the store has answered (StoreError otherwise)."""
+        self.store.ping()
+        return self.store.kind
+
+    def get_activity(self, since: datetime | None = None) -> Activity:
+        """The earliest and latest stored event (since `since`; ever without it)."""
+        return self.store.activity(Filters(since=since or EVER))
 
     # -- metrics ---------------------------------------------------------------------------
 

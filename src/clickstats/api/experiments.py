@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
 from clickstats.api.deps import Days, TrackerDep, UserHeader
-from clickstats.api.errors import STORE_RESPONSES, responses
+from clickstats.api.errors import READ_RESPONSES, STORE_RESPONSES, responses
 from clickstats.events import MAX_ID_LENGTH
 from clickstats.experiments import (
     Experiment,
@@ -134,7 +134,11 @@ def stop_experiment(name: str, manager: ExperimentsDep) -> Experiment:
         return manager.stop(name)
 
 
-@router.get("/{name}/results", response_model=ExperimentResults, responses=_NAMED)
+@router.get(
+    "/{name}/results",
+    response_model=ExperimentResults,
+    responses={**_NAMED, **READ_RESPONSES},
+)
 def results(
     name: str,
     manager: ExperimentsDep,
@@ -152,7 +156,10 @@ def results(
 @router.get(
     "/{name}/interleaving",
     response_model=InterleavingResults,
-    responses=responses(404, 409, _409="An A/B experiment: read /experiments/{name}/results"),
+    responses={
+        **responses(404, 409, _409="An A/B experiment: read /experiments/{name}/results"),
+        **READ_RESPONSES,
+    },
 )
 def interleaving(
     name: str, manager: ExperimentsDep, tracker: TrackerDep, days: Days = 30

@@ -28,5 +28,5 @@ class Health(BaseModel):
 def health(request: Request, tracker: TrackerDep) -> Any:
     """200 with the store kind when the store answers; 503 otherwise. `bots_dropped`: events
     of known crawlers this server process dropped since it started (docs/SECURITY.md, Bots)."""
-    tracker.store.ping()
-    return Health(store=tracker.store.kind, version=__version__, bots_dropped=dropped(request.app))
+    kind = tracker.ping()
+    return Health(store=kind, version=__version__, bots_dropped=dropped(request.app))

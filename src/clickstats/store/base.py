@@ -112,6 +112,7 @@ RankHistogram = dict[int, int]
 #: searches made by a user in the window -> number of users who made that many
 SearchesHistogram = dict[int, int]
 
+
 @dataclass(frozen=True, slots=True)
 class UserSums:
     """Over the users of one variant: how many, and the sums of their per-user columns
