@@ -71,8 +71,8 @@ def _experiment(z: float) -> Experiment:
 
 def test_the_crawler_is_left_out_and_said_so(tracker: ClickTrackingService) -> None:
     _fill(tracker)
-    kept = tracker.get_experiment_results(_experiment(3.5), days=1, method="fixed")
-    raw = tracker.get_experiment_results(_experiment(0), days=1, method="fixed")
+    kept = tracker.get_experiment_results(_experiment(3.5), days=1, method="fixed").to_dict()
+    raw = tracker.get_experiment_results(_experiment(0), days=1, method="fixed").to_dict()
 
     # Without the rule the crawler makes search_v2 "significantly worse": a verdict to act on.
     assert raw["decision"]["winner"] == "search_v1", raw["decision"]["summary"]
