@@ -13,22 +13,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
-import numpy as np
-import numpy.typing as npt
 
 from clickstats.events import MAX_BATCH_EVENTS, ClickEvent, utcnow
-from clickstats.experiments import ExperimentManager, open_experiments
-from clickstats.search.catalog import Catalog, default_catalog
-from clickstats.search.clickmodel import DEFAULT_CLICK_MODEL, ClickModel
-from clickstats.search.engine import SearchEngine, default_engine
-from clickstats.search.serve import serve_search
-from clickstats.search.users import click_scale, make_users, query_probabilities
-from clickstats.settings import DEFAULT_STORE, Settings
-from clickstats.store import StoreError, open_store
-from clickstats.store.base import AnyEvent
+from clickstats.settings import DEFAULT_STORE
+
+if TYPE_CHECKING:  # numpy, the search index and the stores load when a simulation runs
+    import numpy as np
+    import numpy.typing as npt
+
+    from clickstats.experiments import ExperimentManager
+    from clickstats.search.catalog import Catalog
+    from clickstats.search.clickmodel import ClickModel
+    from clickstats.search.engine import SearchEngine
+    from clickstats.store.base import AnyEvent
 
 DEFAULT_USERS = 200
 DEFAULT_SEARCHES = 3000
@@ -77,6 +77,8 @@ class InProcess:
         self._pending: list[AnyEvent] = []
 
     def search(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown:
+        from clickstats.search.serve import serve_search
+
         served = serve_search(self.engine, self.experiments, user_id, query, limit, timestamp)
         self._add([served.impression])
         imp = served.impression
@@ -173,6 +175,8 @@ def search_times(
     rng: np.random.Generator, searches: int, days: int, now: datetime
 ) -> list[datetime]:
     """`searches` moments, uniform over the last `days` days (within the margins), in order."""
+    import numpy as np
+
     window = (timedelta(days=days) - START_MARGIN - END_MARGIN).total_seconds()
     ago = np.sort(rng.uniform(0.0, window, size=searches))[::-1]
     end = now - END_MARGIN
@@ -188,15 +192,22 @@ def simulate(
     seed: int = DEFAULT_SEED,
     days: int = DEFAULT_DAYS,
     limit: int = RESULTS_PER_SEARCH,
-    click_model: ClickModel = DEFAULT_CLICK_MODEL,
+    click_model: ClickModel | None = None,
     now: datetime | None = None,
     on_search: Callable[[], None] | None = None,
 ) -> SimulationReport:
     """Run `searches` searches by `users` simulated users through `backend`, with clicks.
 
     Everything random (users, who searches when, what, which results get clicked) comes from
-    `seed`; the ids of searches and events do not.
+    `seed`; the ids of searches and events do not. The click model is the default
+    (clickstats.search.clickmodel) unless `click_model` is given.
     """
+    import numpy as np
+
+    from clickstats.search.clickmodel import DEFAULT_CLICK_MODEL
+    from clickstats.search.users import click_scale, make_users, query_probabilities
+
+    click_model = click_model or DEFAULT_CLICK_MODEL
     if not 1 <= days <= 365:
         raise ValueError(f"days must be between 1 and 365, got {days}")
     now = now or utcnow()
@@ -316,6 +327,12 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
+
+    from clickstats.experiments import open_experiments
+    from clickstats.search.catalog import default_catalog
+    from clickstats.search.engine import default_engine
+    from clickstats.settings import Settings
+    from clickstats.store import StoreError, open_store
 
     console = Console(stderr=True)
     progress = Progress(

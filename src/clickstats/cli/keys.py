@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from clickstats.cli_options import store_option_with
+from clickstats.cli.options import store_option_with
 
 if TYPE_CHECKING:
     from clickstats.settings import Settings

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clickstats import __version__
-from clickstats.cli_keys import check_exposure, keys
-from clickstats.cli_options import store_option
-from clickstats.cli_privacy import RETENTION_DAYS, delete_user, prune
+from clickstats.cli.keys import check_exposure, keys
+from clickstats.cli.options import store_option
+from clickstats.cli.privacy import RETENTION_DAYS, delete_user, prune
 from clickstats.settings import Settings
 from clickstats.simulate import simulate_command
 
@@ -305,7 +305,7 @@ def report(store: str, days: int, experiment_names: tuple[str, ...], method: str
     """Print the overview (per variant and in total) and each experiment's verdict."""
     from rich.console import Console
 
-    from clickstats.cli_report import pick_experiments, render_report
+    from clickstats.cli.report import pick_experiments, render_report
     from clickstats.experiments import InvalidExperiments, UnknownExperiment, open_experiments
     from clickstats.tracking import ClickTrackingService
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from clickstats.cli_options import store_option
+from clickstats.cli.options import store_option
 from clickstats.events import MAX_ID_LENGTH
 
 RETENTION_DAYS = click.IntRange(min=1)
