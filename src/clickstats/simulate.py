@@ -328,11 +328,12 @@ def simulate_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
+    from clickstats.cli.options import opened_store
     from clickstats.experiments import open_experiments
     from clickstats.search.catalog import default_catalog
     from clickstats.search.engine import default_engine
     from clickstats.settings import Settings
-    from clickstats.store import StoreError, open_store
+    from clickstats.tracking import ClickTrackingService
 
     console = Console(stderr=True)
     progress = Progress(
@@ -369,28 +370,11 @@ def simulate_command(
             raise click.ClickException(str(exc)) from exc
     else:
         where = store
-        settings = Settings(store=store)
-        try:
-            event_store = open_store(store)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--store") from exc
-        try:
-            event_store.open()
-        except StoreError as exc:
-            raise click.ClickException(
-                f"{exc}\nIs a server running on this store? Stop it, or send the traffic "
-                "to it with --server URL."
-            ) from exc
-        try:
-            from clickstats.tracking import ClickTrackingService
-
+        busy = "Stop it, or send the traffic to it with --server URL."
+        with opened_store(store, busy) as event_store:
+            experiments = open_experiments(Settings(store=store))
             service = ClickTrackingService(event_store)
-            backend = InProcess(service, open_experiments(settings), default_engine())
-            report = run(backend)
-        except StoreError as exc:
-            raise click.ClickException(str(exc)) from exc
-        finally:
-            event_store.close()
+            report = run(InProcess(service, experiments, default_engine()))
 
     table = Table(title=f"{report.searches} searches by {report.users} users, last {days} days")
     for column in ("variant", "searches", "clicks", "clicks per search"):

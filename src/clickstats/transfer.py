@@ -25,6 +25,7 @@ import orjson
 
 from clickstats.events import ClickEvent, SearchImpression, parse_events, utcnow
 from clickstats.store.base import AppendStatus, EventRow, EventStore
+from clickstats.store.fields import CLICK_FIELDS, IMPRESSION_FIELDS
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -36,19 +37,28 @@ EXTENSIONS: dict[str, Format] = {
     ".pq": "parquet",
 }
 
-#: The unified table: every field of both event types, `type` first.
-COLUMNS = (
-    "type", "event_id", "search_id", "user_id", "session_id", "variant", "timestamp",
+#: How an export orders its columns: ids and shared fields first, then the impression's, then
+#: the click's; a field the models gain later goes at the end.
+_ORDER = (
+    "event_id", "search_id", "user_id", "session_id", "variant", "timestamp",
     "query", "results_count", "response_time_ms", "results", "teams",
     "product_id", "rank", "search_query", "source",
 )  # fmt: skip
+_STORED = {f.name: f for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS)}
+#: The unified table: every stored field of both event types (store.fields), `type` first.
+COLUMNS: tuple[str, ...] = (
+    "type",
+    *sorted(_STORED, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER)),
+)
 FIELDS: dict[str, tuple[str, ...]] = {
     "impression": tuple(c for c in COLUMNS if c in SearchImpression.model_fields),
     "click": tuple(c for c in COLUMNS if c in ClickEvent.model_fields),
 }
-LIST_COLUMNS = ("results", "teams")
+LIST_COLUMNS = tuple(n for n in COLUMNS if n in _STORED and _STORED[n].kind == "texts")
 #: Number columns: CSV has only text, and events take numbers only as numbers.
-NUMBER_COLUMNS = ("results_count", "response_time_ms", "rank")
+NUMBER_COLUMNS = tuple(
+    n for n in COLUMNS if n in _STORED and _STORED[n].kind in ("integer", "number")
+)
 #: Text fields where "" is a value (the others are ids, which cannot be empty): in a CSV cell
 #: of one of these, of the row's own type, empty means "", not null.
 TEXT_COLUMNS = ("query", "search_query")
@@ -179,16 +189,16 @@ class _CsvWriter(_Writer):
 def arrow_schema() -> Any:
     import pyarrow as pa
 
-    text, ids = pa.string(), pa.list_(pa.string())
-    types = {
-        "timestamp": pa.timestamp("ms", tz="UTC"),
-        "results_count": pa.int64(),
-        "rank": pa.int64(),
-        "response_time_ms": pa.float64(),
-        "results": ids,
-        "teams": ids,
+    kinds = {
+        "text": pa.string(),
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "texts": pa.list_(pa.string()),
+        "time": pa.timestamp("ms", tz="UTC"),
     }
-    return pa.schema([(name, types.get(name, text)) for name in COLUMNS])
+    return pa.schema(
+        [(n, kinds[_STORED[n].kind] if n in _STORED else pa.string()) for n in COLUMNS]
+    )
 
 
 class _ParquetWriter(_Writer):

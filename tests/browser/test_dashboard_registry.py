@@ -175,13 +175,6 @@ def test_a_metric_added_to_the_registry_is_on_the_dashboard(url: str, tab: Tab) 
     assert tab.errors == [] and outside == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dashboard.js gives the top queries a column for every dashboard metric it does not "
-    "declare, clicks_per_search and abandonment_rate included, which /analytics/queries does "
-    "not return (their cells read a dash); the table grows wider than its card (no .scroll) and "
-    "the products card covers the added metric's column",
-)
 def test_the_added_column_of_the_top_queries_is_readable(url: str, tab: Tab) -> None:
     open_page(tab, url + "/dashboard/queries")
     column(tab, "top-queries", RATE.name)

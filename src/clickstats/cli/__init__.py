@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,15 +11,13 @@ import click
 
 from clickstats import __version__
 from clickstats.cli.keys import check_exposure, keys
-from clickstats.cli.options import store_option
+from clickstats.cli.options import opened_store, store_option
 from clickstats.cli.privacy import RETENTION_DAYS, delete_user, prune
 from clickstats.settings import Settings
 from clickstats.simulate import simulate_command
 
 if TYPE_CHECKING:
     from rich.progress import Progress
-
-    from clickstats.store import EventStore
 
 
 @click.group()
@@ -219,30 +215,6 @@ main.add_command(simulate_command)
 main.add_command(keys)
 main.add_command(delete_user)
 main.add_command(prune)
-
-
-@contextmanager
-def opened_store(url: str) -> Iterator[EventStore]:
-    """The store a --store URL names, open; its problems as one line each."""
-    from clickstats.store import StoreError, open_store
-
-    try:
-        store = open_store(url)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--store") from exc
-    try:
-        store.open()
-    except StoreError as exc:
-        raise click.ClickException(
-            f"{exc}\nIs a server running on this store? Stop it first (DuckDB allows one "
-            "process at a time)."
-        ) from exc
-    try:
-        yield store
-    except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        store.close()
 
 
 class Since(click.ParamType[datetime]):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from clickstats.settings import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from clickstats.store.base import EventStore
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,3 +37,27 @@ def store_option_with(help: str) -> Callable[[F], F]:
 
 
 store_option = store_option_with(STORE_HELP)
+
+
+@contextmanager
+def opened_store(
+    url: str, busy: str = "Stop it first (DuckDB allows one process at a time)."
+) -> Iterator[EventStore]:
+    """The store a --store URL names, open; its problems as one line each (`busy`: what to do
+    when another process holds it)."""
+    from clickstats.store import StoreError, open_store
+
+    try:
+        store = open_store(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from exc
+    try:
+        store.open()
+    except StoreError as exc:
+        raise click.ClickException(f"{exc}\nIs a server running on this store? {busy}") from exc
+    try:
+        yield store
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        store.close()

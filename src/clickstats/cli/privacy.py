@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from clickstats.cli.options import store_option
+from clickstats.cli.options import opened_store, store_option
 from clickstats.events import MAX_ID_LENGTH
 
 RETENTION_DAYS = click.IntRange(min=1)
@@ -20,7 +20,6 @@ RETENTION_DAYS = click.IntRange(min=1)
 @click.argument("user_id")
 def delete_user(store: str, user_id: str) -> None:
     """Delete every click and impression of USER_ID (a request to erase their data)."""
-    from clickstats.cli import opened_store
     from clickstats.privacy import describe
 
     if not 1 <= len(user_id) <= MAX_ID_LENGTH:
@@ -45,7 +44,6 @@ def delete_user(store: str, user_id: str) -> None:
 def prune(store: str, retention_days: int) -> None:
     """Delete the events older than --retention-days days, once (a server applies its
     `serve --retention-days` itself, at start and daily)."""
-    from clickstats.cli import opened_store
     from clickstats.privacy import describe, retention_cutoff
 
     cutoff = retention_cutoff(retention_days)

@@ -21,10 +21,12 @@
     });
   }
   // The dashboard metrics that `table` has no column for (those added to the registry after the
-  // page was written): each gets a column (and, on the overview, a card) of its own.
-  function addedMetrics(table) {
+  // page was written) and that the answer's figures (`figures`, one row) carry: each gets a
+  // column (and, on the overview, a card) of its own.
+  function addedMetrics(table, figures) {
     return Object.keys(METRICS || {}).filter(function (name) {
-      return METRICS[name].dashboard && !table.querySelector('thead th[data-metric="' + name + '"]');
+      return METRICS[name].dashboard && figures && name in figures &&
+        !table.querySelector('thead th[data-metric="' + name + '"]');
     });
   }
   function addColumns(table, names) {
@@ -380,7 +382,7 @@
       if (empty) return onboarding();
       var t = data.totals;
       var table = $("variants-table");
-      var added = addedMetrics(table);
+      var added = addedMetrics(table, t);
       addColumns(table, added);
       var kpis = view.querySelector(".kpis");
       var values = {
@@ -475,7 +477,7 @@
       var data = answers[0];
       setVariantOptions(Object.keys(answers[1].by_variant));
       var q = function (item) { return item.query; };
-      var added = addedMetrics($("top-queries"));
+      var added = addedMetrics($("top-queries"), data.top_queries[0]);
       addColumns($("top-queries"), added);
       fillTable("top-queries", data.top_queries, [q,
         function (i) { return count(i.searches); }, function (i) { return count(i.users); },
