@@ -190,12 +190,20 @@ METRICS: dict[str, Metric] = _metrics(
 )  # fmt: skip
 
 
-def columns() -> list[str]:
-    """The columns the metrics read (and every search-count column), in COLUMNS order."""
+def columns(*, dashboard: bool = False) -> list[str]:
+    """The columns the stores compute, in COLUMNS order: every search-count column, and those
+    the metrics read (with `dashboard`, only the dashboard metrics': what search totals sum,
+    so that the dashboard's aggregate reads no more than it shows)."""
     used = {"searches", "clicked_searches", "clicks", "rank_sum", "zero_results", "abandoned"}
     for m in METRICS.values():
-        used |= {m.numerator, m.denominator}
+        if m.dashboard or not dashboard:
+            used |= {m.numerator, m.denominator}
     return [name for name in COLUMNS if name in used]
+
+
+def needed_facts(names: list[str]) -> set[Fact]:
+    """The facts the columns `names` read (a store computes only those per search)."""
+    return {fact for name in names for fact in facts(COLUMNS[name].value)}
 
 
 def pairs() -> list[tuple[str, str]]:

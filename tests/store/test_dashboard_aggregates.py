@@ -3,6 +3,7 @@ buckets and the export, the same on every backend (fixed values and a plain-Pyth
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -108,6 +109,7 @@ def reference(f: Filters, by: tuple[GroupKey, ...], tz: str) -> dict[tuple[str, 
             ),
         }
         assert set(sums) == set(metrics.columns())
+        sums = {name: sums[name] for name in metrics.columns(dashboard=True)}
         out[key] = SearchTotals(users=len({s.user_id for s in searches}), sums=sums)
     return out
 
@@ -129,17 +131,23 @@ def same(
     return [rounded(g) for g in got] == [rounded(e) for e in expected]
 
 
-def test_totals_of_everything(filled: EventStore) -> None:
+def test_totals_of_everything(filled: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
     # clicked: s1 (ranks 2 and 4), s2 (1), s4 (1), s6 (1), s7 (3); abandoned: s5 only. The
     # first clicks come a minute after their searches, but s2's, 86 days 23.5 hours before.
     (totals,) = filled.search_totals(ALL, Grouping()).values()
     assert totals.users == 4
     assert totals.sums == {
-        "searches": 8, "clicked_searches": 5, "clicks": 6, "rr": pytest.approx(1 / 2 + 3 + 1 / 3),
-        "rank_sum": 12, "with_results": 6, "abandoned": 1, "zero_results": 2,
-        "ttfc_ms": 4 * 60_000 - (86 * 86_400 + 84_600) * 1000,
+        "searches": 8, "clicked_searches": 5, "clicks": 6, "rank_sum": 12, "with_results": 6,
+        "abandoned": 1, "zero_results": 2,
     }  # fmt: skip
-    assert list(totals.sums) == metrics.columns()
+    assert list(totals.sums) == metrics.columns(dashboard=True)
+    # MRR and time to first click on the dashboard: their columns are summed too
+    for name in ("mrr", "time_to_first_click_ms"):
+        shown = dataclasses.replace(metrics.METRICS[name], dashboard=True)
+        monkeypatch.setitem(metrics.METRICS, name, shown)
+    (totals,) = filled.search_totals(ALL, Grouping()).values()
+    assert totals["rr"] == pytest.approx(1 / 2 + 3 + 1 / 3)
+    assert totals["ttfc_ms"] == 4 * 60_000 - (86 * 86_400 + 84_600) * 1000
     for name, value in totals.sums.items():  # counts as int, the others as float
         assert type(value) is (int if metrics.COLUMNS[name].integer else float), name
     assert (totals.searches, totals["clicks"]) == (8, 6)

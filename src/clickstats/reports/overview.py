@@ -88,8 +88,8 @@ def added_metrics() -> list[metrics.Metric]:
 
 
 def sums(t: SearchTotals) -> dict[str, int | float]:
-    """Every column's sum (0 for a column an empty group lacks)."""
-    return {name: t[name] for name in metrics.columns()}
+    """Every column search totals sum (0 for a column an empty group lacks)."""
+    return {name: t[name] for name in metrics.columns(dashboard=True)}
 
 
 def metric_fields(t: SearchTotals, model: type[Report]) -> dict[str, float | None]:

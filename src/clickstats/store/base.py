@@ -143,7 +143,8 @@ class PreferenceSums:
 class SearchTotals:
     """Searches (impressions) of a group, with the clicks linked to them by search_id (clicks
     in the window, whoever and whichever variant they carry): the distinct users among them,
-    and each of `metrics.columns()` summed over them (integer columns as int)."""
+    and each of `metrics.columns(dashboard=True)` summed over them (the columns of the dashboard's
+    metrics and the search counts; integer columns as int)."""
 
     users: int = 0
     sums: Mapping[str, int | float] = field(default_factory=dict)

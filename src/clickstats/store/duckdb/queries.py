@@ -79,11 +79,11 @@ def total(expr: Expr) -> str:
     return f"coalesce(sum({value(expr)}), 0)"
 
 
-def column_sums() -> dict[str, str]:
-    """Each of `metrics.columns()` summed over a group's searches, typed: BIGINT for integer
-    columns, DOUBLE for the others."""
+def column_sums(*, dashboard: bool = False) -> dict[str, str]:
+    """Each of `metrics.columns(dashboard=)` summed over a group's searches, typed: BIGINT for
+    integer columns, DOUBLE for the others."""
     out = {}
-    for name in metrics.columns():
+    for name in metrics.columns(dashboard=dashboard):
         column = metrics.COLUMNS[name]
         out[name] = f"({total(column.value)})::{'BIGINT' if column.integer else 'DOUBLE'}"
     return out
@@ -93,9 +93,15 @@ def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-#: The clicks in the window reduced to one row per search (the `c` of the facts).
-_LINKED = """SELECT search_id, count(*) AS n, arg_min(rank, (ts, rank)) AS first_rank,
-               sum(rank) AS rank_sum, min(ts) AS first_ts
+def linked(columns: list[str], also: str = "") -> str:
+    """The clicks in the window reduced to one row per search (the `c` of the facts), with the
+    first click's rank and time only when a column reads them (arg_min is the costly part)."""
+    facts = metrics.needed_facts(columns)
+    first = [
+        *([", arg_min(rank, (ts, rank)) AS first_rank"] if "first_rank" in facts else []),
+        *([", min(ts) AS first_ts"] if "ms_to_first_click" in facts else []),
+    ]
+    return f"""SELECT search_id, count(*) AS n, sum(rank) AS rank_sum{"".join(first)}
         FROM click_events WHERE ts >= $since AND search_id IS NOT NULL {also}
         GROUP BY search_id"""
 
@@ -111,7 +117,7 @@ def user_sums_sql(*, capped: bool = False) -> tuple[str, list[str], list[tuple[s
     totals = [f"sum({c})" for c in cols] + [f"sum({c} * {c})" for c in cols]
     totals += [f"sum({quoted(a)} * {quoted(b)})" for a, b in pairs]
     sql = f"""
-        WITH c AS ({_LINKED.format(also="")}),
+        WITH c AS ({linked(names)}),
         per_user AS (
             SELECT i.variant, {per_user}
             FROM impressions AS i LEFT JOIN c USING (search_id)
@@ -157,7 +163,7 @@ class SearchTotalsQuery:
                 aliases.append(keys.setdefault(sql, f"a{len(keys)}"))
             self.sets.append(aliases)
         self.keys = list(keys.values())
-        sums = column_sums()
+        sums = column_sums(dashboard=True)
         self.columns = list(sums)
         # GROUPING() has a bit per column, the first the highest, set where it is not a key.
         flags = [
@@ -175,7 +181,7 @@ class SearchTotalsQuery:
                 part += f" ORDER BY {', '.join(order)} LIMIT {int(g.top)}"
             parts.append(f"({part})")
         # One user's searches are few: link only their clicks, found through those searches.
-        linked = "AND search_id IN (SELECT search_id FROM i)" if f.user_id is not None else ""
+        also = "AND search_id IN (SELECT search_id FROM i)" if f.user_id is not None else ""
         selected = "".join(f"{sql} AS {alias}, " for sql, alias in keys.items())
         grouping_flags = f"GROUPING({', '.join(self.keys)})" if self.keys else "0"
         # Each set once: a set named twice would give each of its groups twice.
@@ -187,7 +193,7 @@ class SearchTotalsQuery:
                 SELECT search_id, user_id, variant, query, results_count, ts
                 FROM {scope.rows("impressions")}
             ),
-            c AS ({_LINKED.format(also=linked)}),
+            c AS ({linked(self.columns, also)}),
             g AS MATERIALIZED (
                 SELECT {selected} {grouping_flags} AS flags,
                     count(DISTINCT i.user_id) AS users, {summed}

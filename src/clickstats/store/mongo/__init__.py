@@ -127,7 +127,7 @@ def _preference(row: Doc) -> PreferenceSums:
 
 
 def _totals(grouping: Grouping, rows: list[Doc]) -> dict[Key, SearchTotals]:
-    integer = {name: metrics.COLUMNS[name].integer for name in metrics.columns()}
+    integer = {name: metrics.COLUMNS[name].integer for name in metrics.columns(dashboard=True)}
     out: dict[Key, SearchTotals] = {}
     for row in rows:
         if not row["searches"]:  # mongomock groups an empty input into one empty row

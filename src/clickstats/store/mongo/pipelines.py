@@ -71,10 +71,10 @@ def value(expr: Expr) -> Any:
     raise TypeError(f"not a metric expression: {expr!r}")  # pragma: no cover
 
 
-def column_sums() -> Doc:
-    """``$group`` accumulators summing each of `metrics.columns()` over per-search rows,
+def column_sums(names: list[str]) -> Doc:
+    """``$group`` accumulators summing each of the columns `names` over per-search rows,
     compiled now (a metric added at run time is seen)."""
-    return {name: {"$sum": value(metrics.COLUMNS[name].value)} for name in metrics.columns()}
+    return {name: {"$sum": value(metrics.COLUMNS[name].value)} for name in names}
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -327,24 +327,33 @@ def linked_clicks(since: datetime, fields: Sequence[str]) -> list[Doc]:
     ]
 
 
-def per_search_stages(spec: Doc, since: datetime, fields: Sequence[str]) -> list[Doc]:
+def per_search_stages(
+    spec: Doc, since: datetime, fields: Sequence[str], columns: list[str]
+) -> list[Doc]:
     """Searches matching `spec`, one row each with `fields` and the facts of its clicks in
-    the window: n (how many), rank_sum, first_rank and first_ts (rank and time of the earliest
-    click, the lower rank on a tie; null without a click)."""
+    the window that `columns` read: n (how many) and rank_sum always; first_rank and first_ts
+    (rank and time of the earliest click, the lower rank on a tie; null without a click) only
+    when read, since they cost a sort of every linked click."""
+    facts = metrics.needed_facts(columns)
+    first: Doc = {}
+    if "first_rank" in facts:
+        first["first_rank"] = {"$first": "$clicks.rank"}
+    if "ms_to_first_click" in facts:
+        first["first_ts"] = {"$first": "$clicks.timestamp"}
+    # One row per (search, click), a search without clicks kept once; earliest click first.
+    ordered = [{"$sort": {"_id": 1, "clicks.timestamp": 1, "clicks.rank": 1}}] if first else []
     return [
         {"$match": spec},
         *linked_clicks(since, fields),
-        # One row per (search, click), a search without clicks kept once; earliest click first.
         {"$unwind": {"path": "$clicks", "preserveNullAndEmptyArrays": True}},
-        {"$sort": {"_id": 1, "clicks.timestamp": 1, "clicks.rank": 1}},
+        *ordered,
         {
             "$group": {  # back to one row per search
                 "_id": "$_id",
                 **{field: {"$first": f"${field}"} for field in fields},
                 "n": count_if({"$gt": ["$clicks.rank", None]}),
                 "rank_sum": {"$sum": "$clicks.rank"},
-                "first_rank": {"$first": "$clicks.rank"},
-                "first_ts": {"$first": "$clicks.timestamp"},
+                **first,
             }
         },
     ]
@@ -392,10 +401,11 @@ def grouping_stages(grouping: Grouping, sums: Doc) -> list[Doc]:
 def search_totals_pipeline(f: Filters, groupings: Sequence[Grouping]) -> list[Doc]:
     """One grouping's rows; several groupings share the per-search stages and come back as
     one document, an array of rows per grouping (``$facet``: g0, g1, ...). The columns are
-    `metrics.columns()`, compiled now."""
+    `metrics.columns(dashboard=True)`, compiled now."""
     fields = ("user_id", "variant", "query", "timestamp", "results_count")
-    stages = per_search_stages(match(f), naive_utc(f.since), fields)
-    sums = column_sums()
+    columns = metrics.columns(dashboard=True)
+    stages = per_search_stages(match(f), naive_utc(f.since), fields, columns)
+    sums = column_sums(columns)
     if len(groupings) == 1:
         return [*stages, *grouping_stages(groupings[0], sums)]
     facets = {f"g{n}": grouping_stages(g, sums) for n, g in enumerate(groupings)}
@@ -419,8 +429,8 @@ def user_sums_pipeline(
     spec = {"timestamp": {"$gte": naive_utc(since)}, "variant": {"$in": list(variants)}}
     fields = ("variant", "user_id", "timestamp", "results_count")
     return [
-        *per_search_stages(spec, naive_utc(since), fields),
-        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **column_sums()}},
+        *per_search_stages(spec, naive_utc(since), fields, columns),
+        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **column_sums(columns)}},
         *([] if max_searches is None else [{"$match": {"searches": {"$lte": max_searches}}}]),
         {"$group": per_variant},
     ]
