@@ -1,4 +1,5 @@
-"""The two events clickstats records: a click on a result, and the search that showed it."""
+"""The three events clickstats records: a search (impression), a click on one of its results,
+and a conversion (an add to cart, a purchase, or another goal the site names)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1024
 MAX_RESULTS = 1000
 MAX_BATCH_EVENTS = 1000
+#: Products of one conversion (Algolia's limit on objectIDs is 20; an order may hold more).
+MAX_CONVERSION_PRODUCTS = 100
+#: The largest price or value taken: beyond it an amount is a unit mix-up (cents vs euros).
+MAX_AMOUNT = 1e12
+MAX_QUANTITY = 1_000_000
 #: Stored as a 32-bit integer.
 MAX_RANK = 2**31 - 1
 #: One hour: a longer "response time" is a unit mix-up (seconds vs microseconds), not a search.
@@ -309,9 +315,116 @@ class SearchImpression(_Event):
         return cls.model_validate_json(data)
 
 
-Event = Annotated[ClickEvent | SearchImpression, Field(discriminator="type")]
-_events_adapter: TypeAdapter[list[ClickEvent | SearchImpression]] = TypeAdapter(list[Event])
-_event_adapter: TypeAdapter[ClickEvent | SearchImpression] = TypeAdapter(Event)
+def _currency(value: str) -> str:
+    """An ISO 4217 currency code (pycountry's list), in capitals as the standard writes it."""
+    import pycountry  # not at import: the CLI's --help does not need it
+
+    if pycountry.currencies.get(alpha_3=value) is None:
+        raise ValueError("must be an ISO 4217 currency code in capitals, such as EUR, USD or JPY")
+    return value
+
+
+#: An ISO 4217 code: three capital letters, checked against the standard's list.
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$"), AfterValidator(_currency)]
+#: A price, value or discount: a finite number from 0, in the event's currency.
+Amount = Annotated[float, Strict(), Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Quantity = Annotated[int, Strict(), Field(ge=1, le=MAX_QUANTITY), BeforeValidator(integral)]
+#: The subtypes clickstats' metrics count; a site may send any other name.
+ADD_TO_CART = "add_to_cart"
+PURCHASE = "purchase"
+CONVERSION = "conversion"
+
+
+class ConversionEvent(_Event):
+    """A conversion: one or more products put in the cart, bought, or another goal reached.
+
+    It counts for the search it names (`search_id`); without one, for the user's most recent
+    search in which they clicked one of its products, within the attribution window
+    (docs/CLICK_TRACKING.md, "Attribution"). A purchase's `value`, in `currency`, is its
+    revenue; sent without a value it is the sum over its products of (price - discount) x
+    quantity, when prices are given.
+    """
+
+    type: Literal["conversion"] = "conversion"
+    subtype: Id = Field(
+        default=CONVERSION,
+        description=f"{ADD_TO_CART!r}, {PURCHASE!r}, or a name the site chooses; default "
+        f"{CONVERSION!r}",
+    )
+    product_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_CONVERSION_PRODUCTS)] = (
+        Field(description="the products converted (at least one)")
+    )
+    prices: Annotated[list[Amount], Field(max_length=MAX_CONVERSION_PRODUCTS)] | None = Field(
+        default=None, description="the unit price of each product, in currency"
+    )
+    quantities: Annotated[list[Quantity], Field(max_length=MAX_CONVERSION_PRODUCTS)] | None = Field(
+        default=None, description="how many of each product (default 1 each)"
+    )
+    discounts: Annotated[list[Amount], Field(max_length=MAX_CONVERSION_PRODUCTS)] | None = Field(
+        default=None, description="the discount on one unit of each product, in currency"
+    )
+    value: Amount | None = Field(
+        default=None,
+        description="the conversion's total value (a purchase's revenue), in currency; omitted: "
+        "the sum of (price - discount) x quantity over the products, when prices are given",
+    )
+    currency: Currency | None = Field(
+        default=None,
+        description="ISO 4217 code of value and prices, e.g. EUR; needed with either",
+    )
+    search_id: Id | None = Field(
+        default=None,
+        description="the search it came from; omitted: the user's most recent search in which "
+        "they clicked one of the products, within the attribution window",
+    )
+
+    @field_validator("prices", "quantities", "discounts")
+    @classmethod
+    def _one_per_product(cls, value: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
+        if value is None or "product_ids" not in info.data:
+            return value
+        if len(value) != len(info.data["product_ids"]):
+            raise ValueError("must have one entry per entry of product_ids")
+        return value
+
+    @model_validator(mode="after")
+    def _value_and_currency(self) -> Self:
+        value = self.value
+        if value is None and self.prices is not None:
+            quantities = self.quantities or [1] * len(self.prices)
+            discounts = self.discounts or [0.0] * len(self.prices)
+            value = round(
+                math.fsum(
+                    (p - d) * q for p, d, q in zip(self.prices, discounts, quantities, strict=True)
+                ),
+                6,
+            )
+            if value < 0:
+                raise ValueError("discounts: exceed the prices: the value would be negative")
+            object.__setattr__(self, "value", value)
+        if value is not None and self.currency is None:
+            raise ValueError("currency: is needed with value or prices (an ISO 4217 code)")
+        return self
+
+    @property
+    def units(self) -> int:
+        """How many product units it covers (each product's quantity, 1 when not given)."""
+        return sum(self.quantities) if self.quantities else len(self.product_ids)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConversionEvent:
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> ConversionEvent:
+        return cls.model_validate_json(data)
+
+
+AnyEvent = ClickEvent | SearchImpression | ConversionEvent
+
+Event = Annotated[AnyEvent, Field(discriminator="type")]
+_events_adapter: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])
+_event_adapter: TypeAdapter[AnyEvent] = TypeAdapter(Event)
 
 
 class EventProblem(BaseModel):
@@ -349,15 +462,22 @@ class Rejection:
 
 def _describe(error: Mapping[str, Any]) -> dict[str, Any]:
     if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
-        return {"field": "type", "problem": "must be 'click' or 'impression'"}
-    # The first location part is the union tag ("click"/"impression"), not a field.
+        return {"field": "type", "problem": "must be 'click', 'impression' or 'conversion'"}
+    # The first location part is the union tag ("click", ...), not a field. A model validator's
+    # message starts with the field it is about ("currency: ..."), else it is the event's.
     loc = [str(part) for part in error["loc"][1:]]
-    return {"field": ".".join(loc) or None, "problem": error["msg"]}
+    message = str(error["msg"])
+    if not loc and error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")
+        field, sep, problem = message.partition(": ")
+        if sep and field.isidentifier():
+            return {"field": field, "problem": problem}
+    return {"field": ".".join(loc) or None, "problem": message}
 
 
 def parse_events(
     items: Sequence[Any], default_user: str | None = None, *, max_age_days: int = 0
-) -> tuple[list[tuple[int, ClickEvent | SearchImpression]], list[Rejection]]:
+) -> tuple[list[tuple[int, AnyEvent]], list[Rejection]]:
     """Validate a batch item by item: good events are kept, bad ones come back with reasons.
 
     The whole list is validated in one call (fast: the loop runs in pydantic-core); only
@@ -367,7 +487,7 @@ def parse_events(
     good, bad = _validate(items, default_user)
     if max_age_days <= 0:
         return good, bad
-    kept: list[tuple[int, ClickEvent | SearchImpression]] = []
+    kept: list[tuple[int, AnyEvent]] = []
     for index, event in good:
         problem = too_old(event.timestamp, max_age_days)
         if problem is None:
@@ -380,7 +500,7 @@ def parse_events(
 
 def _validate(
     items: Sequence[Any], default_user: str | None
-) -> tuple[list[tuple[int, ClickEvent | SearchImpression]], list[Rejection]]:
+) -> tuple[list[tuple[int, AnyEvent]], list[Rejection]]:
     prepared: list[Any] = []
     for item in items:
         if default_user is not None and isinstance(item, dict) and "user_id" not in item:
@@ -390,7 +510,7 @@ def _validate(
         return list(enumerate(_events_adapter.validate_python(prepared))), []
     except ValidationError:
         pass
-    good: list[tuple[int, ClickEvent | SearchImpression]] = []
+    good: list[tuple[int, AnyEvent]] = []
     bad: list[Rejection] = []
     for index, item in enumerate(prepared):
         try:

@@ -30,10 +30,15 @@ RETENTION_INTERVAL_S = 24 * 3600.0
 class DeletedCounts(BaseModel):
     clicks: int = Field(description="clicks deleted")
     impressions: int = Field(description="impressions (searches) deleted")
+    conversions: int = Field(0, description="conversions deleted")
 
     @classmethod
     def of(cls, deleted: Deleted) -> DeletedCounts:
-        return cls(clicks=deleted.clicks, impressions=deleted.impressions)
+        return cls(
+            clicks=deleted.clicks,
+            impressions=deleted.impressions,
+            conversions=deleted.conversions,
+        )
 
 
 class UserDeletion(BaseModel):

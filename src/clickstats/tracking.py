@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from clickstats.events import ClickEvent, SearchImpression, utcnow
+from clickstats.events import ClickEvent, ConversionEvent, SearchImpression, utcnow
 from clickstats.experiments import Experiment, default_experiments
 from clickstats.privacy import DeletedCounts, UserDeletion, retention_cutoff
 from clickstats.reports import analytics
@@ -109,6 +109,14 @@ class ClickTrackingService:
         (status,) = self.store.append_sync([impression])
         return log_result(impression, status)
 
+    def log_conversion(
+        self, event: ConversionEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> LogResult:
+        """Store a conversion (an add to cart, a purchase...) durably."""
+        conversion = ConversionEvent.coerce(event, **fields)
+        (status,) = self.store.append_sync([conversion])
+        return log_result(conversion, status)
+
     async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
         """Store events durably (the HTTP API's path); one status per event, in order."""
         return await self.store.append(events)
@@ -119,7 +127,11 @@ class ClickTrackingService:
 
     def reset(self) -> ResetReport:
         deleted = self.store.reset()
-        return ResetReport(deleted_clicks=deleted.clicks, deleted_impressions=deleted.impressions)
+        return ResetReport(
+            deleted_clicks=deleted.clicks,
+            deleted_impressions=deleted.impressions,
+            deleted_conversions=deleted.conversions,
+        )
 
     def delete_user(self, user_id: str) -> UserDeletion:
         """Erase every click and impression of one user (zeros when there is none)."""

@@ -23,9 +23,9 @@ from typing import IO, Any, Literal, get_args
 
 import orjson
 
-from clickstats.events import ClickEvent, SearchImpression, parse_events, utcnow
+from clickstats.events import ClickEvent, ConversionEvent, SearchImpression, parse_events, utcnow
 from clickstats.store.base import AppendStatus, EventRow, EventStore
-from clickstats.store.fields import CLICK_FIELDS, IMPRESSION_FIELDS
+from clickstats.store.fields import CLICK_FIELDS, CONVERSION_FIELDS, IMPRESSION_FIELDS
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -37,15 +37,16 @@ EXTENSIONS: dict[str, Format] = {
     ".pq": "parquet",
 }
 
-#: How an export orders its columns: ids and shared fields first, then the impression's, then
-#: the click's; a field the models gain later goes at the end.
+#: How an export orders its columns: ids and shared fields first, then the impression's, the
+#: click's and the conversion's; a field the models gain later goes at the end.
 _ORDER = (
     "event_id", "search_id", "user_id", "session_id", "variant", "timestamp",
     "query", "results_count", "response_time_ms", "results", "teams",
     "product_id", "rank", "search_query", "source",
+    "subtype", "product_ids", "prices", "quantities", "discounts", "value", "currency",
 )  # fmt: skip
-_STORED = {f.name: f for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS)}
-#: The unified table: every stored field of both event types (store.fields), `type` first.
+_STORED = {f.name: f for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS, *CONVERSION_FIELDS)}
+#: The unified table: every stored field of every event type (store.fields), `type` first.
 COLUMNS: tuple[str, ...] = (
     "type",
     *sorted(_STORED, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER)),
@@ -53,8 +54,11 @@ COLUMNS: tuple[str, ...] = (
 FIELDS: dict[str, tuple[str, ...]] = {
     "impression": tuple(c for c in COLUMNS if c in SearchImpression.model_fields),
     "click": tuple(c for c in COLUMNS if c in ClickEvent.model_fields),
+    "conversion": tuple(c for c in COLUMNS if c in ConversionEvent.model_fields),
 }
-LIST_COLUMNS = tuple(n for n in COLUMNS if n in _STORED and _STORED[n].kind == "texts")
+LIST_COLUMNS = tuple(
+    n for n in COLUMNS if n in _STORED and _STORED[n].kind in ("texts", "integers", "numbers")
+)
 #: Number columns: CSV has only text, and events take numbers only as numbers.
 NUMBER_COLUMNS = tuple(
     n for n in COLUMNS if n in _STORED and _STORED[n].kind in ("integer", "number")
@@ -126,10 +130,11 @@ class ExportSummary:
     format: Format
     impressions: int
     clicks: int
+    conversions: int = 0
 
     @property
     def events(self) -> int:
-        return self.impressions + self.clicks
+        return self.impressions + self.clicks + self.conversions
 
 
 class _Writer:
@@ -194,6 +199,8 @@ def arrow_schema() -> Any:
         "integer": pa.int64(),
         "number": pa.float64(),
         "texts": pa.list_(pa.string()),
+        "integers": pa.list_(pa.int64()),
+        "numbers": pa.list_(pa.float64()),
         "time": pa.timestamp("ms", tz="UTC"),
     }
     return pa.schema(
@@ -239,7 +246,7 @@ def export_file(
     """
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
-    counts = {"impression": 0, "click": 0}
+    counts = {"impression": 0, "click": 0, "conversion": 0}
     try:
         writer = _WRITERS[fmt](partial)
     except OSError as exc:
@@ -258,7 +265,7 @@ def export_file(
     finally:
         writer.close()  # idempotent for every writer
         partial.unlink(missing_ok=True)
-    return ExportSummary(path, fmt, counts["impression"], counts["click"])
+    return ExportSummary(path, fmt, counts["impression"], counts["click"], counts["conversion"])
 
 
 # -- import --------------------------------------------------------------------------------------

@@ -319,7 +319,12 @@ def test_reset_is_refused_unless_enabled(tmp_path: Any) -> None:
 def test_reset_clears_everything_when_enabled(client: TestClient) -> None:
     seed(client)
     body = client.delete("/analytics/reset").json()
-    assert body == {"status": "success", "deleted_clicks": 4, "deleted_impressions": 5}
+    assert body == {
+        "status": "success",
+        "deleted_clicks": 4,
+        "deleted_impressions": 5,
+        "deleted_conversions": 0,
+    }
     assert client.get("/analytics/ctr?days=365").json()["total_impressions"] == 0
 
 

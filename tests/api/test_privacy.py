@@ -53,7 +53,10 @@ def test_delete_user_removes_that_user_only(client: TestClient) -> None:
     answer = client.delete("/analytics/users/alice")
 
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"user_id": "alice", "deleted": {"clicks": 2, "impressions": 3}}
+    assert answer.json() == {
+        "user_id": "alice",
+        "deleted": {"clicks": 2, "impressions": 3, "conversions": 0},
+    }
     assert _user(client, "alice") == (0, 0)
     assert _user(client, "bob") == (2, 1)
     ctr = client.get("/analytics/ctr").json()
@@ -61,14 +64,20 @@ def test_delete_user_removes_that_user_only(client: TestClient) -> None:
     # nothing left to delete: 200 with zeros, not a 404
     again = client.delete("/analytics/users/alice")
     assert again.status_code == 200
-    assert again.json() == {"user_id": "alice", "deleted": {"clicks": 0, "impressions": 0}}
+    assert again.json() == {
+        "user_id": "alice",
+        "deleted": {"clicks": 0, "impressions": 0, "conversions": 0},
+    }
 
 
 def test_a_user_id_with_a_slash_or_spaces_can_be_named(client: TestClient) -> None:
     _send(client, _searches("team/7 a", 1, 1))
     answer = client.delete("/analytics/users/team%2F7%20a")
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"user_id": "team/7 a", "deleted": {"clicks": 1, "impressions": 1}}
+    assert answer.json() == {
+        "user_id": "team/7 a",
+        "deleted": {"clicks": 1, "impressions": 1, "conversions": 0},
+    }
 
 
 @pytest.mark.parametrize("user_id", ["", "x" * (MAX_ID_LENGTH + 1)])

@@ -67,7 +67,7 @@ def mongo(tmp_path: Path) -> Iterator[MongoStore]:
 
 
 def test_indexes_are_created_on_open(mongo: MongoStore) -> None:
-    for collection in (mongo._clicks, mongo._impressions):
+    for collection in mongo._collections.values():
         keys = {name: index["key"] for name, index in collection.index_information().items()}
         assert keys == {
             "_id_": [("_id", 1)],  # holds the event id: the unique index retries hit
@@ -76,7 +76,7 @@ def test_indexes_are_created_on_open(mongo: MongoStore) -> None:
             "variant_timestamp": [("variant", 1), ("timestamp", 1)],
             "search_id": [("search_id", 1)],
         }
-    assert {mongo._clicks.name, mongo._impressions.name} == {"click_events", "impressions"}
+    assert set(mongo._collections) == {"click_events", "impressions", "conversions"}
     mongo.close()
     mongo.open()  # a second process (or a restart) finds them and changes nothing
 
@@ -84,8 +84,8 @@ def test_indexes_are_created_on_open(mongo: MongoStore) -> None:
 def test_write_concern_is_majority_unless_the_uri_says_otherwise(mongo: MongoStore) -> None:
     majority = {"w": "majority", "wtimeout": 10_000}
     assert mongo.write_concern.document == majority
-    assert mongo._clicks.write_concern.document == majority
-    assert mongo._impressions.write_concern.document == majority
+    for collection in mongo._collections.values():
+        assert collection.write_concern.document == majority
     store = MongoStore("mongodb://db1,db2/clicks?replicaSet=rs&W=1&wtimeoutMS=2500&journal=true")
     assert store.write_concern.document == {"w": 1, "wtimeout": 2500, "j": True}
     assert store.database_name == "clicks"
@@ -104,8 +104,8 @@ def test_the_store_keeps_the_uri_timeouts_and_defaults_to_five_seconds() -> None
 
 def test_documents_keep_the_event_fields_and_millisecond_utc_times(mongo: MongoStore) -> None:
     mongo.append_sync(EVENTS[:1] + EVENTS[5:6])
-    impression = mongo._impressions.find_one({"_id": "i1"})
-    click = mongo._clicks.find_one({"_id": "c1"})
+    impression = mongo._collections["impressions"].find_one({"_id": "i1"})
+    click = mongo._collections["click_events"].find_one({"_id": "c1"})
     assert impression["timestamp"] == EVENTS[0].timestamp.replace(tzinfo=None)
     assert impression["query"] == "shoes" and impression["response_time_ms"] == 10.0
     assert click["rank"] == 1 and click["source"] == "SEARCH_RESULTS"
@@ -170,8 +170,7 @@ class Recording:
 def test_every_read_is_one_bounded_aggregation_pipeline(mongo: MongoStore) -> None:
     mongo.append_sync(EVENTS)
     calls: list[tuple[str, Any]] = []
-    mongo._clicks = Recording(mongo._clicks, calls)
-    mongo._impressions = Recording(mongo._impressions, calls)
+    mongo._collections = {n: Recording(c, calls) for n, c in mongo._collections.items()}
     u1 = Filters(since=MONTH.since, user_id="u1", variant="search_v1")
     for f in (WEEK, MONTH, u1):
         for by in BYS:
@@ -248,8 +247,9 @@ def test_every_read_passes_the_time_limit_as_max_time_ms(tmp_path: Path) -> None
         try:
             store.append_sync(EVENTS)
             calls: list[tuple[str, dict[str, Any]]] = []
-            store._clicks = Options(store._clicks, calls, fail=False)
-            store._impressions = Options(store._impressions, calls, fail=False)
+            store._collections = {
+                n: Options(c, calls, fail=False) for n, c in store._collections.items()
+            }
             _every_read(store)
             assert {name for name, _ in calls} == {"aggregate", "find"}
             for name, options in calls:
@@ -272,8 +272,9 @@ def test_a_read_the_server_stops_is_a_read_timeout(tmp_path: Path) -> None:
         try:
             store.append_sync(EVENTS)
             calls: list[tuple[str, dict[str, Any]]] = []
-            store._clicks = Options(store._clicks, calls, fail=True)
-            store._impressions = Options(store._impressions, calls, fail=True)
+            store._collections = {
+                n: Options(c, calls, fail=True) for n, c in store._collections.items()
+            }
             with pytest.raises(ReadTimeout) as caught:
                 store.counts(WEEK)
             assert caught.value.limit_s == 0.25 and isinstance(caught.value, StoreError)
@@ -535,9 +536,8 @@ def test_every_pipeline_uses_an_index_on_a_real_server(tmp_path: Path) -> None:
         try:
             store.append_sync(EVENTS)
             calls: list[tuple[str, Any]] = []
-            clicks, impressions = store._clicks, store._impressions
-            store._clicks = Recording(clicks, calls)
-            store._impressions = Recording(impressions, calls)
+            collections = store._collections
+            store._collections = {n: Recording(c, calls) for n, c in collections.items()}
             u1, v = Filters(MONTH.since, user_id="u1"), Filters(MONTH.since, variant="v")
             for f in (WEEK, u1, v):
                 for by in BYS:
@@ -545,7 +545,7 @@ def test_every_pipeline_uses_an_index_on_a_real_server(tmp_path: Path) -> None:
                     store.counts(f, by)
                     store.latency(f, by)
                 store.activity(f)
-            store._clicks, store._impressions = clicks, impressions
+            store._collections = collections
             database = store._client.get_database(store.database_name)
             for _, pipeline in calls:
                 for name in (CLICKS, IMPRESSIONS):  # every pipeline is valid on both

@@ -27,6 +27,7 @@ from clickstats.events import (
     MAX_ID_LENGTH,
     BatchResult,
     ClickEvent,
+    ConversionEvent,
     SearchImpression,
     loads,
     parse_events,
@@ -56,7 +57,7 @@ router = APIRouter(
 )
 
 ANONYMOUS = "anonymous"
-E = TypeVar("E", ClickEvent, SearchImpression)
+E = TypeVar("E", ClickEvent, SearchImpression, ConversionEvent)
 
 _BATCH_SCHEMA = {
     "type": "object",
@@ -70,6 +71,7 @@ _BATCH_SCHEMA = {
                 "oneOf": [
                     {"$ref": "#/components/schemas/ClickEvent"},
                     {"$ref": "#/components/schemas/SearchImpression"},
+                    {"$ref": "#/components/schemas/ConversionEvent"},
                 ],
                 "discriminator": {"propertyName": "type"},
                 "required": ["type"],  # in a batch, each event says what it is
@@ -146,6 +148,27 @@ async def log_impression(
     return _logged(event, status)
 
 
+@router.post("/log-conversion", response_class=Response, responses=_LOGGED)
+async def log_conversion(
+    event: ConversionEvent,
+    request: Request,
+    tracker: TrackerDep,
+    settings: SettingsDep,
+    from_bot: FromBot,
+    x_user_id: UserHeader = None,
+) -> Response:
+    """Store one conversion (add_to_cart, purchase, or a subtype the site names). It counts for
+    its search_id, else for the user's latest search in which they clicked one of its products
+    within the attribution window (docs/CLICK_TRACKING.md, "Conversions")."""
+    _recent(event, settings.max_event_age_days)
+    event = _with_user(event, x_user_id)
+    if from_bot:
+        count_dropped(request.app, 1)
+        return _logged(event, None)
+    (status,) = await tracker.append([event])
+    return _logged(event, status)
+
+
 def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
     raise HTTPException(
         status_code, detail=[{"loc": ["body", field], "msg": problem, "type": "value_error"}]
@@ -188,7 +211,8 @@ async def log_events(
     from_bot: FromBot,
     x_user_id: UserHeader = None,
 ) -> Response:
-    """Store a batch of clicks and impressions (each with "type"), answered event by event.
+    """Store a batch of impressions, clicks and conversions (each with "type"), answered event
+    by event.
 
     Accepts `text/plain` bodies as sent by `navigator.sendBeacon`. Each event is accepted,
     a duplicate (its event_id is already stored), rejected with the field and the problem,

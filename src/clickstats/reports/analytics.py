@@ -116,6 +116,7 @@ class ResetReport(Report):
     status: Literal["success"] = "success"
     deleted_clicks: int
     deleted_impressions: int
+    deleted_conversions: int = 0
 
 
 class MetricInfo(Report):

@@ -15,9 +15,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from clickstats.events import ClickEvent, SearchImpression
+from clickstats.events import AnyEvent as AnyEvent
 
-AnyEvent = ClickEvent | SearchImpression
+#: The event types, in the order a store writes and exports them.
+EVENT_TYPES: tuple[str, ...] = ("impression", "click", "conversion")
+#: The events of one write, by type (every type present, maybe with no events).
+Batch = Mapping[str, Sequence[AnyEvent]]
 
 #: The percentile reported as "p95": linear interpolation between the two closest ranks
 #: (numpy's default, DuckDB's quantile_cont), so that every backend can compute it exactly.
@@ -96,6 +99,7 @@ class Activity:
 class Deleted:
     clicks: int = 0
     impressions: int = 0
+    conversions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,5 +326,5 @@ class EventStore(abc.ABC):
     def export(
         self, since: datetime | None = None, batch_rows: int = 10_000
     ) -> Iterator[list[EventRow]]:
-        """Every stored event at or after `since` (all without it), impressions first, each
-        table in (timestamp, event_id) order, in lists of at most `batch_rows`."""
+        """Every stored event at or after `since` (all without it): impressions, clicks, then
+        conversions, each table in (timestamp, event_id) order, in lists of at most `batch_rows`."""

@@ -2,8 +2,7 @@
 helpers the backends share.
 
 Each stored field is one of the model's fields (all but ``type``, which the table or collection
-says), with a kind a backend maps to its own types. A field added to ClickEvent or
-SearchImpression is stored, exported and imported by every backend without another edit.
+says), with a kind a backend maps to its own types. A field added to an event model is stored, exported and imported by every backend without another edit.
 """
 
 from __future__ import annotations
@@ -17,9 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from clickstats.events import ClickEvent, SearchImpression
+from clickstats.events import ClickEvent, ConversionEvent, SearchImpression
 
-Kind = Literal["text", "integer", "number", "texts", "time"]
+Kind = Literal["text", "integer", "number", "texts", "integers", "numbers", "time"]
+#: The kind of a list of each scalar kind.
+LISTS: dict[str, Kind] = {"text": "texts", "integer": "integers", "number": "numbers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ def _kind(annotation: Any) -> Kind:
         (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
         return _kind(inner)
     if origin is list:
-        return "texts"
+        return LISTS[_kind(typing.get_args(annotation)[0])]
     if origin is Literal or annotation is str:
         return "text"
     if isinstance(annotation, type):
@@ -70,6 +71,7 @@ def stored_fields(model: type[BaseModel]) -> tuple[Field, ...]:
 
 CLICK_FIELDS = stored_fields(ClickEvent)
 IMPRESSION_FIELDS = stored_fields(SearchImpression)
+CONVERSION_FIELDS = stored_fields(ConversionEvent)
 
 
 def naive_utc(value: datetime) -> datetime:

@@ -19,23 +19,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from clickstats.events import ClickEvent, SearchImpression
 from clickstats.store.base import (
+    EVENT_TYPES,
     AnyEvent,
     AppendStatus,
+    Batch,
     Deleted,
     Selection,
     StoreError,
     StoreFull,
 )
 
-E = TypeVar("E", ClickEvent, SearchImpression)
+E = TypeVar("E", bound=AnyEvent)
 
-#: Stores the new events of a batch (one transaction or bulk insert per table); returns the
-#: event ids that were new (clicks, impressions). Ids already stored are left alone: they are
+#: Stores the new events of a batch (one transaction or bulk insert per table); returns, per
+#: event type, the event ids that were new. Ids already stored are left alone: they are
 #: duplicates. On an error part of the batch may be stored: callers hear of the error, and
 #: their retry (same event ids) finds the stored part as duplicates.
-WriteBatch = Callable[[list[ClickEvent], list[SearchImpression]], tuple[set[str], set[str]]]
+WriteBatch = Callable[[Batch], dict[str, set[str]]]
 #: Deletes the events a Selection names (all of them for an empty one), in one transaction
 #: where the backend has them; returns how many of each kind went.
 DeleteEvents = Callable[[Selection], Deleted]
@@ -216,17 +217,17 @@ class GroupWriter:
 
     def _commit(self, jobs: list[_Job]) -> list[tuple[_Job, Any, BaseException | None]]:
         events = [event for job in jobs for event in job.events]
-        clicks = first_of_each_id(e for e in events if isinstance(e, ClickEvent))
-        impressions = first_of_each_id(e for e in events if isinstance(e, SearchImpression))
+        batch: Batch = {
+            kind: first_of_each_id(e for e in events if e.type == kind) for kind in EVENT_TYPES
+        }
         try:
-            new_clicks, new_impressions = self._write(clicks, impressions)
+            fresh = self._write(batch)
         except StoreFull as exc:  # kept as it is: a full disk is answered 507
             return [(job, None, exc) for job in jobs]
         except Exception as exc:  # every caller hears of it, and may retry safely
             error = StoreError(f"write to {self.name} failed: {exc}")
             return [(job, None, error) for job in jobs]
         self.commits += 1
-        fresh = {"click": new_clicks, "impression": new_impressions}
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         for job in jobs:
             statuses = []

@@ -26,10 +26,10 @@ from typing import Any
 
 import duckdb
 
-from clickstats.events import ClickEvent, SearchImpression
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
     Activity,
+    Batch,
     ByVariant,
     Counts,
     Deleted,
@@ -53,7 +53,7 @@ from clickstats.store.base import (
 )
 from clickstats.store.duckdb import queries
 from clickstats.store.duckdb.queries import Scope
-from clickstats.store.duckdb.schema import CLICKS, IMPRESSIONS, NULLABLE_CLICK_VARIANT, SCHEMA
+from clickstats.store.duckdb.schema import NULLABLE_CLICK_VARIANT, SCHEMA, TABLES
 from clickstats.store.duckdb.writing import delete, write
 from clickstats.store.fields import aware, naive_utc
 from clickstats.store.writer import GroupWriter, GroupWritten
@@ -162,7 +162,7 @@ class DuckDBStore(GroupWritten, EventStore):
         con = db.cursor()  # the writer's own connection, used by its thread only
         self._writer = GroupWriter(
             f"duckdb:{self.name}",
-            lambda clicks, impressions: self._store_batch(con, clicks, impressions),
+            lambda batch: self._store_batch(con, batch),
             lambda selection: self._delete_batch(con, selection),
             max_batch_rows=self.max_batch_rows,
             on_exit=con.close,
@@ -226,14 +226,9 @@ class DuckDBStore(GroupWritten, EventStore):
             raise StoreFull(_READ_ONLY.get(self.read_only, self.read_only))
         return super()._group_writer()
 
-    def _store_batch(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        clicks: list[ClickEvent],
-        impressions: list[SearchImpression],
-    ) -> tuple[set[str], set[str]]:
+    def _store_batch(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, set[str]]:
         try:
-            return write(con, clicks, impressions)
+            return write(con, batch)
         except duckdb.Error as exc:
             raise self._write_failed(exc, "storing the events") from exc
 
@@ -461,7 +456,7 @@ class DuckDBStore(GroupWritten, EventStore):
             raise StoreError(f"{self.label} is not open")
         cursor = self._db.cursor()
         try:
-            for table, kind in ((IMPRESSIONS, "impression"), (CLICKS, "click")):
+            for kind, table in TABLES.items():
                 names = [c.name for c in table.columns]
                 cursor.execute(
                     f"SELECT {', '.join(names)} FROM {table.name} WHERE ts >= $since "

@@ -19,7 +19,13 @@ import pyarrow as pa
 from pydantic import BaseModel
 
 from clickstats.store.base import EventRow
-from clickstats.store.fields import CLICK_FIELDS, IMPRESSION_FIELDS, Field, Kind
+from clickstats.store.fields import (
+    CLICK_FIELDS,
+    CONVERSION_FIELDS,
+    IMPRESSION_FIELDS,
+    Field,
+    Kind,
+)
 
 _CREATE = """
 CREATE TABLE IF NOT EXISTS impressions (
@@ -49,6 +55,12 @@ CREATE TABLE IF NOT EXISTS click_events (
     ts               TIMESTAMP NOT NULL,
     received_at      TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS conversions (
+    event_id         VARCHAR PRIMARY KEY,
+    user_id          VARCHAR NOT NULL,
+    ts               TIMESTAMP NOT NULL,
+    received_at      TIMESTAMP NOT NULL
+);
 CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id);
 CREATE INDEX IF NOT EXISTS click_events_user ON click_events (user_id);
 """
@@ -59,6 +71,8 @@ SQL_TYPES: dict[Kind, str] = {
     "integer": "INTEGER",
     "number": "DOUBLE",
     "texts": "VARCHAR[]",
+    "integers": "INTEGER[]",
+    "numbers": "DOUBLE[]",
     "time": "TIMESTAMP",
 }
 _ARROW_TYPES = {
@@ -66,6 +80,8 @@ _ARROW_TYPES = {
     "INTEGER": pa.int32(),
     "DOUBLE": pa.float64(),
     "VARCHAR[]": pa.list_(pa.string()),
+    "INTEGER[]": pa.list_(pa.int32()),
+    "DOUBLE[]": pa.list_(pa.float64()),
     "TIMESTAMP": pa.timestamp("us"),
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -144,6 +160,9 @@ class Table:
 
 CLICKS = Table("click_events", CLICK_FIELDS)
 IMPRESSIONS = Table("impressions", IMPRESSION_FIELDS)
+CONVERSIONS = Table("conversions", CONVERSION_FIELDS)
+#: Each event type's table, in the order of store.base.EVENT_TYPES.
+TABLES: dict[str, Table] = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
 
 
 def _created(table: str) -> set[str]:
@@ -164,11 +183,13 @@ def _added(table: Table) -> list[str]:
 
 
 #: The whole schema, run at every open (each statement is a no-op when done before). The
-#: interleaving teams came after the first release, hence the ALTER TABLE.
+#: interleaving teams came after the first release, hence the ALTER TABLE; conversions are
+#: created with their ids and times, and the rest of their fields added the same way.
 SCHEMA = (
     _CREATE
     + "-- fields added after the first release (interleaving: the team, A or B, of each position)\n"
-    + "".join(f"{statement}\n" for statement in [*_added(IMPRESSIONS), *_added(CLICKS)])
+    + "".join(f"{statement}\n" for table in TABLES.values() for statement in _added(table))
+    + "CREATE INDEX IF NOT EXISTS conversions_user ON conversions (user_id);\n"
 )
 
 #: Files created before clicks could omit their variant have click_events.variant NOT NULL.

@@ -17,30 +17,28 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from clickstats.events import ClickEvent, SearchImpression, utcnow
-from clickstats.store.base import Deleted, Selection
-from clickstats.store.duckdb.schema import CLICKS, IMPRESSIONS, Table, micros
+from clickstats.events import utcnow
+from clickstats.store.base import Batch, Deleted, Selection
+from clickstats.store.duckdb.schema import TABLES, Table, micros
 from clickstats.store.fields import naive_utc
 
 ARROW_MIN_ROWS = 256
 
 
-def write(
-    con: duckdb.DuckDBPyConnection, clicks: list[ClickEvent], impressions: list[SearchImpression]
-) -> tuple[set[str], set[str]]:
+def write(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, set[str]]:
     """Store a batch: one transaction per table; each commit syncs DuckDB's WAL to disk.
 
-    Callers hear back only after both commits. Should the second fail, the first table's
+    Callers hear back only after every commit. Should a later one fail, the earlier tables'
     events stay stored and the callers get an error: their retry then finds those events
     as duplicates, so nothing is lost or counted twice.
     """
     received_at = micros(utcnow())
-    return (
-        _insert(con, CLICKS, CLICKS.values(clicks), received_at) if clicks else set(),
-        _insert(con, IMPRESSIONS, IMPRESSIONS.values(impressions), received_at)
-        if impressions
-        else set(),
-    )
+    return {
+        kind: _insert(con, TABLES[kind], TABLES[kind].values(events), received_at)
+        if events
+        else set()
+        for kind, events in batch.items()
+    }
 
 
 def _insert(
@@ -68,7 +66,7 @@ def _insert(
 
 
 def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
-    """Both tables in one transaction: a user's clicks never outlive their searches."""
+    """Every table in one transaction: a user's clicks never outlive their searches."""
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if selection.user_id is not None:
@@ -80,13 +78,19 @@ def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     try:
         con.begin()
-        clicks = _scalar(con.execute(f"DELETE FROM click_events{where}", params).fetchone())
-        impressions = _scalar(con.execute(f"DELETE FROM impressions{where}", params).fetchone())
+        deleted = {
+            kind: _scalar(con.execute(f"DELETE FROM {table.name}{where}", params).fetchone())
+            for kind, table in TABLES.items()
+        }
         con.commit()
     except Exception:
         _rollback(con)
         raise
-    return Deleted(clicks=clicks, impressions=impressions)
+    return Deleted(
+        clicks=deleted["click"],
+        impressions=deleted["impression"],
+        conversions=deleted["conversion"],
+    )
 
 
 def _scalar(row: tuple[Any, ...] | None) -> int:

@@ -26,10 +26,11 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from clickstats import metrics
-from clickstats.events import ClickEvent, SearchImpression, to_millis, utcnow
+from clickstats.events import to_millis, utcnow
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
     Activity,
+    Batch,
     ByVariant,
     Counts,
     Deleted,
@@ -49,9 +50,11 @@ from clickstats.store.base import (
     StoreError,
     UserSums,
 )
-from clickstats.store.fields import CLICK_FIELDS, IMPRESSION_FIELDS, aware, naive_utc
+from clickstats.store.fields import aware, naive_utc
 from clickstats.store.mongo.connection import (
     CLICKS,
+    COLLECTIONS,
+    CONVERSIONS,
     DEFAULT_DATABASE,
     DEFAULT_SERVER_SELECTION_TIMEOUT_MS,
     DEFAULT_WTIMEOUT_MS,
@@ -86,7 +89,7 @@ from clickstats.store.mongo.pipelines import (
     top_products_pipeline,
     user_sums_pipeline,
 )
-from clickstats.store.mongo.writing import click_doc, event_row, impression_doc, insert
+from clickstats.store.mongo.writing import FIELDS, document, event_row, insert
 from clickstats.store.writer import GroupWriter, GroupWritten
 
 # The names tests and callers import from here (the module's names before it was a package).
@@ -95,6 +98,7 @@ _reason = reason
 
 __all__ = [
     "CLICKS",
+    "CONVERSIONS",
     "DEFAULT_DATABASE",
     "DEFAULT_MAX_BATCH_ROWS",
     "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
@@ -167,8 +171,8 @@ class MongoStore(GroupWritten, EventStore):
         self.max_batch_rows = max_batch_rows
         self._client_factory: ClientFactory = client_factory or pymongo.MongoClient
         self._client: Any = None
-        self._clicks: Any = None
-        self._impressions: Any = None
+        #: each collection by name (CLICKS, IMPRESSIONS, CONVERSIONS), while open
+        self._collections: dict[str, Any] = {}
         self._writer: GroupWriter | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -185,15 +189,17 @@ class MongoStore(GroupWritten, EventStore):
             client.admin.command("ping")
             step = "cannot create the indexes on MongoDB"
             database = client.get_database(self.database_name)
-            clicks = database.get_collection(CLICKS, write_concern=self.write_concern)
-            impressions = database.get_collection(IMPRESSIONS, write_concern=self.write_concern)
-            for collection in (clicks, impressions):
+            collections = {
+                name: database.get_collection(name, write_concern=self.write_concern)
+                for name in COLLECTIONS.values()
+            }
+            for collection in collections.values():
                 for name, keys in INDEXES.items():
                     collection.create_index(keys, name=name)
         except PyMongoError as exc:
             client.close()
             raise StoreError(f"{step} at {self.display_uri}: {reason(exc)}") from exc
-        self._client, self._clicks, self._impressions = client, clicks, impressions
+        self._client, self._collections = client, collections
         self._writer = GroupWriter(
             self.display_uri,
             self._write,
@@ -209,21 +215,22 @@ class MongoStore(GroupWritten, EventStore):
             self._writer.stop()
             self._writer = None
         self._client.close()
-        self._client = self._clicks = self._impressions = None
+        self._client, self._collections = None, {}
 
     # -- writes: through the writer thread -------------------------------------------------
 
-    def _write(
-        self, clicks: list[ClickEvent], impressions: list[SearchImpression]
-    ) -> tuple[set[str], set[str]]:
-        """One unordered insert_many per collection. Should the second fail, the first's
+    def _write(self, batch: Batch) -> dict[str, set[str]]:
+        """One unordered insert_many per collection. Should a later one fail, the earlier ones'
         events stay stored and the callers get an error: their retry finds them duplicates."""
         received_at = naive_utc(to_millis(utcnow()))
         try:
-            return (
-                insert(self._clicks, [click_doc(e, received_at) for e in clicks]),
-                insert(self._impressions, [impression_doc(e, received_at) for e in impressions]),
-            )
+            return {
+                kind: insert(
+                    self._collection(COLLECTIONS[kind]),
+                    [document(FIELDS[kind], e, received_at) for e in events],
+                )
+                for kind, events in batch.items()
+            }
         except PyMongoError as exc:  # the writer answers every caller with a StoreError (503)
             raise StoreError(reason(exc)) from exc
 
@@ -236,16 +243,22 @@ class MongoStore(GroupWritten, EventStore):
         if selection.before is not None:
             spec["timestamp"] = {"$lt": naive_utc(selection.before)}
         try:
-            clicks = self._clicks.delete_many(spec).deleted_count
-            impressions = self._impressions.delete_many(spec).deleted_count
+            deleted = {
+                kind: self._collection(name).delete_many(spec).deleted_count
+                for kind, name in COLLECTIONS.items()
+            }
         except PyMongoError as exc:
             raise StoreError(reason(exc)) from exc
-        return Deleted(clicks=clicks, impressions=impressions)
+        return Deleted(
+            clicks=deleted["click"],
+            impressions=deleted["impression"],
+            conversions=deleted["conversion"],
+        )
 
     # -- reads: aggregation pipelines ------------------------------------------------------
 
     def _collection(self, name: str) -> Any:
-        collection = self._clicks if name == CLICKS else self._impressions
+        collection = self._collections.get(name)
         if collection is None:
             raise StoreError(f"the MongoDB store at {self.display_uri} is not open")
         return collection
@@ -408,11 +421,8 @@ class MongoStore(GroupWritten, EventStore):
         self, since: datetime | None = None, batch_rows: int = 10_000
     ) -> Iterator[list[EventRow]]:
         spec = {"timestamp": {"$gte": naive_utc(since)}} if since else {}
-        collections = (
-            (IMPRESSIONS, "impression", IMPRESSION_FIELDS),
-            (CLICKS, "click", CLICK_FIELDS),
-        )
-        for name, kind, fields in collections:
+        for kind, name in COLLECTIONS.items():
+            fields = FIELDS[kind]
             cursor = (
                 self._collection(name)
                 .find(spec, {"received_at": 0}, max_time_ms=self._max_time_ms())

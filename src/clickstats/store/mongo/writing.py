@@ -10,9 +10,15 @@ from typing import Any
 from pydantic import BaseModel
 from pymongo.errors import BulkWriteError
 
-from clickstats.events import ClickEvent, SearchImpression
 from clickstats.store.base import EventRow
-from clickstats.store.fields import CLICK_FIELDS, IMPRESSION_FIELDS, Field, aware, naive_utc
+from clickstats.store.fields import (
+    CLICK_FIELDS,
+    CONVERSION_FIELDS,
+    IMPRESSION_FIELDS,
+    Field,
+    aware,
+    naive_utc,
+)
 from clickstats.store.mongo.connection import DUPLICATE_KEY
 
 Doc = dict[str, Any]
@@ -29,12 +35,12 @@ def document(fields: tuple[Field, ...], event: BaseModel, received_at: datetime)
     return {"_id": values.pop("event_id"), **values, "received_at": received_at}
 
 
-def click_doc(e: ClickEvent, received_at: datetime) -> Doc:
-    return document(CLICK_FIELDS, e, received_at)
-
-
-def impression_doc(e: SearchImpression, received_at: datetime) -> Doc:
-    return document(IMPRESSION_FIELDS, e, received_at)
+#: The stored fields of each event type.
+FIELDS: dict[str, tuple[Field, ...]] = {
+    "impression": IMPRESSION_FIELDS,
+    "click": CLICK_FIELDS,
+    "conversion": CONVERSION_FIELDS,
+}
 
 
 def event_row(kind: str, fields: tuple[Field, ...], doc: Doc) -> EventRow:
