@@ -1,25 +1,26 @@
-/* clickstats tracker: sends search-result clicks to a clickstats server. No dependencies.
+/* clickstats tracker: sends search-result clicks and conversions (add to cart, purchase) to a
+ * clickstats server. No dependencies.
  *
  *   <script src="CLICKSTATS_SERVER/analytics/tracker.js" data-key="cs_ingest_..."></script>
  *   <script>
  *     window.clickstats = ClickStats.init();  // or init({endpoint, key, ...})
  *     clickstats.trackClick({productId, rank, searchId, variant, query});
+ *     clickstats.trackPurchase({productIds, prices, quantities, currency}); // or trackAddToCart
  *   </script>
  *
- * Every event gets its event_id when it is created and keeps it through every retry, so the
- * server counts it once however often it is sent. Events wait in localStorage until the server
- * has answered for them: a click followed by a navigation, a closed tab or a crash is sent by
- * the next page that runs the tracker. A refused batch (4xx) is dropped, a failed one (5xx,
- * network) retried with a growing delay up to maxAttempts times, and a 429/503 with Retry-After
- * waits as long as the server asks. See docs/TRACKER.md.
+ * Each event keeps its event_id through every resend (the server counts it once) and waits in
+ * localStorage until the server has answered for it, across navigations, closed tabs, crashes.
+ * A refused batch (4xx) is dropped, a failed one (5xx, network) retried with backoff, a
+ * Retry-After obeyed. See docs/TRACKER.md.
  */
 (function (global) {
   "use strict";
 
   var USER_KEY = "clickstats:user_id";
   var QUEUE_PREFIX = "clickstats:queue:";
-  // The tag that loaded this file (only known while it runs): its data-key is the default key,
-  // and its URL says where the server is when the page is on another origin.
+  var CLICKED_KEY = "clickstats:clicked";
+  var MAX_CLICKED = 200; // clicks remembered for conversions (below)
+  // The tag that loaded this file (known only while it runs): the default key and server.
   var script = global.document && global.document.currentScript;
   var DEFAULTS = {
     endpoint: defaultEndpoint(),
@@ -32,10 +33,11 @@
     retryMax: 60000,
     maxAttempts: 10, // failed sends (5xx, network) before an event is dropped
     beaconRetry: 10000, // a beacon is never answered: resend (as a duplicate) after this
+    // ms a click's search is kept for its product's conversions (the server's window); 0: never
+    attributionWindow: 86400000,
   };
 
-  // Beside the script: /analytics/events of the server that served tracker.js (a relative path
-  // on the page's own origin, as before; absolute when the page is elsewhere).
+  // /analytics/events beside the script: relative on the page's own origin, else absolute.
   function defaultEndpoint() {
     var fallback = "/analytics/events";
     if (!script || !script.src || typeof global.URL !== "function") return fallback;
@@ -104,22 +106,67 @@
     function update(fn) { var items = queue(); save(fn(items) || items); }
     function due(item, now) { return !inflight[item.event.event_id] && item.retry_at <= now; }
 
+    // A missing id is sent as null (refused), never as "undefined".
+    function text(v) { return v == null ? null : String(v); }
+    function newEvent(type) {
+      return {type: type, event_id: uuid(), user_id: userId, timestamp: new Date().toISOString()};
+    }
+
     function trackClick(click) {
-      var event = {
-        type: "click",
-        event_id: uuid(),
-        user_id: userId,
-        product_id: String(click.productId),
-        rank: Number(click.rank),
-        timestamp: new Date().toISOString(),
-      };
+      var event = newEvent("click");
+      event.product_id = text(click.productId);
+      event.rank = Number(click.rank);
       if (click.searchId != null) event.search_id = String(click.searchId);
       if (click.variant != null) event.variant = String(click.variant);
       if (click.query != null) event.search_query = String(click.query);
       if (click.source != null) event.source = click.source;
+      if (event.search_id != null) remember(event.product_id, event.search_id);
+      return enqueue(event);
+    }
+
+    function enqueue(event) {
       update(function (items) { items.push({event: event, attempts: 0, retry_at: 0}); });
       if (queue().length >= o.maxBatch) flush();
       return event.event_id;
+    }
+
+    // [product id, search id, ms] of the last clicks with a search, oldest first: for
+    // conversions without searchId (the search holds even if the user id changes at login)
+    function clicks() {
+      try { var v = JSON.parse(load(CLICKED_KEY)); return Array.isArray(v) ? v : []; } catch (e) { return []; }
+    }
+    function remember(productId, searchId) {
+      var now = Date.now(), w = o.attributionWindow;
+      store(CLICKED_KEY, JSON.stringify(clicks().filter(function (c) { return c[0] !== productId && c[2] >= now - w; })
+        .concat(w > 0 ? [[productId, searchId, now]] : []).slice(-MAX_CLICKED)));
+    }
+    function searchOf(productIds) {
+      var since = Date.now() - o.attributionWindow;
+      var last = clicks().filter(function (c) { return c[2] >= since && productIds.indexOf(c[0]) >= 0; }).pop();
+      return last ? last[1] : null;
+    }
+
+    // `many`, else [`one`] when given.
+    function list(many, one, cast) {
+      var v = many != null ? many : one != null ? [one] : undefined;
+      return Array.isArray(v) ? v.map(function (x) { return x == null ? null : cast(x); }) : v;
+    }
+
+    // Validated by the server: a rejected conversion is dropped with a warning, as a click.
+    function trackConversion(c, subtype) {
+      c = c || {};
+      var event = newEvent("conversion");
+      event.subtype = String(subtype || (c.subtype != null ? c.subtype : "conversion"));
+      event.product_ids = list(c.productIds, c.productId, String) || [];
+      ["price", "quantity", "discount"].forEach(function (one, i) {
+        var many = ["prices", "quantities", "discounts"][i], v = list(c[many], c[one], Number);
+        if (v !== undefined) event[many] = v;
+      });
+      if (c.value != null) event.value = Number(c.value);
+      if (c.currency != null) event.currency = String(c.currency);
+      var searchId = c.searchId != null ? c.searchId : searchOf([].concat(event.product_ids));
+      if (searchId != null) event.search_id = String(searchId);
+      return enqueue(event);
     }
 
     function settle(ids, answer) {
@@ -130,7 +177,11 @@
         if (r.status === "rejected") console.warn("clickstats: event rejected", id, r.errors);
         done[id] = true;
       });
-      update(function (items) { return items.filter(function (it) { return !done[it.event.event_id]; }); });
+      remove(done);
+    }
+
+    function remove(set) {
+      update(function (items) { return items.filter(function (it) { return !set[it.event.event_id]; }); });
     }
 
     function warnOnce(kind, message) {
@@ -151,8 +202,7 @@
       detail = typeof detail === "string" ? detail : JSON.stringify(detail);
       warnOnce(status + " " + detail, "clickstats: the server refused events with " + status + ": " + detail +
         " (dropped, not retried)");
-      var drop = lookup(ids);
-      update(function (items) { return items.filter(function (it) { return !drop[it.event.event_id]; }); });
+      remove(lookup(ids));
     }
 
     // A failed send (5xx, 408, network): wait retryBase × 2^(failures − 1) ms, at most retryMax;
@@ -172,8 +222,7 @@
       if (dropped) warnOnce("attempts", "clickstats: dropped " + dropped + " event(s) after " + o.maxAttempts + " failed sends");
     }
 
-    // 429, or 503 with Retry-After: the server is up and says when to come back. Nothing is sent
-    // before then, and the wait does not count as a failure.
+    // 429, or 503 with Retry-After: nothing is sent before then; the wait is not a failure.
     function hold(ids, wait) {
       holdUntil = Math.max(holdUntil, Date.now() + wait);
       var held = lookup(ids);
@@ -195,9 +244,8 @@
       });
     }
 
-    // Send what is due with fetch(keepalive) and wait for the per-event answer. `force` also
-    // sends events that are waiting out a backoff (not a Retry-After, nor while offline).
-    // Resolves to the number still queued.
+    // Send what is due by fetch(keepalive); resolves, once answered, to the number still queued.
+    // `force` also sends events waiting out a backoff (not a Retry-After, nor while offline).
     function flush(force) {
       if (sending) return sending.then(function () { return flush(force); });
       var now = Date.now();
@@ -224,9 +272,8 @@
       return sending;
     }
 
-    // The page is going away: hand what is queued to the browser, which sends it even after
-    // the page is gone. A beacon gets no answer, so the events stay queued and are resent
-    // later; the server answers "duplicate" for those that arrived.
+    // The page is going away: the browser sends a beacon even after it is gone. No answer, so
+    // the events stay queued and are resent later (answered "duplicate" if they arrived).
     function beacon() {
       if (!global.navigator || typeof global.navigator.sendBeacon !== "function") return false;
       var now = Date.now();
@@ -259,6 +306,9 @@
       userId: userId,
       endpoint: o.endpoint,
       trackClick: trackClick,
+      trackConversion: function (c) { return trackConversion(c); },
+      trackAddToCart: function (c) { return trackConversion(c, "add_to_cart"); },
+      trackPurchase: function (c) { return trackConversion(c, "purchase"); },
       flush: flush,
       beacon: beacon,
       pending: function () { return queue().map(function (it) { return it.event; }); },
@@ -270,11 +320,14 @@
     };
   }
 
-  // A new anonymous visitor from the next init() on (the demo's "new visitor" button).
+  // A new anonymous visitor from the next init() on (the demo's "new visitor" button), whose
+  // conversions name none of the last visitor's searches.
   function resetUser() {
-    delete memory[USER_KEY];
-    try { global.localStorage.removeItem(USER_KEY); } catch (e) { /* memory only */ }
+    [USER_KEY, CLICKED_KEY].forEach(function (key) {
+      delete memory[key];
+      try { global.localStorage.removeItem(key); } catch (e) { /* memory only */ }
+    });
   }
 
-  global.ClickStats = {init: init, resetUser: resetUser, version: "2"};
+  global.ClickStats = {init: init, resetUser: resetUser, version: "3"};
 })(window);
