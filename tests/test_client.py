@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from clickstats.client import ClickStatsClient, ClickStatsError
+from clickstats.store import open_store
 from tests.conftest import LiveServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_round_trip_against_a_real_server(live_server: LiveServer) -> None:
@@ -29,6 +34,71 @@ def test_round_trip_against_a_real_server(live_server: LiveServer) -> None:
     with ClickStatsClient(live_server.url) as reader:
         user = reader.get("/analytics/user/svc-user")
     assert (user["impressions"], user["clicks"]) == (1, 2)
+
+
+def stored_conversions(store_path: Path) -> list[dict[str, Any]]:
+    """The conversions in a stopped server's store, as `clickstats export` writes them."""
+    store = open_store(f"duckdb://{store_path}")
+    store.open()
+    try:
+        return [row for rows in store.export() for row in rows if row["type"] == "conversion"]
+    finally:
+        store.close()
+
+
+class LoseFirstAnswer(httpx.HTTPTransport):
+    """Delivers every request, but the first answer is lost on the way back (a timeout after
+    the server had stored the batch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[bytes] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.requests.append(request.content)
+        if len(self.requests) == 1:
+            response.read()
+            response.close()
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return response
+
+
+def test_a_purchase_is_stored_once_however_often_it_is_sent(live_server: LiveServer) -> None:
+    lossy = LoseFirstAnswer()
+    with ClickStatsClient(live_server.url, transport=lossy, backoff_s=0) as stats:
+        impression = stats.log_impression(user_id="buyer", query="boots", results=["a", "b"])
+        stats.log_click(user_id="buyer", product_id="b", rank=2, search_id=impression.search_id)
+        purchase = stats.log_conversion(
+            user_id="buyer", subtype="purchase", product_ids=["b", "c"], prices=[30, 12.5],
+            quantities=[1, 2], discounts=[5, 0], currency="EUR",
+        )  # fmt: skip
+        cart = stats.log_conversion(
+            {"subtype": "add_to_cart", "product_ids": ["a"]}, user_id="buyer"
+        )
+        assert purchase.value == 50.0  # (30 - 5) x 1 + 12.5 x 2, known before it is sent
+        # The first answer is lost: the batch is sent again with the same ids, and the server
+        # answers for what it had already stored.
+        first = stats.flush()
+        assert len(lossy.requests) == 2 and lossy.requests[0] == lossy.requests[1]
+        assert (first.accepted, first.duplicates, first.rejected) == (0, 4, [])
+        stats.log_conversion(purchase)  # the same event once more
+        again = stats.flush()
+        assert (again.accepted, again.duplicates) == (0, 1)
+    live_server.stop()
+    rows = stored_conversions(live_server.store_path)
+    assert sorted(row["event_id"] for row in rows) == sorted([purchase.event_id, cart.event_id])
+    stored = {row["event_id"]: row for row in rows}
+    row = stored[purchase.event_id]
+    assert (row["subtype"], row["product_ids"], row["prices"], row["quantities"]) == (
+        "purchase", ["b", "c"], [30.0, 12.5], [1, 2]
+    )  # fmt: skip
+    assert (row["discounts"], row["value"], row["currency"]) == ([5.0, 0.0], 50.0, "EUR")
+    assert (row["user_id"], row["search_id"]) == ("buyer", None)  # attributed at query time
+    assert (stored[cart.event_id]["subtype"], stored[cart.event_id]["value"]) == (
+        "add_to_cart",
+        None,
+    )
 
 
 class FlakyServer:
@@ -104,6 +174,23 @@ def test_bad_events_fail_at_the_call() -> None:
     stats = ClickStatsClient("http://x", transport=httpx.MockTransport(FlakyServer(0)))
     with pytest.raises(ValueError, match="rank"):
         stats.log_click(product_id="p", rank=0)
+    with pytest.raises(ValueError, match="currency"):  # an amount needs its currency
+        stats.log_conversion(subtype="purchase", product_ids=["p"], prices=[9.5])
+    with pytest.raises(ValueError, match="one entry per entry of product_ids"):
+        stats.log_conversion(product_ids=["p", "q"], quantities=[1], currency="EUR")
     assert stats.pending == 0
     with pytest.raises(ValueError, match="batch_size"):
         ClickStatsClient(batch_size=5000)
+
+
+def test_the_example_of_the_docs_runs() -> None:
+    (example,) = re.findall(r"```python\n(.*?)```", (ROOT / "docs/CLIENT.md").read_text(), re.S)
+    server = FlakyServer(0)
+
+    def client(base_url: str, **options: Any) -> ClickStatsClient:
+        return ClickStatsClient(base_url, transport=httpx.MockTransport(server), **options)
+
+    code = example.replace("from clickstats.client import ClickStatsClient\n", "")
+    exec(code, {"ClickStatsClient": client})  # its own assert included
+    (body,) = server.bodies
+    assert [e["type"] for e in body["events"]] == ["impression", "click", "conversion"]

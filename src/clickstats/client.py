@@ -5,7 +5,9 @@
                                           results=["sku-1", "sku-2"], results_count=2)
         stats.log_click(user_id="u1", product_id="sku-2", rank=2,
                         search_id=impression.search_id, variant="search_v2")
-    # leaving the block flushes: both events are stored (or an error was raised)
+        stats.log_conversion(user_id="u1", subtype="purchase", product_ids=["sku-2"],
+                             prices=[19.9], quantities=[2], currency="EUR")
+    # leaving the block flushes: the three events are stored (or an error was raised)
 
 Every event gets its event_id when it is created, so a batch that is retried after a timeout
 or a 5xx is recognised by the server and never counted twice.
@@ -22,9 +24,14 @@ from typing import Any
 
 import httpx
 
-from clickstats.events import MAX_BATCH_EVENTS, ClickEvent, SearchImpression
+from clickstats.events import (
+    MAX_BATCH_EVENTS,
+    AnyEvent,
+    ClickEvent,
+    ConversionEvent,
+    SearchImpression,
+)
 
-AnyEvent = ClickEvent | SearchImpression
 #: Answers worth retrying: the server or something in front of it is overloaded or restarting.
 RETRY_STATUS = frozenset({429, 502, 503, 504})
 
@@ -91,6 +98,15 @@ class ClickStatsClient:
         click = ClickEvent.coerce(event, **fields)
         self._queue(click)
         return click
+
+    def log_conversion(
+        self, event: ConversionEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> ConversionEvent:
+        """Queue a conversion: subtype "add_to_cart", "purchase" or the site's own name. Its
+        value is computed here when prices are given without one, so it is known at once."""
+        conversion = ConversionEvent.coerce(event, **fields)
+        self._queue(conversion)
+        return conversion
 
     def _queue(self, event: AnyEvent) -> None:
         with self._lock:
