@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.sync_api import Request, Route
 
-from clickstats.events import parse_events
+from clickstats.events import ConversionEvent, parse_events
 from clickstats.store import open_store
 from tests.browser.conftest import Tab
 from tests.browser.origins import Keyed, SecondOrigin
@@ -21,7 +21,7 @@ from tests.browser.test_cross_origin import console_log, open_shop, read, tracke
 from tests.browser.test_demo import wait_for
 from tests.conftest import LiveServer
 
-ROOT = Path(__file__).resolve().parents[2]
+TRACKER_DOC = (Path(__file__).resolve().parents[2] / "docs" / "TRACKER.md").read_text()
 
 
 def stored_conversions(server: LiveServer) -> list[dict[str, Any]]:
@@ -130,8 +130,9 @@ def test_a_shop_sends_an_add_to_cart_and_a_purchase_after_a_click_each_stored_on
 
 def doc_conversion() -> dict[str, Any]:
     """The conversion TRACKER.md shows the tracker sending."""
-    text = (ROOT / "docs" / "TRACKER.md").read_text()
-    found = [json.loads(b) for b in re.findall(r"^```json\n(.*?)^```$", text, flags=re.S | re.M)]
+    found = [
+        json.loads(b) for b in re.findall(r"^```json\n(.*?)^```$", TRACKER_DOC, flags=re.S | re.M)
+    ]
     (conversion,) = [b for b in found if b.get("type") == "conversion"]
     return conversion
 
@@ -173,6 +174,17 @@ def test_a_conversion_without_search_id_names_the_last_search_that_led_to_its_pr
     assert set(sent[0]) == set(doc_conversion())  # the docs show what it sends
     assert parse_events([doc_conversion()])[1] == []
 
+    # The example of the docs, as written.
+    (example,) = re.findall(r"^```js\n(.*?)^```$", TRACKER_DOC, flags=re.S | re.M)
+    page.evaluate(f"() => {{ {example} }}")
+    cart, purchase = (
+        event for _, event in parse_events(page.evaluate("clickstats.pending()"))[0][-2:]
+    )
+    assert isinstance(cart, ConversionEvent) and isinstance(purchase, ConversionEvent)
+    assert (cart.subtype, cart.value, purchase.subtype, purchase.value) == (
+        "add_to_cart", 59.9, "purchase", 74.9
+    )  # fmt: skip
+
     # Past the attribution window a click names no search; a new visitor forgets them all.
     time.sleep(1.1)
     late = page.evaluate("clickstats.trackPurchase({productIds: ['p1', 'p2']})")
@@ -180,7 +192,9 @@ def test_a_conversion_without_search_id_names_the_last_search_that_led_to_its_pr
     fresh = page.evaluate("clickstats.trackPurchase({productIds: ['p1', 'p3']})")
     page.evaluate("ClickStats.resetUser()")
     after_reset = page.evaluate("clickstats.trackPurchase({productId: 'p3'})")
+    no_product = page.evaluate("clickstats.trackClick({rank: 1})")  # a slip in the shop's code
     by_id = {e["event_id"]: e for e in page.evaluate("clickstats.pending()")}
+    assert by_id[no_product]["product_id"] is None  # refused by the server, not "undefined"
     assert "search_id" not in by_id[late]
     assert by_id[fresh]["search_id"] == "s3"
     assert "search_id" not in by_id[after_reset]
