@@ -16,16 +16,42 @@ window:
 - ``rank_sum``: the sum of the ranks of its clicks (0 without one)
 - ``results_count``: how many results the search returned
 - ``ms_to_first_click``: milliseconds from the search to its first click; null without a click
+
+and with the conversions in the window attributed to it (docs/CLICK_TRACKING.md, "Attribution"):
+
+- ``conversions``: how many conversions (of any subtype)
+- ``add_to_carts``, ``purchases``: how many of subtype add_to_cart, purchase
+- ``revenue``: the sum of the values of its purchases in the analysis currency (a query's
+  currency: amounts in different currencies are never added)
+- ``orders``: its purchases with a value in the analysis currency
+- ``units``: the product units of its purchases (quantities summed; 1 per product without)
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-Fact = Literal["clicks", "first_rank", "rank_sum", "results_count", "ms_to_first_click"]
-FACTS: tuple[Fact, ...] = ("clicks", "first_rank", "rank_sum", "results_count", "ms_to_first_click")
+Fact = Literal[
+    "clicks",
+    "first_rank",
+    "rank_sum",
+    "results_count",
+    "ms_to_first_click",
+    "conversions",
+    "add_to_carts",
+    "purchases",
+    "revenue",
+    "orders",
+    "units",
+]
+FACTS: tuple[Fact, ...] = typing.get_args(Fact)
+#: The facts that come from attributed conversions (a store links those only when read).
+CONVERSION_FACTS: frozenset[Fact] = frozenset(
+    ("conversions", "add_to_carts", "purchases", "revenue", "orders", "units")
+)
 
 Op = Literal[">", ">=", "<", "<=", "="]
 
@@ -90,12 +116,17 @@ class Column:
     """A per-search value summed over searches (per user, per variant, per day...).
 
     `integer`: every per-search value is a whole number, so its sums are counts (shown as
-    integers); `description` says what is summed, in the words of docs/STATISTICS.md."""
+    integers); `description` says what is summed, in the words of docs/STATISTICS.md.
+    `per_user`: the value is the user's, not a sum over searches (`users`: 1 per user).
+    `cap`: the percentile its per-user values are capped at by default in an experiment
+    (heavy-tailed amounts; None: not capped)."""
 
     name: str
     value: Expr
     description: str
     integer: bool = True
+    per_user: bool = False
+    cap: float | None = None
 
 
 def _columns(*columns: Column) -> dict[str, Column]:
@@ -130,6 +161,32 @@ COLUMNS: dict[str, Column] = _columns(
         When(CLICKED, Of("ms_to_first_click")),
         "sum over searches with a click of (first click time - search time), in ms",
     ),
+    Column("users", Num(1), "users (1 per user)", per_user=True),
+    Column(
+        "converted_searches",
+        When(Compare(Of("conversions"), ">", Num(0)), Num(1)),
+        "searches with at least one attributed conversion",
+    ),
+    Column(
+        "cart_searches",
+        When(Compare(Of("add_to_carts"), ">", Num(0)), Num(1)),
+        "searches with at least one attributed add to cart",
+    ),
+    Column(
+        "purchase_searches",
+        When(Compare(Of("purchases"), ">", Num(0)), Num(1)),
+        "searches with at least one attributed purchase",
+    ),
+    Column("purchases", Of("purchases"), "attributed purchases"),
+    Column(
+        "revenue",
+        Of("revenue"),
+        "revenue of attributed purchases, in the analysis currency",
+        integer=False,
+        cap=0.99,
+    ),
+    Column("orders", Of("orders"), "attributed purchases with a value in the analysis currency"),
+    Column("units", Of("units"), "product units in attributed purchases"),
 )
 
 
@@ -147,6 +204,7 @@ class Metric:
     percent: bool  # a rate (shown as a percentage) rather than an amount
     unit: str = "search"  # one unit of y, counted in sentences ("150 searches")
     dashboard: bool = True
+    currency: bool = False  # an amount in the analysis currency (revenue), never summed across
 
     @property
     def x(self) -> str:
@@ -186,6 +244,31 @@ METRICS: dict[str, Metric] = _metrics(
     Metric(
         "time_to_first_click_ms", "time to first click", "ttfc_ms", "clicked_searches", False,
         False, unit="search with a click", dashboard=False,
+    ),
+    Metric("conversion_rate", "conversion rate", "converted_searches", "searches", True, True),
+    Metric(
+        "add_to_cart_rate", "add-to-cart rate", "cart_searches", "searches", True, True,
+        dashboard=False,
+    ),
+    Metric(
+        "purchase_rate", "purchase rate", "purchase_searches", "searches", True, True,
+        dashboard=False,
+    ),
+    Metric(
+        "revenue_per_search", "revenue per search", "revenue", "searches", True, False,
+        currency=True,
+    ),
+    Metric(
+        "revenue_per_user", "revenue per user", "revenue", "users", True, False, unit="user",
+        dashboard=False, currency=True,
+    ),
+    Metric(
+        "average_order_value", "average order value", "revenue", "orders", True, False,
+        unit="order", dashboard=False, currency=True,
+    ),
+    Metric(
+        "products_per_purchase", "products per purchase", "units", "purchases", True, False,
+        unit="purchase", dashboard=False,
     ),
 )  # fmt: skip
 

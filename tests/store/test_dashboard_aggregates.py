@@ -107,6 +107,14 @@ def reference(f: Filters, by: tuple[GroupKey, ...], tz: str) -> dict[tuple[str, 
                 for s, cs in pairs
                 if cs
             ),
+            # a per-user column is the group's users; these events have no conversion (their
+            # columns: tests/store/test_conversions.py)
+            "users": len({s.user_id for s in searches}),
+            **{
+                name: 0
+                for name in metrics.columns()
+                if metrics.needed_facts([name]) & metrics.CONVERSION_FACTS
+            },
         }
         assert set(sums) == set(metrics.columns())
         sums = {name: sums[name] for name in metrics.columns(dashboard=True)}
@@ -138,7 +146,7 @@ def test_totals_of_everything(filled: EventStore, monkeypatch: pytest.MonkeyPatc
     assert totals.users == 4
     assert totals.sums == {
         "searches": 8, "clicked_searches": 5, "clicks": 6, "rank_sum": 12, "with_results": 6,
-        "abandoned": 1, "zero_results": 2,
+        "abandoned": 1, "zero_results": 2, "converted_searches": 0, "revenue": 0.0,
     }  # fmt: skip
     assert list(totals.sums) == metrics.columns(dashboard=True)
     # MRR and time to first click on the dashboard: their columns are summed too

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from clickstats import ClickEvent, SearchImpression, metrics
-from clickstats.events import event_time_now
+from clickstats.events import ConversionEvent, event_time_now
 from clickstats.store import EventStore
 
 NOW = event_time_now()
@@ -18,7 +18,8 @@ S = timedelta(seconds=1)
 #: the per-user columns of these tests' expected values, in this order
 USER_COLUMNS = (
     "searches", "clicked_searches", "clicks", "rr", "rank_sum", "with_results", "abandoned",
-    "zero_results", "ttfc_ms",
+    "zero_results", "ttfc_ms", "users", "converted_searches", "cart_searches",
+    "purchase_searches", "purchases", "revenue", "orders", "units",
 )  # fmt: skip
 
 
@@ -49,12 +50,24 @@ EVENTS = [
     # not counted: a click citing no search, a variant outside the experiment, an old search
     clk("6", None, 1, 3 * S), imp("s6", "u4", "other", 10), clk("7", "s6", 1, 1 * S),
     imp("s7", "u1", "v1", 10, -timedelta(days=10)), clk("8", "s7", 1, -timedelta(days=10) + S),
+    # u1 buys 2 from s1 (its search_id); x, who clicked p in s4 (u2's search), puts it in the
+    # cart 9 s later: it counts for s4
+    ConversionEvent(event_id="b1", user_id="u1", search_id="s1", subtype="purchase",
+                    product_ids=["p"], prices=[10.0], quantities=[2], currency="EUR",
+                    timestamp=T0 + 7 * S),
+    ConversionEvent(event_id="a1", user_id="x", subtype="add_to_cart", product_ids=["p"],
+                    timestamp=T0 + 40 * S),
 ]  # fmt: skip
 
-# Per user: searches, clicked, clicks, rr, rank_sum, with_results, abandoned, zero, ttfc_ms
-U1 = dict(zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 2000], strict=True))
-U2 = dict(zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1000], strict=True))
-U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000], strict=True))
+# Per user: searches, clicked, clicks, rr, rank_sum, with_results, abandoned, zero, ttfc_ms,
+# users, converted, in cart, purchased, purchases, revenue (no currency asked: 0), orders, units
+U1 = dict(
+    zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 2000, 1, 1, 0, 1, 1, 0, 0, 2], strict=True)
+)
+U2 = dict(
+    zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1000, 1, 1, 1, 0, 0, 0, 0, 0], strict=True)
+)
+U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000, 1, 0, 0, 0, 0, 0, 0, 0], strict=True))
 
 
 def test_user_sums_by_variant(store: EventStore) -> None:

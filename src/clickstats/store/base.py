@@ -11,7 +11,7 @@ import abc
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -65,11 +65,13 @@ class AppendStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Which events an aggregate covers: those at or after `since`, optionally one user/variant."""
+    """Which events an aggregate covers: those at or after `since`, optionally one user/variant.
+    `currency`: the currency of revenue figures (None: no revenue is counted)."""
 
     since: datetime
     user_id: str | None = None
     variant: str | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +120,59 @@ SearchesHistogram = dict[int, int]
 
 
 @dataclass(frozen=True, slots=True)
+class Cap:
+    """How a column's per-user values are capped (winsorized) before they are summed: at
+    `absolute`, or at the `percentile` (in (0, 1)) of the per-user values of every user of the
+    analysis, all variants pooled (linear interpolation, as quantile_cont)."""
+
+    absolute: float | None = None
+    percentile: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SumOptions:
+    """What user_sums computes beyond the plain sums.
+
+    - `currency`: the currency of the revenue facts (conversions in other currencies add
+      nothing); None: no revenue is counted.
+    - `caps`: (column, Cap) pairs: those columns' per-user values are capped first.
+    - `pre_days`, `pre_columns`: CUPED's covariates. A user's pre-exposure value of a column is
+      its sum over the user's searches (of any variant) in the `pre_days` days before their
+      first search in the window, with the clicks and conversions linked to those searches;
+      capped as the column is."""
+
+    currency: str | None = None
+    caps: tuple[tuple[str, Cap], ...] = ()
+    pre_days: int = 0
+    pre_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PreSums:
+    """CUPED's covariate of one column over the users of one variant: the users with a search
+    in their pre-exposure window, and over all users the sums of the pre-exposure value, of its
+    square, and of its product with the user's value in the window (0 without history)."""
+
+    users: int
+    sum: float
+    squares: float
+    products: float
+
+
+@dataclass(frozen=True, slots=True)
 class UserSums:
     """Over the users of one variant: how many, and the sums of their per-user columns
     (`metrics.columns()`, each a sum over the user's searches), of those columns squared, and
-    of the products of the metrics' column pairs (`metrics.pairs()`)."""
+    of the products of the metrics' column pairs (`metrics.pairs()`). With SumOptions: `caps`,
+    the cap applied to each capped column (its sums are of capped values), and `pre`, each
+    pre-exposure column's sums."""
 
     users: int
     sums: dict[str, float]
     squares: dict[str, float]
     products: dict[tuple[str, str], float]
+    caps: Mapping[str, float] = field(default_factory=dict)
+    pre: Mapping[str, PreSums] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +249,18 @@ LATENCY_EDGES_MS: tuple[float, ...] = (
 EventRow = dict[str, Any]
 
 
+#: How long after a click a conversion without a search_id is attributed to the click's search.
+DEFAULT_ATTRIBUTION_WINDOW = timedelta(hours=24)
+
+
 class EventStore(abc.ABC):
     """Durable event storage with a handful of aggregate queries."""
 
     #: short backend name shown by /health
     kind: str
+    #: a conversion without a search_id counts for the search of the user's latest click on one
+    #: of its products at most this long before it (docs/CLICK_TRACKING.md, "Attribution")
+    attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW
     #: the time limit of one read, in seconds (None: none); a read past it raises ReadTimeout
     read_timeout_s: float | None = None
     #: why the store takes no writes (e.g. "the disk is full"; writes raise StoreFull), None
@@ -287,12 +340,17 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def user_sums(
-        self, since: datetime, variants: Sequence[str], max_searches: int | None = None
+        self,
+        since: datetime,
+        variants: Sequence[str],
+        max_searches: int | None = None,
+        options: SumOptions | None = None,
     ) -> dict[str, UserSums]:
         """Per variant (of `variants`): sums over users of the metrics' columns (compiled from
         `clickstats.metrics`), their squares and the products of `metrics.pairs()`, in one
         aggregate query. With `max_searches`, users with more searches than that in the window
-        (outliers, e.g. bots) are left out, of the sums and of `users` alike."""
+        (outliers, e.g. bots) are left out, of the sums and of `users` alike. `options`: the
+        revenue currency, caps and CUPED's pre-exposure sums (SumOptions)."""
 
     @abc.abstractmethod
     def searches_per_user(

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from clickstats.store.base import (
     Key,
     LatencyStats,
     PreferenceSums,
+    PreSums,
     ProductClicks,
     RankHistogram,
     ReadTimeout,
@@ -48,6 +49,7 @@ from clickstats.store.base import (
     Selection,
     StoreError,
     StoreFull,
+    SumOptions,
     UserSums,
     without_paths,
 )
@@ -381,22 +383,49 @@ class DuckDBStore(GroupWritten, EventStore):
         return {(row[0],): queries.preference(row[1:]) for row in rows}
 
     def user_sums(
-        self, since: datetime, variants: Sequence[str], max_searches: int | None = None
+        self,
+        since: datetime,
+        variants: Sequence[str],
+        max_searches: int | None = None,
+        options: SumOptions | None = None,
     ) -> dict[str, UserSums]:
+        options = options or SumOptions()
         params: dict[str, Any] = {"since": naive_utc(since), "variants": list(variants)}
         if max_searches is not None:
             params["max_searches"] = max_searches
-        sql, columns, pairs = queries.user_sums_sql(capped=max_searches is not None)
+        query = queries.user_sums_query(options, outliers=max_searches is not None)
+        if queries.reads_conversions(query.columns):
+            params |= {"currency": options.currency or "", "window_ms": self._window_ms()}
+        if query.pre:
+            params |= {
+                "pre_days": options.pre_days,
+                "pre_since": naive_utc(since) - timedelta(days=options.pre_days),
+            }
         out: dict[str, UserSums] = {}
-        k = len(columns)
-        for variant, users, *totals in self._query(sql, params):
+        k, p, c = len(query.columns), len(query.pairs), len(query.caps)
+        for variant, users, *totals in self._query(query.sql, params):
+            rest = totals[2 * k + p + c :]
             out[variant] = UserSums(
                 users=users,
-                sums=dict(zip(columns, totals[:k], strict=True)),
-                squares=dict(zip(columns, totals[k : 2 * k], strict=True)),
-                products=dict(zip(pairs, totals[2 * k :], strict=True)),
+                sums=dict(zip(query.columns, totals[:k], strict=True)),
+                squares=dict(zip(query.columns, totals[k : 2 * k], strict=True)),
+                products=dict(zip(query.pairs, totals[2 * k : 2 * k + p], strict=True)),
+                caps={
+                    name: float(cap)
+                    for name, cap in zip(query.caps, totals[2 * k + p :], strict=False)
+                    if cap is not None
+                },
+                pre={
+                    name: PreSums(
+                        int(rest[4 * n]), *(float(v) for v in rest[4 * n + 1 : 4 * n + 4])
+                    )
+                    for n, name in enumerate(query.pre)
+                },
             )
         return out
+
+    def _window_ms(self) -> int:
+        return int(self.attribution_window.total_seconds() * 1000)
 
     def searches_per_user(
         self, since: datetime, variants: Sequence[str]
@@ -414,7 +443,7 @@ class DuckDBStore(GroupWritten, EventStore):
     ) -> list[dict[Key, SearchTotals]]:
         if not groupings:
             return []
-        query = queries.SearchTotalsQuery(f, groupings)
+        query = queries.SearchTotalsQuery(f, groupings, self._window_ms())
         return query.answers(self._query(query.sql, query.params))
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:

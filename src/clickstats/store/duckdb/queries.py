@@ -10,6 +10,7 @@ click is its earliest (the lower rank on a tie).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from clickstats.store.base import (
     LatencyStats,
     PreferenceSums,
     SearchTotals,
+    SumOptions,
     TotalsOrder,
 )
 from clickstats.store.fields import naive_utc
@@ -31,13 +33,15 @@ from clickstats.timezones import utc_offsets
 
 # -- the registry, compiled -----------------------------------------------------------------
 
-#: Each fact of a search as SQL over the impression `i` and its reduced clicks `c`.
+#: Each fact of a search as SQL over the impression `i`, its reduced clicks `c` and its reduced
+#: attributed conversions `v`.
 FACTS: dict[metrics.Fact, str] = {
     "clicks": "coalesce(c.n, 0)",
     "first_rank": "c.first_rank",
     "rank_sum": "coalesce(c.rank_sum, 0)",
     "results_count": "i.results_count",
     "ms_to_first_click": "(epoch_ms(c.first_ts) - epoch_ms(i.ts))",
+    **{fact: f"coalesce(v.{fact}, 0)" for fact in sorted(metrics.CONVERSION_FACTS)},
 }
 
 
@@ -79,21 +83,68 @@ def total(expr: Expr) -> str:
     return f"coalesce(sum({value(expr)}), 0)"
 
 
-def column_sums(*, dashboard: bool = False) -> dict[str, str]:
+def column_sums(*, dashboard: bool = False, per_user: bool = False) -> dict[str, str]:
     """Each of `metrics.columns(dashboard=)` summed over a group's searches, typed: BIGINT for
-    integer columns, DOUBLE for the others."""
+    integer columns, DOUBLE for the others. A per-user column is 1 in a group of one user's
+    searches (`per_user`), else the group's distinct users."""
     out = {}
     for name in metrics.columns(dashboard=dashboard):
         column = metrics.COLUMNS[name]
-        out[name] = f"({total(column.value)})::{'BIGINT' if column.integer else 'DOUBLE'}"
+        if column.per_user:
+            sql = "1" if per_user else "count(DISTINCT i.user_id)"
+        else:
+            sql = total(column.value)
+        out[name] = f"({sql})::{'BIGINT' if column.integer else 'DOUBLE'}"
     return out
+
+
+def reads_conversions(columns: list[str]) -> bool:
+    return bool(metrics.needed_facts(columns) & metrics.CONVERSION_FACTS)
+
+
+#: The conversions at or after a time (the parameter named), each with the search it is
+#: attributed to: its own search_id, else the search of the user's latest click (ties: the
+#: greater search id) on one of its products at most $window_ms before it (inclusive).
+ATTRIBUTED = """
+    SELECT cv.*, coalesce(cv.search_id, inferred.search_id) AS attributed_to
+    FROM (SELECT * FROM conversions WHERE ts >= {since}) AS cv
+    LEFT JOIN (
+        SELECT cv.event_id, arg_max(k.search_id, (k.ts, k.search_id)) AS search_id
+        FROM conversions AS cv JOIN click_events AS k
+            ON k.user_id = cv.user_id AND list_contains(cv.product_ids, k.product_id)
+            AND k.ts <= cv.ts AND k.ts >= cv.ts - to_milliseconds($window_ms)
+        WHERE cv.ts >= {since} AND cv.search_id IS NULL AND k.search_id IS NOT NULL
+            AND k.ts >= {since} - to_milliseconds($window_ms)
+        GROUP BY cv.event_id
+    ) AS inferred USING (event_id)
+"""
+
+
+def attributed(since: str = "$since") -> str:
+    return ATTRIBUTED.format(since=since)
+
+
+def converted(since: str = "$since") -> str:
+    """The attributed conversions reduced to one row per search (the `v` of the facts); revenue
+    and orders in $currency only."""
+    purchase = "subtype = 'purchase'"
+    in_currency = f"{purchase} AND currency = $currency AND value IS NOT NULL"
+    return f"""SELECT attributed_to AS search_id, count(*) AS conversions,
+            count(*) FILTER (WHERE subtype = 'add_to_cart') AS add_to_carts,
+            count(*) FILTER (WHERE {purchase}) AS purchases,
+            coalesce(sum(value) FILTER (WHERE {in_currency}), 0) AS revenue,
+            count(*) FILTER (WHERE {in_currency}) AS orders,
+            coalesce(sum(coalesce(list_sum(quantities), len(product_ids)))
+                FILTER (WHERE {purchase}), 0) AS units
+        FROM ({attributed(since)}) WHERE attributed_to IS NOT NULL
+        GROUP BY attributed_to"""
 
 
 def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def linked(columns: list[str], also: str = "") -> str:
+def linked(columns: list[str], also: str = "", since: str = "$since") -> str:
     """The clicks in the window reduced to one row per search (the `c` of the facts), with the
     first click's rank and time only when a column reads them (arg_min is the costly part)."""
     facts = metrics.needed_facts(columns)
@@ -102,33 +153,117 @@ def linked(columns: list[str], also: str = "") -> str:
         *([", min(ts) AS first_ts"] if "ms_to_first_click" in facts else []),
     ]
     return f"""SELECT search_id, count(*) AS n, sum(rank) AS rank_sum{"".join(first)}
-        FROM click_events WHERE ts >= $since AND search_id IS NOT NULL {also}
+        FROM click_events WHERE ts >= {since} AND search_id IS NOT NULL {also}
         GROUP BY search_id"""
 
 
-def user_sums_sql(*, capped: bool = False) -> tuple[str, list[str], list[tuple[str, str]]]:
-    """The query of user_sums, its columns and its pairs. `capped`: users with more than
-    $max_searches searches are left out."""
-    sums = column_sums()
+def joins(columns: list[str], c: str = "c", v: str = "v") -> str:
+    """The LEFT JOINs of a search `i` to its reduced clicks and conversions (as `c` and `v`)."""
+    out = f"LEFT JOIN {c} AS c USING (search_id)"
+    return out + (f" LEFT JOIN {v} AS v USING (search_id)" if reads_conversions(columns) else "")
+
+
+def with_linked(columns: list[str], since: str = "$since", suffix: str = "") -> str:
+    """The CTEs `c` (and `v` when read) for `columns`, named with `suffix`."""
+    out = f"c{suffix} AS ({linked(columns, since=since)})"
+    if reads_conversions(columns):
+        out += f",\nv{suffix} AS ({converted(since)})"
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class UserSumsQuery:
+    """user_sums as one query: its SQL and how to read its row per variant."""
+
+    sql: str
+    columns: list[str]
+    pairs: list[tuple[str, str]]
+    caps: list[str]  # the capped columns, whose caps follow the sums in each row
+    pre: list[str]  # the CUPED columns, whose pre-exposure sums come last
+
+
+def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQuery:
+    """The query of user_sums. `outliers`: users with more than $max_searches searches are left
+    out (before caps are taken). Caps: a percentile over every kept user of the variants, or an
+    absolute value; each user's capped value is least(value, cap). CUPED: each user's searches
+    in the $pre_days days before their first in the window, summed the same way and capped
+    at the same cap."""
+    sums = column_sums(per_user=True)
     names = list(sums)
     pairs = metrics.pairs()
+    caps = dict(options.caps)
+    capped = [name for name in names if name in caps]
+    pre = [name for name in options.pre_columns if name in sums]
     per_user = ",\n".join(f"({sql})::DOUBLE AS {quoted(name)}" for name, sql in sums.items())
-    cols = [quoted(name) for name in names]
+    cap_values = []
+    for n, name in enumerate(capped):
+        cap = caps[name]
+        value = (
+            f"quantile_cont({quoted(name)}, {float(cap.percentile)!r})"
+            if cap.percentile is not None
+            else f"any_value({float(cap.absolute or 0)!r}::DOUBLE)"
+        )
+        cap_values.append(f"{value} AS cap{n}")
+    cap_of = {name: f"caps.cap{n}" for n, name in enumerate(capped)}
+    kept = [
+        f"least(u.{quoted(n)}, {cap_of[n]}) AS {quoted(n)}" if n in cap_of else f"u.{quoted(n)}"
+        for n in names
+    ]
+    cols = [f"u.{quoted(name)}" for name in names]
     totals = [f"sum({c})" for c in cols] + [f"sum({c} * {c})" for c in cols]
-    totals += [f"sum({quoted(a)} * {quoted(b)})" for a, b in pairs]
+    totals += [f"sum(u.{quoted(a)} * u.{quoted(b)})" for a, b in pairs]
+    totals += [f"any_value({cap_of[n]})" for n in capped]
+    ctes = [with_linked(names)]
+    pre_join = ""
+    if pre:
+        pre_values = ", ".join(
+            (
+                f"least(({sums[name]})::DOUBLE, any_value({cap_of[name]}))"
+                if name in cap_of
+                else f"({sums[name]})::DOUBLE"
+            )
+            + f" AS pre{n}"
+            for n, name in enumerate(pre)
+        )
+        ctes.append(with_linked(names, "$pre_since", "_pre"))
+        ctes.append(f"""pre AS (
+            SELECT u.variant, u.user_id, {pre_values}
+            FROM kept AS u CROSS JOIN caps
+            JOIN impressions AS i ON i.user_id = u.user_id
+                AND i.ts >= u.first_ts - to_days($pre_days) AND i.ts < u.first_ts
+            {joins(names, "c_pre", "v_pre")}
+            GROUP BY u.variant, u.user_id
+        )""")
+        pre_join = "LEFT JOIN pre AS p USING (variant, user_id)"
+        for n, name in enumerate(pre):
+            totals += [
+                "count(p.user_id)",
+                f"coalesce(sum(p.pre{n}), 0)",
+                f"coalesce(sum(p.pre{n} * p.pre{n}), 0)",
+                f"coalesce(sum(u.{quoted(name)} * p.pre{n}), 0)",
+            ]
+    caps_cte = f"SELECT {', '.join(cap_values)} FROM kept" if cap_values else "SELECT 1 AS one"
     sql = f"""
-        WITH c AS ({linked(names)}),
+        WITH {ctes[0]},
         per_user AS (
-            SELECT i.variant, {per_user}
-            FROM impressions AS i LEFT JOIN c USING (search_id)
+            SELECT i.variant, i.user_id, min(i.ts) AS first_ts, {per_user}
+            FROM impressions AS i {joins(names)}
             WHERE i.ts >= $since AND list_contains($variants, i.variant)
             GROUP BY i.variant, i.user_id
+        ),
+        kept AS (
+            SELECT * FROM per_user {'WHERE "searches" <= $max_searches' if outliers else ""}
+        ),
+        caps AS ({caps_cte}),
+        {"".join(f"{cte}," for cte in ctes[1:])}
+        capped AS (
+            SELECT u.variant, u.user_id, {", ".join(kept)} FROM kept AS u CROSS JOIN caps
         )
-        SELECT variant, count(*), {", ".join(totals)} FROM per_user
-        {'WHERE "searches" <= $max_searches' if capped else ""}
-        GROUP BY variant
+        SELECT u.variant, count(*), {", ".join(totals)}
+        FROM capped AS u {pre_join} CROSS JOIN caps
+        GROUP BY u.variant
     """
-    return sql, names, pairs
+    return UserSumsQuery(sql, names, pairs, capped, pre)
 
 
 SEARCHES_PER_USER = """
@@ -149,7 +284,7 @@ class SearchTotalsQuery:
     """One scan and one join for several groupings: GROUPING SETS over every grouping's keys,
     then each grouping's rows (ranked ones ordered and cut) from that one result."""
 
-    def __init__(self, f: Filters, groupings: Sequence[Grouping]) -> None:
+    def __init__(self, f: Filters, groupings: Sequence[Grouping], window_ms: int) -> None:
         self.groupings = groupings
         scope = Scope(f)
         self.params: dict[str, Any] = dict(scope.params)
@@ -165,6 +300,9 @@ class SearchTotalsQuery:
         self.keys = list(keys.values())
         sums = column_sums(dashboard=True)
         self.columns = list(sums)
+        conversions = reads_conversions(self.columns)
+        if conversions:
+            self.params |= {"currency": f.currency or "", "window_ms": window_ms}
         # GROUPING() has a bit per column, the first the highest, set where it is not a key.
         flags = [
             sum(1 << (len(self.keys) - 1 - n) for n, a in enumerate(self.keys) if a not in aliases)
@@ -194,10 +332,11 @@ class SearchTotalsQuery:
                 FROM {scope.rows("impressions")}
             ),
             c AS ({linked(self.columns, also)}),
+            {f"v AS ({converted()})," if conversions else ""}
             g AS MATERIALIZED (
                 SELECT {selected} {grouping_flags} AS flags,
                     count(DISTINCT i.user_id) AS users, {summed}
-                FROM i LEFT JOIN c USING (search_id)
+                FROM i {joins(self.columns)}
                 GROUP BY GROUPING SETS ({", ".join(distinct)})
             )
             {" UNION ALL ".join(parts)}

@@ -18,8 +18,11 @@ threads alike: it is thread-safe and pools its connections. See docs/SCALING.md.
 
 from __future__ import annotations
 
+import contextlib
+import math
+import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pymongo
@@ -32,6 +35,7 @@ from clickstats.store.base import (
     Activity,
     Batch,
     ByVariant,
+    Cap,
     Counts,
     Deleted,
     EventRow,
@@ -41,6 +45,7 @@ from clickstats.store.base import (
     Key,
     LatencyStats,
     PreferenceSums,
+    PreSums,
     ProductClicks,
     RankHistogram,
     ReadTimeout,
@@ -48,6 +53,7 @@ from clickstats.store.base import (
     SearchTotals,
     Selection,
     StoreError,
+    SumOptions,
     UserSums,
 )
 from clickstats.store.fields import aware, naive_utc
@@ -72,6 +78,7 @@ from clickstats.store.mongo.connection import (
 )
 from clickstats.store.mongo.pipelines import (
     Doc,
+    attribution_pipeline,
     click_count_pipeline,
     count_pipeline,
     edge_pipeline,
@@ -81,13 +88,15 @@ from clickstats.store.mongo.pipelines import (
     latency_pipeline,
     match,
     p95_pipeline,
+    per_user_pipeline,
     preference_pipeline,
     rank_pipeline,
+    reads_conversions,
     search_totals_pipeline,
     searches_per_user_pipeline,
     span_pipeline,
     top_products_pipeline,
-    user_sums_pipeline,
+    variant_sums_pipeline,
 )
 from clickstats.store.mongo.writing import FIELDS, document, event_row, insert
 from clickstats.store.writer import GroupWriter, GroupWritten
@@ -139,8 +148,9 @@ def _totals(grouping: Grouping, rows: list[Doc]) -> dict[Key, SearchTotals]:
         ids = row["_id"] or {}
         key = tuple(key_text(k, ids[f"k{n}"]) for n, k in enumerate(grouping.by))
         sums = {
-            name: int(row[name]) if whole else float(row[name]) for name, whole in integer.items()
-        }
+            name: int(row[name if name in row else "users"]) if whole else float(row[name])
+            for name, whole in integer.items()
+        }  # a per-user column (not summed per search) is the group's users
         out[key] = SearchTotals(users=row["users"], sums=sums)
     return out
 
@@ -259,6 +269,8 @@ class MongoStore(GroupWritten, EventStore):
 
     def _collection(self, name: str) -> Any:
         collection = self._collections.get(name)
+        if collection is None and self._client is not None and name.startswith("tmp."):
+            return self._client.get_database(self.database_name).get_collection(name)
         if collection is None:
             raise StoreError(f"the MongoDB store at {self.display_uri} is not open")
         return collection
@@ -347,21 +359,104 @@ class MongoStore(GroupWritten, EventStore):
         return {(row["_id"],): _preference(row) for row in rows}
 
     def user_sums(
-        self, since: datetime, variants: Sequence[str], max_searches: int | None = None
+        self,
+        since: datetime,
+        variants: Sequence[str],
+        max_searches: int | None = None,
+        options: SumOptions | None = None,
     ) -> dict[str, UserSums]:
-        """One pipeline: each search with its clicks ($lookup on the search_id index), its
-        earliest click first; per user the registry's columns; then per variant."""
+        """Conversions attributed first (attribution_pipeline, into a temporary collection);
+        then one pipeline: each search with its clicks ($lookup on the search_id index) and
+        conversions, per user the registry's columns (and CUPED's pre-exposure values), written
+        to a second temporary collection; the caps' percentiles are read from that by a count
+        and a sort, as the p95; then per variant, capped."""
+        options = options or SumOptions()
         columns, pairs = metrics.columns(), metrics.pairs()
-        rows = self._aggregate(IMPRESSIONS, user_sums_pipeline(since, variants, max_searches))
+        pre_since = naive_utc(since) - timedelta(days=options.pre_days)
+        with (
+            self._attributed(pre_since if options.pre_columns else since, options.currency) as (
+                attributed
+            ),
+            self._temporary() as users,
+        ):
+            self._aggregate(
+                IMPRESSIONS,
+                per_user_pipeline(
+                    since, variants, max_searches, options, pre_since, attributed, users
+                ),
+            )
+            caps: dict[str, float] = {}
+            for name, cap in options.caps:
+                value = self._cap(users, name, cap)
+                if value is not None:
+                    caps[name] = value
+            rows = self._aggregate(users, variant_sums_pipeline(options, caps))
+        pre = [c for c in options.pre_columns if c in columns]
         return {
             row["_id"]: UserSums(
                 users=row["users"],
                 sums={c: float(row[f"sum_{c}"]) for c in columns},
                 squares={c: float(row[f"sq_{c}"]) for c in columns},
                 products={pair: float(row[f"p{n}"]) for n, pair in enumerate(pairs)},
+                caps=caps,
+                pre={
+                    c: PreSums(
+                        int(row[f"pre_users_{c}"]),
+                        float(row[f"pre_sum_{c}"]),
+                        float(row[f"pre_sq_{c}"]),
+                        float(row[f"pre_p_{c}"]),
+                    )
+                    for c in pre
+                },
             )
             for row in rows
         }
+
+    def _cap(self, users: str, column: str, cap: Cap) -> float | None:
+        """A cap's value: absolute, or the percentile of the column over every user in the
+        collection `users` (linear interpolation, as quantile_cont)."""
+        if cap.percentile is None:
+            return cap.absolute
+        counted = self._aggregate(users, [{"$group": {"_id": None, "n": {"$sum": 1}}}])
+        count = counted[0]["n"] if counted else 0
+        if not count:
+            return None
+        h = (count - 1) * cap.percentile
+        lo, hi = math.floor(h), math.ceil(h)
+        rows = self._aggregate(
+            users,
+            [
+                {"$project": {"_id": 0, "v": f"${column}"}},
+                {"$sort": {"v": 1}},
+                *([{"$skip": lo}] if lo else []),
+                {"$limit": hi - lo + 1},
+            ],
+        )
+        values = [float(row["v"]) for row in rows]
+        if not values:
+            return None
+        return values[0] + (values[-1] - values[0]) * (h - lo)
+
+    @contextlib.contextmanager
+    def _temporary(self) -> Iterator[str]:
+        """The name of a collection this read may write ($out) and which is dropped after."""
+        name = f"tmp.{uuid.uuid4().hex}"
+        try:
+            yield name
+        finally:
+            database = self._client.get_database(self.database_name) if self._client else None
+            if database is not None:
+                with contextlib.suppress(PyMongoError):
+                    database.drop_collection(name)
+
+    @contextlib.contextmanager
+    def _attributed(self, since: datetime, currency: str | None) -> Iterator[str]:
+        """A temporary collection of each search's attributed conversions since `since`
+        (attribution_pipeline), for the read inside the block."""
+        window_ms = int(self.attribution_window.total_seconds() * 1000)
+        with self._temporary() as name:
+            self._aggregate(CONVERSIONS, attribution_pipeline(since, window_ms, currency, name))
+            yield name
 
     def searches_per_user(
         self, since: datetime, variants: Sequence[str]
@@ -395,17 +490,26 @@ class MongoStore(GroupWritten, EventStore):
     def search_totals_many(
         self, f: Filters, groupings: Sequence[Grouping]
     ) -> list[dict[Key, SearchTotals]]:
-        """One pipeline: each search's clicks looked up once, then a $facet per grouping. A
-        grouping by query without a top could outgrow a document (16 MB): it runs alone."""
-        unbounded = any("query" in g.by and g.top is None for g in groupings)
-        if len(groupings) == 1 or (groupings and unbounded):
-            return [
-                _totals(g, self._aggregate(IMPRESSIONS, search_totals_pipeline(f, [g])))
-                for g in groupings
-            ]
+        """One pipeline: each search's clicks (and attributed conversions) looked up once, then
+        a $facet per grouping. A grouping by query without a top could outgrow a document
+        (16 MB): it runs alone."""
         if not groupings:
             return []
-        (facets,) = self._aggregate(IMPRESSIONS, search_totals_pipeline(f, groupings))
+        if not reads_conversions(metrics.columns(dashboard=True)):
+            return self._search_totals(f, groupings, None)
+        with self._attributed(f.since, f.currency) as attributed:
+            return self._search_totals(f, groupings, attributed)
+
+    def _search_totals(
+        self, f: Filters, groupings: Sequence[Grouping], attributed: str | None
+    ) -> list[dict[Key, SearchTotals]]:
+        unbounded = any("query" in g.by and g.top is None for g in groupings)
+        if len(groupings) == 1 or unbounded:
+            return [
+                _totals(g, self._aggregate(IMPRESSIONS, search_totals_pipeline(f, [g], attributed)))
+                for g in groupings
+            ]
+        (facets,) = self._aggregate(IMPRESSIONS, search_totals_pipeline(f, groupings, attributed))
         return [_totals(g, facets[f"g{n}"]) for n, g in enumerate(groupings)]
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:

@@ -20,7 +20,14 @@ from typing import Any
 from clickstats import metrics
 from clickstats.events import DEFAULT_VARIANT
 from clickstats.metrics import AllOf, Compare, Divide, Expr, Fact, Minus, Num, Of, When
-from clickstats.store.base import LATENCY_EDGES_MS, P95, Filters, Grouping, GroupKey
+from clickstats.store.base import (
+    LATENCY_EDGES_MS,
+    P95,
+    Filters,
+    Grouping,
+    GroupKey,
+    SumOptions,
+)
 from clickstats.store.fields import naive_utc
 from clickstats.store.mongo.connection import CLICKS, IMPRESSIONS
 
@@ -36,6 +43,9 @@ FACTS: dict[Fact, Any] = {
     "results_count": "$results_count",
     # date - date is milliseconds
     "ms_to_first_click": {"$subtract": ["$first_ts", "$timestamp"]},
+    # the search's attributed conversions, looked up from the attribution (a search without
+    # any has no "v")
+    **{fact: {"$ifNull": [f"$v.{fact}", 0]} for fact in sorted(metrics.CONVERSION_FACTS)},
 }
 #: The facts that are null for a search without a click, and the field that is null then.
 _NULLABLE: dict[Fact, str] = {"first_rank": "$first_rank", "ms_to_first_click": "$first_ts"}
@@ -73,8 +83,92 @@ def value(expr: Expr) -> Any:
 
 def column_sums(names: list[str]) -> Doc:
     """``$group`` accumulators summing each of the columns `names` over per-search rows,
-    compiled now (a metric added at run time is seen)."""
-    return {name: {"$sum": value(metrics.COLUMNS[name].value)} for name in names}
+    compiled now (a metric added at run time is seen); over one user's rows, a per-user
+    column is 1."""
+    return {name: accumulate(name, value(metrics.COLUMNS[name].value)) for name in names}
+
+
+def accumulate(name: str, expr: Any) -> Doc:
+    return {"$max": 1} if metrics.COLUMNS[name].per_user else {"$sum": expr}
+
+
+def reads_conversions(columns: Sequence[str]) -> bool:
+    return bool(metrics.needed_facts(list(columns)) & metrics.CONVERSION_FACTS)
+
+
+def attribution_pipeline(
+    since: datetime, window_ms: int, currency: str | None, out: str
+) -> list[Doc]:
+    """The conversions at or after `since`, each attributed to a search (its own search_id,
+    else that of the user's latest click, ties to the greater search id, on one of its
+    products at most `window_ms` before it), reduced to one document per search: ``_id`` the
+    search id and the conversion facts (revenue and orders in `currency`), written ($out) to
+    the collection `out`, which the search pipelines then look up by search id."""
+    unattributed = {"$eq": [{"$ifNull": ["$search_id", None]}, None]}
+    candidate = {
+        "$and": [
+            {"$in": ["$$k.product_id", "$product_ids"]},
+            {"$lte": ["$$k.timestamp", "$timestamp"]},
+            {"$gte": ["$$k.timestamp", {"$subtract": ["$timestamp", window_ms]}]},
+            {"$gt": ["$$k.search_id", None]},
+        ]
+    }
+    kept = ("search_id", "subtype", "value", "currency", "quantities", "product_ids")
+    purchase = {"$eq": ["$subtype", "purchase"]}
+    in_currency = {"$and": [purchase, {"$eq": ["$currency", currency]}, {"$gt": ["$value", None]}]}
+    units = {
+        "$cond": [
+            {"$gt": ["$quantities", None]},
+            {"$sum": "$quantities"},
+            {"$size": "$product_ids"},
+        ]
+    }
+    return [
+        {"$match": {"timestamp": {"$gte": naive_utc(since)}}},
+        {
+            "$lookup": {
+                "from": CLICKS,
+                "localField": "user_id",
+                "foreignField": "user_id",
+                "as": "k",
+            }
+        },
+        {
+            "$project": {
+                **dict.fromkeys(kept, 1),
+                "k": {
+                    "$cond": [
+                        unattributed,
+                        {"$filter": {"input": "$k", "as": "k", "cond": candidate}},
+                        [],
+                    ]
+                },
+            }
+        },
+        {"$unwind": {"path": "$k", "preserveNullAndEmptyArrays": True}},
+        {"$sort": {"_id": 1, "k.timestamp": -1, "k.search_id": -1}},
+        {
+            "$group": {
+                "_id": "$_id",
+                **{field: {"$first": f"${field}"} for field in kept},
+                "inferred": {"$first": "$k.search_id"},
+            }
+        },
+        {"$project": {**dict.fromkeys(kept, 1), "to": {"$ifNull": ["$search_id", "$inferred"]}}},
+        {"$match": {"to": {"$ne": None}}},
+        {
+            "$group": {
+                "_id": "$to",
+                "conversions": {"$sum": 1},
+                "add_to_carts": count_if({"$eq": ["$subtype", "add_to_cart"]}),
+                "purchases": count_if(purchase),
+                "revenue": {"$sum": {"$cond": [in_currency, "$value", 0]}},
+                "orders": count_if(in_currency),
+                "units": {"$sum": {"$cond": [purchase, units, 0]}},
+            }
+        },
+        {"$out": out},
+    ]
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -328,12 +422,35 @@ def linked_clicks(since: datetime, fields: Sequence[str]) -> list[Doc]:
 
 
 def per_search_stages(
-    spec: Doc, since: datetime, fields: Sequence[str], columns: list[str]
+    spec: Doc,
+    since: datetime,
+    fields: Sequence[str],
+    columns: list[str],
+    attributed: str | None = None,
 ) -> list[Doc]:
     """Searches matching `spec`, one row each with `fields` and the facts of its clicks in
     the window that `columns` read: n (how many) and rank_sum always; first_rank and first_ts
     (rank and time of the earliest click, the lower rank on a tie; null without a click) only
-    when read, since they cost a sort of every linked click."""
+    when read, since they cost a sort of every linked click. When the columns read conversion
+    facts, each search's document of the collection `attributed` (attribution_pipeline) is
+    looked up as "v"."""
+    if reads_conversions(columns):
+        if attributed is None:
+            raise ValueError("the columns read conversions: give the attribution collection")
+        fields = tuple(dict.fromkeys([*fields, "search_id"]))
+        conversion_stages: list[Doc] = [
+            {
+                "$lookup": {
+                    "from": attributed,
+                    "localField": "search_id",
+                    "foreignField": "_id",
+                    "as": "v",
+                }
+            },
+            {"$unwind": {"path": "$v", "preserveNullAndEmptyArrays": True}},
+        ]
+    else:
+        conversion_stages = []
     facts = metrics.needed_facts(columns)
     first: Doc = {}
     if "first_rank" in facts:
@@ -356,6 +473,7 @@ def per_search_stages(
                 **first,
             }
         },
+        *conversion_stages,
     ]
 
 
@@ -398,42 +516,142 @@ def grouping_stages(grouping: Grouping, sums: Doc) -> list[Doc]:
     return stages
 
 
-def search_totals_pipeline(f: Filters, groupings: Sequence[Grouping]) -> list[Doc]:
+def search_totals_pipeline(
+    f: Filters, groupings: Sequence[Grouping], attributed: str | None = None
+) -> list[Doc]:
     """One grouping's rows; several groupings share the per-search stages and come back as
     one document, an array of rows per grouping (``$facet``: g0, g1, ...). The columns are
     `metrics.columns(dashboard=True)`, compiled now."""
     fields = ("user_id", "variant", "query", "timestamp", "results_count")
     columns = metrics.columns(dashboard=True)
-    stages = per_search_stages(match(f), naive_utc(f.since), fields, columns)
-    sums = column_sums(columns)
+    stages = per_search_stages(match(f), naive_utc(f.since), fields, columns, attributed)
+    sums = {
+        name: {"$sum": value(metrics.COLUMNS[name].value)}
+        for name in columns
+        if not metrics.COLUMNS[name].per_user
+    }
     if len(groupings) == 1:
         return [*stages, *grouping_stages(groupings[0], sums)]
     facets = {f"g{n}": grouping_stages(g, sums) for n, g in enumerate(groupings)}
     return [*stages, {"$facet": facets}]
 
 
-def user_sums_pipeline(
-    since: datetime, variants: Sequence[str], max_searches: int | None = None
+def per_user_pipeline(
+    since: datetime,
+    variants: Sequence[str],
+    max_searches: int | None,
+    options: SumOptions,
+    pre_since: datetime,
+    attributed: str,
+    out: str,
 ) -> list[Doc]:
-    """Searches in the window, each with its clicks in the window; per user the columns of
-    `metrics.columns()` (users with more than `max_searches` searches left out); per variant
-    "users" and their sums (sum_<column>), squares (sq_<column>) and the products of
-    `metrics.pairs()` (p<n>, in pairs() order)."""
+    """Searches in the window (and, for CUPED, the `options.pre_days` before it), each with its
+    clicks and attributed conversions; per (variant, user) of `variants` the columns of
+    `metrics.columns()` summed over the user's searches in the window (users with more than
+    `max_searches` left out) and, per CUPED column, ``pre_<column>``: the sum over the user's
+    searches (of any variant) in the `pre_days` before their first in the window, and
+    ``has_pre`` (whether there was one); written ($out) to the collection `out`."""
     columns = metrics.columns()
-    per_variant: Doc = {"_id": "$_id.variant", "users": {"$sum": 1}}
-    for c in columns:
-        per_variant[f"sum_{c}"] = {"$sum": f"${c}"}
-        per_variant[f"sq_{c}"] = {"$sum": {"$multiply": [f"${c}", f"${c}"]}}
-    for n, (a, b) in enumerate(metrics.pairs()):
-        per_variant[f"p{n}"] = {"$sum": {"$multiply": [f"${a}", f"${b}"]}}
-    spec = {"timestamp": {"$gte": naive_utc(since)}, "variant": {"$in": list(variants)}}
+    since = naive_utc(since)
+    pre = [c for c in options.pre_columns if c in columns]
+    in_analysis: Doc = {
+        "$and": [{"$gte": ["$timestamp", since]}, {"$in": ["$variant", list(variants)]}]
+    }
     fields = ("variant", "user_id", "timestamp", "results_count")
+    per_user: Doc = {"$group": {"_id": {"variant": "$variant", "user": "$user_id"},
+                                "first_ts": {"$min": "$timestamp"}, **column_sums(columns)}}  # fmt: skip
+    outliers = [] if max_searches is None else [{"$match": {"searches": {"$lte": max_searches}}}]
+    if not pre:
+        spec = {"timestamp": {"$gte": since}, "variant": {"$in": list(variants)}}
+        return [
+            *per_search_stages(spec, since, fields, columns, attributed),
+            per_user,
+            *outliers,
+            {"$out": out},
+        ]
+    # Each search's column values; per user every search kept, then per (variant, user) the
+    # searches in the analysis summed and the user's earlier ones filtered by time.
+    item = {
+        "in": in_analysis, "variant": "$variant", "ts": "$timestamp",
+        **{f"c{n}": value(metrics.COLUMNS[c].value) for n, c in enumerate(columns)},
+    }  # fmt: skip
+    pre_ms = options.pre_days * 86_400_000
+
+    earlier = {
+        "$filter": {
+            "input": "$items",
+            "as": "it",
+            "cond": {
+                "$and": [
+                    {"$gte": ["$$it.ts", {"$subtract": ["$first_ts", pre_ms]}]},
+                    {"$lt": ["$$it.ts", "$first_ts"]},
+                ]
+            },
+        }
+    }
+    per_variant_user: Doc = {
+        "_id": {"variant": "$ins.variant", "user": "$_id"},
+        "first_ts": {"$min": "$ins.ts"},
+        "items": {"$first": "$items"},
+        **{
+            c: {"$max": 1} if metrics.COLUMNS[c].per_user else {"$sum": f"$ins.c{n}"}
+            for n, c in enumerate(columns)
+        },
+    }
+    index = {c: n for n, c in enumerate(columns)}
     return [
-        *per_search_stages(spec, naive_utc(since), fields, columns),
-        {"$group": {"_id": {"variant": "$variant", "user": "$user_id"}, **column_sums(columns)}},
-        *([] if max_searches is None else [{"$match": {"searches": {"$lte": max_searches}}}]),
-        {"$group": per_variant},
+        *per_search_stages(
+            {"timestamp": {"$gte": pre_since}}, pre_since, fields, columns, attributed
+        ),
+        {"$group": {"_id": "$user_id", "items": {"$push": item}}},
+        {
+            "$project": {
+                "items": 1,
+                "ins": {"$filter": {"input": "$items", "as": "it", "cond": "$$it.in"}},
+            }
+        },
+        {"$unwind": "$ins"},
+        {"$group": per_variant_user},
+        *outliers,
+        {"$addFields": {"items": earlier}},  # the user's searches in the pre-exposure window
+        {
+            "$project": {
+                "first_ts": 1,
+                **dict.fromkeys(columns, 1),
+                "has_pre": {"$gt": [{"$size": "$items"}, 0]},
+                **{f"pre_{c}": {"$sum": f"$items.c{index[c]}"} for c in pre},
+            }
+        },
+        {"$out": out},
     ]
+
+
+def variant_sums_pipeline(options: SumOptions, caps: dict[str, float]) -> list[Doc]:
+    """Over the per-user documents of per_user_pipeline: per variant "users" and the sums
+    (sum_<column>), squares (sq_<column>) and products of `metrics.pairs()` (p<n>) of the
+    columns, each capped at its cap in `caps` first, and per CUPED column the users with
+    history (pre_users_<c>) and the sums of the capped pre-exposure value, its square and its
+    product with the capped value in the window."""
+    columns = metrics.columns()
+
+    def capped(field: str, column: str) -> Any:
+        return {"$min": [f"${field}", caps[column]]} if column in caps else f"${field}"
+
+    group: Doc = {"_id": "$_id.variant", "users": {"$sum": 1}}
+    for c in columns:
+        group[f"sum_{c}"] = {"$sum": capped(c, c)}
+        group[f"sq_{c}"] = {"$sum": {"$multiply": [capped(c, c), capped(c, c)]}}
+    for n, (a, b) in enumerate(metrics.pairs()):
+        group[f"p{n}"] = {"$sum": {"$multiply": [capped(a, a), capped(b, b)]}}
+    for c in options.pre_columns:
+        if c not in columns:
+            continue
+        before = capped(f"pre_{c}", c)
+        group[f"pre_users_{c}"] = count_if({"$eq": ["$has_pre", True]})
+        group[f"pre_sum_{c}"] = {"$sum": before}
+        group[f"pre_sq_{c}"] = {"$sum": {"$multiply": [before, before]}}
+        group[f"pre_p_{c}"] = {"$sum": {"$multiply": [capped(c, c), before]}}
+    return [{"$group": group}]
 
 
 def searches_per_user_pipeline(since: datetime, variants: Sequence[str]) -> list[Doc]:

@@ -1,0 +1,221 @@
+"""The backend contract for conversions: attribution, the conversion facts of the metric
+registry, revenue per currency, caps and CUPED's pre-exposure sums, on every backend."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+
+from clickstats.events import ClickEvent, ConversionEvent, SearchImpression, event_time_now
+from clickstats.store import EventStore
+from clickstats.store.base import Cap, Filters, Grouping, SumOptions
+
+NOW = event_time_now()
+DAY, HOUR, MS = timedelta(days=1), timedelta(hours=1), timedelta(milliseconds=1)
+WEEK = NOW - 7 * DAY
+
+
+def search(
+    sid: str, user: str, variant: str, age: timedelta, query: str = "shoes"
+) -> SearchImpression:
+    return SearchImpression(
+        event_id=f"i-{sid}", search_id=sid, user_id=user, variant=variant, query=query,
+        results=["p1", "p2", "p3"], timestamp=NOW - age,
+    )  # fmt: skip
+
+
+def click(cid: str, sid: str, user: str, product: str, age: timedelta) -> ClickEvent:
+    rank = int(product[1:])
+    return ClickEvent(
+        event_id=cid, search_id=sid, user_id=user, product_id=product, rank=rank,
+        timestamp=NOW - age,
+    )  # fmt: skip
+
+
+def purchase(
+    eid: str,
+    user: str,
+    products: list[str],
+    value: float,
+    age: timedelta,
+    *,
+    search_id: str | None = None,
+    currency: str = "EUR",
+    subtype: str = "purchase",
+    quantities: list[int] | None = None,
+) -> ConversionEvent:
+    return ConversionEvent(
+        event_id=eid, user_id=user, product_ids=products, value=value, currency=currency,
+        subtype=subtype, search_id=search_id, quantities=quantities, timestamp=NOW - age,
+    )  # fmt: skip
+
+
+def per_query(store: EventStore, currency: str | None = "EUR") -> dict[str, dict[str, float]]:
+    answer = store.search_totals(Filters(since=WEEK, currency=currency), Grouping(by=("query",)))
+    return {key[0]: dict(t.sums) for key, t in answer.items()}
+
+
+def test_a_conversion_counts_for_its_search_id(store: EventStore) -> None:
+    store.append_sync([
+        search("s1", "u1", "v1", 2 * HOUR, "a"),
+        search("s2", "u1", "v1", 1 * HOUR, "b"),
+        purchase("b1", "u1", ["p9"], 30.0, 30 * timedelta(minutes=1), search_id="s1"),
+        purchase("b2", "u1", ["p9"], 12.5, 20 * timedelta(minutes=1), search_id="s1"),
+        purchase("t1", "u1", ["p9"], 0.0, 10 * timedelta(minutes=1), search_id="s2",
+                 subtype="add_to_cart"),
+    ])  # fmt: skip
+    got = per_query(store)
+    assert got["a"]["converted_searches"] == 1 and got["a"]["revenue"] == 42.5
+    assert got["b"]["converted_searches"] == 1 and got["b"]["revenue"] == 0
+
+
+@pytest.mark.parametrize(
+    ("click_age", "attributed"),
+    [
+        (24 * HOUR, True),  # exactly the window: inside
+        (24 * HOUR - MS, True),
+        (24 * HOUR + MS, False),  # a millisecond past it: unattributed
+        (timedelta(0), True),  # the same instant
+        (-MS, False),  # a click after the purchase does not cause it
+    ],
+)
+def test_attribution_to_the_last_clicked_search_at_the_window_edges(
+    store: EventStore, click_age: timedelta, attributed: bool
+) -> None:
+    buy_age = 2 * DAY
+    store.append_sync([
+        search("s1", "u1", "v1", buy_age + 25 * HOUR, "old"),
+        search("s2", "u1", "v1", buy_age + click_age + MS, "recent"),
+        click("k1", "s1", "u1", "p2", buy_age + 25 * HOUR - MS),
+        click("k2", "s2", "u1", "p2", buy_age + click_age),
+        purchase("b1", "u1", ["p2"], 50.0, buy_age),
+    ])  # fmt: skip
+    got = per_query(store)
+    assert got["recent"]["revenue"] == (50.0 if attributed else 0.0)
+    assert got["old"]["revenue"] == 0.0  # more than 24 h before, and not the latest
+
+
+def test_attribution_takes_the_most_recent_search_with_a_click_on_one_of_its_products(
+    store: EventStore,
+) -> None:
+    store.append_sync([
+        search("s1", "u1", "v1", 5 * HOUR, "first"),
+        search("s2", "u1", "v1", 3 * HOUR, "second"),
+        search("s3", "u1", "v1", 2 * HOUR, "third"),
+        search("s4", "u2", "v1", 1 * HOUR, "other user"),
+        click("k1", "s1", "u1", "p1", 5 * HOUR - MS),
+        click("k2", "s2", "u1", "p3", 3 * HOUR - MS),  # the latest click on p1 or p3
+        click("k3", "s3", "u1", "p2", 2 * HOUR - MS),  # a later click, on another product
+        click("k4", "s4", "u2", "p1", 1 * HOUR - MS),  # another user's click
+        purchase("b1", "u1", ["p1", "p3"], 80.0, HOUR, quantities=[2, 1]),
+    ])  # fmt: skip
+    got = per_query(store)
+    assert {q: v["revenue"] for q, v in got.items()} == {
+        "first": 0.0, "second": 80.0, "third": 0.0, "other user": 0.0,
+    }  # fmt: skip
+
+
+def test_revenue_is_per_currency(store: EventStore) -> None:
+    store.append_sync([
+        search("s1", "u1", "v1", 2 * HOUR, "a"),
+        purchase("b1", "u1", ["p1"], 10.0, HOUR, search_id="s1"),
+        purchase("b2", "u1", ["p1"], 1000.0, HOUR, search_id="s1", currency="JPY"),
+    ])  # fmt: skip
+    assert per_query(store, "EUR")["a"]["revenue"] == 10.0
+    assert per_query(store, "JPY")["a"]["revenue"] == 1000.0
+    assert per_query(store, None)["a"]["revenue"] == 0.0
+    # a conversion counts whatever its currency
+    assert per_query(store, None)["a"]["converted_searches"] == 1
+
+
+def _events(seed: int = 7) -> list:
+    """Two variants, 40 users, purchases (some attributed by clicks), a pre-period."""
+    rng = np.random.default_rng(seed)
+    events: list = []
+    for u in range(40):
+        user, variant = f"u{u}", ("v1", "v2")[u % 2]
+        for n in range(int(rng.integers(1, 5))):  # pre-period searches, 8-12 days ago
+            sid = f"pre{u}-{n}"
+            events.append(search(sid, user, "old", (8 + n) * DAY))
+            if rng.random() < 0.5:
+                events.append(purchase(f"pb{u}-{n}", user, ["p1"], float(rng.lognormal(3, 1)),
+                                       (8 + n) * DAY - HOUR, search_id=sid))  # fmt: skip
+        for n in range(int(rng.integers(1, 6))):
+            sid = f"s{u}-{n}"
+            age = timedelta(hours=int(rng.integers(2, 100)))
+            events.append(search(sid, user, variant, age))
+            if rng.random() < 0.6:
+                events.append(click(f"k{u}-{n}", sid, user, "p2", age - MS))
+                if rng.random() < 0.5:
+                    events.append(purchase(f"b{u}-{n}", user, ["p2"],
+                                           float(rng.lognormal(3, 1)), age - 2 * MS))  # fmt: skip
+    return events
+
+
+def test_user_sums_with_caps_and_pre_exposure_sums_match_numpy(store: EventStore) -> None:
+    events = _events()
+    store.append_sync(events)
+    options = SumOptions(
+        currency="EUR", caps=(("revenue", Cap(percentile=0.9)),), pre_days=14,
+        pre_columns=("revenue",),
+    )  # fmt: skip
+    got = store.user_sums(WEEK, ["v1", "v2"], options=options)
+
+    # The same from the events, in Python: per user, revenue in the window and before.
+    searches = {e.search_id: e for e in events if isinstance(e, SearchImpression)}
+    first: dict[str, datetime] = {}
+    for e in searches.values():
+        if e.variant != "old" and e.timestamp >= WEEK:
+            first[e.user_id] = min(first.get(e.user_id, e.timestamp), e.timestamp)
+    post: dict[str, float] = dict.fromkeys(first, 0.0)
+    pre: dict[str, float] = dict.fromkeys(first, 0.0)
+    for e in events:
+        if not isinstance(e, ConversionEvent):
+            continue
+        sid = e.search_id
+        if sid is None:  # attributed through the click just before it
+            sid = next(
+                k.search_id for k in events
+                if isinstance(k, ClickEvent) and k.user_id == e.user_id
+                and k.timestamp == e.timestamp - MS
+            )  # fmt: skip
+        s = searches[sid]
+        if s.variant != "old" and s.timestamp >= WEEK:
+            post[s.user_id] += e.value or 0
+        elif first[s.user_id] - timedelta(days=14) <= s.timestamp < first[s.user_id]:
+            pre[s.user_id] += e.value or 0
+    cap = float(np.quantile(list(post.values()), 0.9))
+    for variant in ("v1", "v2"):
+        users = [u for u in first if int(u[1:]) % 2 == (0 if variant == "v1" else 1)]
+        x = np.minimum([post[u] for u in users], cap)
+        p = np.minimum([pre[u] for u in users], cap)
+        sums = got[variant]
+        assert sums.users == len(users)
+        assert sums.caps["revenue"] == pytest.approx(cap, rel=1e-12)
+        assert sums.sums["revenue"] == pytest.approx(x.sum(), rel=1e-12)
+        assert sums.squares["revenue"] == pytest.approx((x * x).sum(), rel=1e-12)
+        assert sums.sums["users"] == len(users)
+        assert sums.products["revenue", "users"] == pytest.approx(x.sum(), rel=1e-12)
+        history = sums.pre["revenue"]
+        assert history.users == len(users)  # every user searched before
+        assert history.sum == pytest.approx(p.sum(), rel=1e-12)
+        assert history.squares == pytest.approx((p * p).sum(), rel=1e-12)
+        assert history.products == pytest.approx((x * p).sum(), rel=1e-12)
+
+
+def test_an_absolute_cap_and_no_options(store: EventStore) -> None:
+    store.append_sync(_events(3))
+    plain = store.user_sums(WEEK, ["v1", "v2"], options=SumOptions(currency="EUR"))
+    capped = store.user_sums(
+        WEEK,
+        ["v1", "v2"],
+        options=SumOptions(currency="EUR", caps=(("revenue", Cap(absolute=5.0)),)),
+    )
+    for variant in ("v1", "v2"):
+        assert plain[variant].caps == {} and plain[variant].pre == {}
+        assert capped[variant].caps == {"revenue": 5.0}
+        assert capped[variant].sums["revenue"] <= 5.0 * capped[variant].users
+        assert capped[variant].sums["revenue"] < plain[variant].sums["revenue"]
+        assert capped[variant].sums["searches"] == plain[variant].sums["searches"]
