@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -45,7 +46,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Read before the first request: a server must not start open because of a bad read.
         await run_in_threadpool(app.state.keys.load)
         tracker = ClickTrackingService(
-            open_store(settings.store, read_timeout_s=settings.read_timeout_s)
+            open_store(
+                settings.store,
+                read_timeout_s=settings.read_timeout_s,
+                attribution_window=timedelta(hours=settings.attribution_window_hours),
+            )
         )
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker

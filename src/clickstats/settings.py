@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         description="Seconds one read of the store (a report's query) may take before it is "
         "stopped and answered 504; None or 0: no limit",
     )
+    attribution_window_hours: int = Field(
+        24,
+        ge=1,
+        le=24 * 90,
+        description="A conversion sent without a search_id counts for the user's latest search "
+        "in which they clicked one of its products at most this many hours before it",
+    )
     retention_days: int | None = Field(
         None,
         ge=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -45,10 +46,12 @@ def opened_store(
 ) -> Iterator[EventStore]:
     """The store a --store URL names, open; its problems as one line each (`busy`: what to do
     when another process holds it)."""
+    from clickstats.settings import Settings
     from clickstats.store import StoreError, open_store
 
     try:
-        store = open_store(url)
+        window = timedelta(hours=Settings().attribution_window_hours)
+        store = open_store(url, attribution_window=window)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from exc
     try:

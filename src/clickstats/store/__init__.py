@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
-from clickstats.store.base import EventStore, ReadTimeout, StoreError
+from datetime import timedelta
+
+from clickstats.store.base import DEFAULT_ATTRIBUTION_WINDOW, EventStore, ReadTimeout, StoreError
 
 __all__ = ["EventStore", "ReadTimeout", "StoreError", "open_store"]
 
@@ -19,9 +21,21 @@ USAGE = (
 )
 
 
-def open_store(url: str, *, read_timeout_s: float | None = None) -> EventStore:
+def open_store(
+    url: str,
+    *,
+    read_timeout_s: float | None = None,
+    attribution_window: timedelta = DEFAULT_ATTRIBUTION_WINDOW,
+) -> EventStore:
     """Build (not yet open) the store a URL names; a bare path means a DuckDB file. A read
-    that takes longer than `read_timeout_s` is stopped (ReadTimeout); None: no limit."""
+    that takes longer than `read_timeout_s` is stopped (ReadTimeout); None: no limit.
+    `attribution_window`: how long after a click a conversion counts for its search."""
+    store = _store(url, read_timeout_s)
+    store.attribution_window = attribution_window
+    return store
+
+
+def _store(url: str, read_timeout_s: float | None) -> EventStore:
     scheme, sep, rest = url.partition("://")
     if not sep:
         scheme, rest = "duckdb", url
