@@ -219,3 +219,36 @@ def test_an_absolute_cap_and_no_options(store: EventStore) -> None:
         assert capped[variant].sums["revenue"] <= 5.0 * capped[variant].users
         assert capped[variant].sums["revenue"] < plain[variant].sums["revenue"]
         assert capped[variant].sums["searches"] == plain[variant].sums["searches"]
+
+
+def test_conversion_totals_per_variant_day_and_currency(store: EventStore) -> None:
+    store.append_sync([
+        search("s1", "u1", "v1", 3 * HOUR, "a"),
+        search("s2", "u2", "v2", 3 * HOUR, "b"),
+        click("k1", "s1", "u1", "p1", 3 * HOUR - MS),
+        purchase("b1", "u1", ["p1"], 10.0, 2 * HOUR, quantities=[3]),  # by the click: v1
+        purchase("b2", "u1", ["p1"], 5.0, 2 * HOUR, search_id="s1", currency="USD"),
+        purchase("b3", "u2", ["p7"], 20.0, 2 * HOUR, search_id="s2"),
+        purchase("t1", "u2", ["p7"], 20.0, 2 * HOUR, search_id="s2", subtype="add_to_cart"),
+        purchase("b4", "u3", ["p7"], 7.0, 2 * HOUR),  # no click, no search: unattributed
+        purchase("b5", "u3", ["p7"], 9.0, 9 * DAY),  # before the window
+    ])  # fmt: skip
+    f = Filters(since=WEEK)
+    by_currency = store.conversion_totals(f)
+    assert set(by_currency) == {("EUR",), ("USD",)}
+    eur = by_currency["EUR",]
+    assert (eur.conversions, eur.purchases, eur.add_to_carts) == (4, 3, 1)
+    assert (eur.revenue, eur.orders, eur.units, eur.attributed) == (37.0, 3, 5, 3)
+    by_variant = store.conversion_totals(f, ("variant",))
+    assert {k: (t.purchases, t.revenue) for k, t in by_variant.items()} == {
+        ("", "EUR"): (1, 7.0), ("v1", "EUR"): (1, 10.0), ("v1", "USD"): (1, 5.0),
+        ("v2", "EUR"): (1, 20.0),
+    }  # fmt: skip
+    day = (NOW - 2 * HOUR).date().isoformat()
+    assert set(store.conversion_totals(f, ("day", "subtype"))) == {
+        (day, "add_to_cart", "EUR"), (day, "purchase", "EUR"), (day, "purchase", "USD"),
+    }  # fmt: skip
+    only_v2 = store.conversion_totals(Filters(since=WEEK, variant="v2"))
+    assert only_v2["EUR",].conversions == 2
+    only_u1 = store.conversion_totals(Filters(since=WEEK, user_id="u1"))
+    assert set(only_u1) == {("EUR",), ("USD",)} and only_u1["EUR",].revenue == 10.0

@@ -208,6 +208,27 @@ class SearchTotals:
         return self.sums.get(column, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class ConversionTotals:
+    """Conversions of one group (of one currency): how many, of which purchases and add to carts;
+    the purchases' revenue (the sum of their values) and orders (purchases with a value); the
+    product units purchased; and how many of the conversions count for a stored search."""
+
+    conversions: int = 0
+    purchases: int = 0
+    add_to_carts: int = 0
+    revenue: float = 0.0
+    orders: int = 0
+    units: int = 0
+    attributed: int = 0
+
+
+#: What conversion_totals groups by, besides the currency: the variant of the search a conversion
+#: is attributed to ("" when it is attributed to none), the day of the conversion in a time zone,
+#: its subtype.
+ConversionKey = Literal["variant", "day", "subtype"]
+
+
 #: What search_totals groups by: the variant, the day in a time zone, the query as sent.
 GroupKey = Literal["variant", "day", "query"]
 #: What the click, latency and rank aggregates group by: nothing (one group, the key ()) or
@@ -370,6 +391,16 @@ class EventStore(abc.ABC):
         self, f: Filters, groupings: Sequence[Grouping]
     ) -> list[dict[Key, SearchTotals]]:
         """search_totals for each grouping, in one pass over the searches."""
+
+    @abc.abstractmethod
+    def conversion_totals(
+        self, f: Filters, by: tuple[ConversionKey, ...] = (), tz: str = "UTC"
+    ) -> dict[Key, ConversionTotals]:
+        """Conversions at or after f.since (one user's with f.user_id; those attributed to a
+        search of f.variant with it), grouped by `by` and then always by currency (the last
+        part of every key; "" for conversions without one), so that amounts in different
+        currencies are never added. A day is 'YYYY-MM-DD' in the IANA time zone `tz`. Only
+        groups with conversions, ordered by key."""
 
     @abc.abstractmethod
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:

@@ -31,6 +31,8 @@ from clickstats.store.base import (
     Activity,
     Batch,
     ByVariant,
+    ConversionKey,
+    ConversionTotals,
     Counts,
     Deleted,
     EventRow,
@@ -445,6 +447,30 @@ class DuckDBStore(GroupWritten, EventStore):
             return []
         query = queries.SearchTotalsQuery(f, groupings, self._window_ms())
         return query.answers(self._query(query.sql, query.params))
+
+    def conversion_totals(
+        self, f: Filters, by: tuple[ConversionKey, ...] = (), tz: str = "UTC"
+    ) -> dict[Key, ConversionTotals]:
+        params: dict[str, Any] = {"since": naive_utc(f.since), "window_ms": self._window_ms()}
+        if f.user_id is not None:
+            params["user"] = f.user_id
+        if f.variant is not None:
+            params["variant"] = f.variant
+        rows = self._query(queries.conversion_totals_sql(f, by, tz), params)
+        k = len(by) + 1
+        out: dict[Key, ConversionTotals] = {}
+        for row in rows:
+            conversions, purchases, carts, revenue, orders, units, attributed = row[k:]
+            out[tuple(str(v) for v in row[:k])] = ConversionTotals(
+                conversions=conversions,
+                purchases=purchases,
+                add_to_carts=carts,
+                revenue=float(revenue),
+                orders=orders,
+                units=units,
+                attributed=attributed,
+            )
+        return out
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         scope = Scope(f)

@@ -144,6 +144,41 @@ def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def conversion_totals_sql(f: Filters, by: Sequence[str], tz: str) -> str:
+    """conversion_totals: the attributed conversions (as `i`, for local_day), each with the
+    variant of its search, grouped by `by` and the currency."""
+    keys = {
+        "variant": "coalesce(s.variant, '')",
+        "subtype": "i.subtype",
+        "day": f"strftime({local_day(tz, f.since)}, '%Y-%m-%d')",
+    }
+    selected = [keys[k] for k in by] + ["coalesce(i.currency, '')"]
+    where = []
+    if f.user_id is not None:
+        where.append("i.user_id = $user")
+    if f.variant is not None:
+        where.append("s.variant = $variant")
+    purchase = "i.subtype = 'purchase'"
+    return f"""
+        WITH a AS ({attributed()}),
+        s AS (
+            SELECT search_id, min(variant) AS variant FROM impressions
+            WHERE search_id IN (SELECT attributed_to FROM a) GROUP BY search_id
+        )
+        SELECT {", ".join(f"{k} AS k{n}" for n, k in enumerate(selected))},
+            count(*), count(*) FILTER (WHERE {purchase}),
+            count(*) FILTER (WHERE i.subtype = 'add_to_cart'),
+            coalesce(sum(i.value) FILTER (WHERE {purchase}), 0)::DOUBLE,
+            count(*) FILTER (WHERE {purchase} AND i.value IS NOT NULL),
+            coalesce(sum(coalesce(list_sum(i.quantities), len(i.product_ids)))
+                FILTER (WHERE {purchase}), 0)::BIGINT,
+            count(s.search_id)
+        FROM a AS i LEFT JOIN s ON s.search_id = i.attributed_to
+        {"WHERE " + " AND ".join(where) if where else ""}
+        GROUP BY ALL ORDER BY ALL
+    """
+
+
 def linked(columns: list[str], also: str = "", since: str = "$since") -> str:
     """The clicks in the window reduced to one row per search (the `c` of the facts), with the
     first click's rank and time only when a column reads them (arg_min is the costly part)."""

@@ -36,6 +36,8 @@ from clickstats.store.base import (
     Batch,
     ByVariant,
     Cap,
+    ConversionKey,
+    ConversionTotals,
     Counts,
     Deleted,
     EventRow,
@@ -80,6 +82,7 @@ from clickstats.store.mongo.pipelines import (
     Doc,
     attribution_pipeline,
     click_count_pipeline,
+    conversion_totals_pipeline,
     count_pipeline,
     edge_pipeline,
     interpolate,
@@ -511,6 +514,32 @@ class MongoStore(GroupWritten, EventStore):
             ]
         (facets,) = self._aggregate(IMPRESSIONS, search_totals_pipeline(f, groupings, attributed))
         return [_totals(g, facets[f"g{n}"]) for n, g in enumerate(groupings)]
+
+    def conversion_totals(
+        self, f: Filters, by: tuple[ConversionKey, ...] = (), tz: str = "UTC"
+    ) -> dict[Key, ConversionTotals]:
+        """One pipeline over the conversions: attributed ($lookup of the user's clicks), the
+        variant of their search looked up, then grouped."""
+        window_ms = int(self.attribution_window.total_seconds() * 1000)
+        rows = self._aggregate(CONVERSIONS, conversion_totals_pipeline(f, by, tz, window_ms))
+        keys = [*by, "currency"]
+        out = {
+            tuple(
+                key_text("day", row["_id"][f"k{n}"]) if k == "day" else str(row["_id"][f"k{n}"])
+                for n, k in enumerate(keys)
+            ): ConversionTotals(
+                conversions=row["conversions"],
+                purchases=row["purchases"],
+                add_to_carts=row["add_to_carts"],
+                revenue=float(row["revenue"]),
+                orders=row["orders"],
+                units=int(row["units"]),
+                attributed=row["attributed"],
+            )
+            for row in rows
+            if row["conversions"]
+        }
+        return dict(sorted(out.items()))
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         rows = self._aggregate(CLICKS, top_products_pipeline(f, top))

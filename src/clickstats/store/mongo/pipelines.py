@@ -96,14 +96,21 @@ def reads_conversions(columns: Sequence[str]) -> bool:
     return bool(metrics.needed_facts(list(columns)) & metrics.CONVERSION_FACTS)
 
 
-def attribution_pipeline(
-    since: datetime, window_ms: int, currency: str | None, out: str
-) -> list[Doc]:
-    """The conversions at or after `since`, each attributed to a search (its own search_id,
-    else that of the user's latest click, ties to the greater search id, on one of its
-    products at most `window_ms` before it), reduced to one document per search: ``_id`` the
-    search id and the conversion facts (revenue and orders in `currency`), written ($out) to
-    the collection `out`, which the search pipelines then look up by search id."""
+#: The fields of a conversion the attribution keeps.
+_CONVERSION_FIELDS = (
+    "user_id", "timestamp", "search_id", "subtype", "value", "currency", "quantities",
+    "product_ids",
+)  # fmt: skip
+_PURCHASE = {"$eq": ["$subtype", "purchase"]}
+_UNITS = {
+    "$cond": [{"$gt": ["$quantities", None]}, {"$sum": "$quantities"}, {"$size": "$product_ids"}]
+}
+
+
+def attributed_stages(since: datetime, window_ms: int) -> list[Doc]:
+    """The conversions at or after `since`, each with "to": the search it is attributed to (its
+    own search_id, else that of the user's latest click, ties to the greater search id, on one
+    of its products at most `window_ms` before it; null for none)."""
     unattributed = {"$eq": [{"$ifNull": ["$search_id", None]}, None]}
     candidate = {
         "$and": [
@@ -113,16 +120,7 @@ def attribution_pipeline(
             {"$gt": ["$$k.search_id", None]},
         ]
     }
-    kept = ("search_id", "subtype", "value", "currency", "quantities", "product_ids")
-    purchase = {"$eq": ["$subtype", "purchase"]}
-    in_currency = {"$and": [purchase, {"$eq": ["$currency", currency]}, {"$gt": ["$value", None]}]}
-    units = {
-        "$cond": [
-            {"$gt": ["$quantities", None]},
-            {"$sum": "$quantities"},
-            {"$size": "$product_ids"},
-        ]
-    }
+    kept = _CONVERSION_FIELDS
     return [
         {"$match": {"timestamp": {"$gte": naive_utc(since)}}},
         {
@@ -155,19 +153,77 @@ def attribution_pipeline(
             }
         },
         {"$project": {**dict.fromkeys(kept, 1), "to": {"$ifNull": ["$search_id", "$inferred"]}}},
+    ]
+
+
+def attribution_pipeline(
+    since: datetime, window_ms: int, currency: str | None, out: str
+) -> list[Doc]:
+    """The attributed conversions (attributed_stages) reduced to one document per search: ``_id``
+    the search id and the conversion facts (revenue and orders in `currency`), written ($out) to
+    the collection `out`, which the search pipelines then look up by search id."""
+    in_currency = {"$and": [_PURCHASE, {"$eq": ["$currency", currency]}, {"$gt": ["$value", None]}]}
+    return [
+        *attributed_stages(since, window_ms),
         {"$match": {"to": {"$ne": None}}},
         {
             "$group": {
                 "_id": "$to",
                 "conversions": {"$sum": 1},
                 "add_to_carts": count_if({"$eq": ["$subtype", "add_to_cart"]}),
-                "purchases": count_if(purchase),
+                "purchases": count_if(_PURCHASE),
                 "revenue": {"$sum": {"$cond": [in_currency, "$value", 0]}},
                 "orders": count_if(in_currency),
-                "units": {"$sum": {"$cond": [purchase, units, 0]}},
+                "units": {"$sum": {"$cond": [_PURCHASE, _UNITS, 0]}},
             }
         },
         {"$out": out},
+    ]
+
+
+def conversion_totals_pipeline(f: Filters, by: Sequence[str], tz: str, window_ms: int) -> list[Doc]:
+    """conversion_totals: the attributed conversions, each with the variant of its search
+    (looked up by search id), grouped by `by` and the currency (keys k0, k1, ...)."""
+    date = {"date": "$timestamp", "timezone": tz}
+    keys: Doc = {
+        "variant": {"$ifNull": ["$s.variant", ""]},
+        "subtype": "$subtype",
+        "day": {"y": {"$year": date}, "m": {"$month": date}, "d": {"$dayOfMonth": date}},
+    }
+    group_id = {f"k{n}": keys[k] for n, k in enumerate(by)}
+    group_id[f"k{len(by)}"] = {"$ifNull": ["$currency", ""]}
+    where: Doc = {}
+    if f.user_id is not None:
+        where["user_id"] = f.user_id
+    if f.variant is not None:
+        where["s.variant"] = f.variant
+    return [
+        *attributed_stages(f.since, window_ms),
+        {
+            "$lookup": {
+                "from": IMPRESSIONS,
+                "localField": "to",
+                "foreignField": "search_id",
+                "as": "s",
+            }
+        },
+        {"$unwind": {"path": "$s", "preserveNullAndEmptyArrays": True}},
+        # a search id stored twice: its least variant, as DuckDB's min(variant)
+        {"$sort": {"_id": 1, "s.variant": 1}},
+        {"$group": {"_id": "$_id", **{k: {"$first": f"${k}"} for k in (*_CONVERSION_FIELDS, "s")}}},
+        *([{"$match": where}] if where else []),
+        {
+            "$group": {
+                "_id": group_id,
+                "conversions": {"$sum": 1},
+                "purchases": count_if(_PURCHASE),
+                "add_to_carts": count_if({"$eq": ["$subtype", "add_to_cart"]}),
+                "revenue": {"$sum": {"$cond": [_PURCHASE, {"$ifNull": ["$value", 0]}, 0]}},
+                "orders": count_if({"$and": [_PURCHASE, {"$gt": ["$value", None]}]}),
+                "units": {"$sum": {"$cond": [_PURCHASE, _UNITS, 0]}},
+                "attributed": count_if({"$gt": ["$s.search_id", None]}),
+            }
+        },
     ]
 
 
