@@ -187,6 +187,11 @@ COLUMNS: dict[str, Column] = _columns(
     ),
     Column("orders", Of("orders"), "attributed purchases with a value in the analysis currency"),
     Column("units", Of("units"), "product units in attributed purchases"),
+    Column(
+        "unconverted_clicks",
+        When(Compare(Of("conversions"), "=", Num(0)), Of("clicks")),
+        "clicks on searches without an attributed conversion",
+    ),
 )
 
 
@@ -277,7 +282,10 @@ def columns(*, dashboard: bool = False) -> list[str]:
     """The columns the stores compute, in COLUMNS order: every search-count column, and those
     the metrics read (with `dashboard`, only the dashboard metrics': what search totals sum,
     so that the dashboard's aggregate reads no more than it shows)."""
-    used = {"searches", "clicked_searches", "clicks", "rank_sum", "zero_results", "abandoned"}
+    used = {
+        "searches", "clicked_searches", "clicks", "rank_sum", "zero_results", "abandoned",
+        "unconverted_clicks",
+    }  # fmt: skip
     for m in METRICS.values():
         if m.dashboard or not dashboard:
             used |= {m.numerator, m.denominator}

@@ -110,10 +110,12 @@ def reference(f: Filters, by: tuple[GroupKey, ...], tz: str) -> dict[tuple[str, 
             # a per-user column is the group's users; these events have no conversion (their
             # columns: tests/store/test_conversions.py)
             "users": len({s.user_id for s in searches}),
+            "unconverted_clicks": sum(len(cs) for cs in linked),
             **{
                 name: 0
                 for name in metrics.columns()
                 if metrics.needed_facts([name]) & metrics.CONVERSION_FACTS
+                and name != "unconverted_clicks"
             },
         }
         assert set(sums) == set(metrics.columns())
@@ -147,6 +149,7 @@ def test_totals_of_everything(filled: EventStore, monkeypatch: pytest.MonkeyPatc
     assert totals.sums == {
         "searches": 8, "clicked_searches": 5, "clicks": 6, "rank_sum": 12, "with_results": 6,
         "abandoned": 1, "zero_results": 2, "converted_searches": 0, "revenue": 0.0,
+        "unconverted_clicks": 6,
     }  # fmt: skip
     assert list(totals.sums) == metrics.columns(dashboard=True)
     # MRR and time to first click on the dashboard: their columns are summed too

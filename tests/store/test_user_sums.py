@@ -19,7 +19,7 @@ S = timedelta(seconds=1)
 USER_COLUMNS = (
     "searches", "clicked_searches", "clicks", "rr", "rank_sum", "with_results", "abandoned",
     "zero_results", "ttfc_ms", "users", "converted_searches", "cart_searches",
-    "purchase_searches", "purchases", "revenue", "orders", "units",
+    "purchase_searches", "purchases", "revenue", "orders", "units", "unconverted_clicks",
 )  # fmt: skip
 
 
@@ -60,14 +60,13 @@ EVENTS = [
 ]  # fmt: skip
 
 # Per user: searches, clicked, clicks, rr, rank_sum, with_results, abandoned, zero, ttfc_ms,
-# users, converted, in cart, purchased, purchases, revenue (no currency asked: 0), orders, units
-U1 = dict(
-    zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 2000, 1, 1, 0, 1, 1, 0, 0, 2], strict=True)
-)
-U2 = dict(
-    zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1000, 1, 1, 1, 0, 0, 0, 0, 0], strict=True)
-)
-U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000, 1, 0, 0, 0, 0, 0, 0, 0], strict=True))
+# users, converted, in cart, purchased, purchases, revenue (no currency asked: 0), orders, units,
+# clicks on searches without a conversion
+# fmt: off
+U1 = dict(zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 2000, 1, 1, 0, 1, 1, 0, 0, 2, 0], strict=True))
+U2 = dict(zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1000, 1, 1, 1, 0, 0, 0, 0, 0, 0], strict=True))
+U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000, 1, 0, 0, 0, 0, 0, 0, 0, 2], strict=True))
+# fmt: on
 
 
 def test_user_sums_by_variant(store: EventStore) -> None:

@@ -237,7 +237,7 @@ ByVariant = tuple[()] | tuple[Literal["variant"]]
 #: A group's key: its values in the order of the grouping's keys (() without keys).
 Key = tuple[str, ...]
 #: How a ranked search_totals orders its groups (largest first, groups with 0 left out).
-TotalsOrder = Literal["searches", "zero_results", "abandoned"]
+TotalsOrder = Literal["searches", "zero_results", "abandoned", "revenue", "unconverted_clicks"]
 
 
 @dataclass(frozen=True, slots=True)
