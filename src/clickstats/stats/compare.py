@@ -16,6 +16,11 @@ reported as `relative_se` but not tested. The fixed-horizon test is Welch's t (W
 Satterthwaite degrees of freedom), as gbstats' absolute test; the sequential one is the
 confidence sequence in `sequential`. A control whose value is 0 leaves the relative change
 undefined: the difference is still tested, the relative fields are None.
+
+When both arms carry pre-exposure sums (`RatioSummary.pre`) and the metric is a per-user mean,
+the difference tested is CUPED's (`cuped`): the estimate, its standard error, both intervals
+and both p-values are those of the adjusted means, and `Comparison.cuped` says so (or why not).
+Without pre-exposure sums nothing changes.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from clickstats.stats import sequential
+from clickstats.stats import cuped, sequential
+from clickstats.stats.cuped import Cuped
 from clickstats.stats.summary import RatioSummary
 
 Method = Literal["fixed", "sequential"]
@@ -46,7 +52,9 @@ class Comparison:
     to `p_value` with one comparison). The intervals are built at `ci_level`: 1 - alpha, or
     higher when a correction widened them, so that they exclude 0 exactly when
     `p_value_adjusted < alpha`, which is `significant`. `reason` says why no test could be made
-    (then the test fields are None).
+    (then the test fields are None). `cuped` is None unless the arms carried pre-exposure sums;
+    then it says whether the tested difference is CUPED's (and `relative` is it divided by the
+    control's unadjusted value, as in gbstats).
     """
 
     method: Method
@@ -66,6 +74,7 @@ class Comparison:
     tuning: float = sequential.DEFAULT_TUNING
     dof: float | None = None
     control_value: float | None = None
+    cuped: Cuped | None = None
 
 
 def ratio_variance(summary: RatioSummary) -> float | None:
@@ -77,6 +86,19 @@ def ratio_variance(summary: RatioSummary) -> float | None:
     mean_y = summary.sum_y / n
     r = summary.sum_x / summary.sum_y
     return max(var_x - 2 * r * cov_xy + r * r * var_y, 0.0) / (n * mean_y * mean_y)
+
+
+def arm_variances(control: RatioSummary, treatment: RatioSummary) -> tuple[float, float] | None:
+    """Each arm's variance of its estimate as `compare` tests them: CUPED's when it applies
+    (`cuped.fit`), else the delta method's; None when either cannot be estimated."""
+    var_c, var_t = ratio_variance(control), ratio_variance(treatment)
+    if var_c is None or var_t is None:
+        return None
+    if control.pre is not None and treatment.pre is not None:
+        fit = cuped.fit(control, treatment)
+        if isinstance(fit, cuped.Fit):
+            return fit.var_control, fit.var_treatment
+    return var_c, var_t
 
 
 @lru_cache(maxsize=64)
@@ -165,10 +187,17 @@ def compare(
     assert var_c is not None and var_t is not None  # users >= 2 and sum_y != 0, checked above
     r_c, r_t = control.sum_x / control.sum_y, treatment.sum_x / treatment.sum_y
     absolute = r_t - r_c
+    adjusted = None
+    if control.pre is not None or treatment.pre is not None:
+        fit = cuped.fit(control, treatment, names)
+        adjusted = cuped.described(fit, control, treatment, math.sqrt(var_c + var_t))
+        if isinstance(fit, cuped.Fit):
+            absolute, var_c, var_t = fit.absolute, fit.var_control, fit.var_treatment
     relative, relative_se = None, None
     if r_c != 0:
         lift = r_t / r_c
-        relative = lift - 1
+        # CUPED's lift is its difference over the control's unadjusted value (gbstats)
+        relative = absolute / r_c if adjusted is not None and adjusted.applied else lift - 1
         relative_se = math.sqrt(var_t + lift * lift * var_c) / abs(r_c)
         if not (math.isfinite(relative) and math.isfinite(relative_se)):
             relative, relative_se = None, None  # a control too close to 0 for a ratio
@@ -180,9 +209,12 @@ def compare(
         relative=relative,
         relative_se=relative_se,
         control_value=r_c,
+        cuped=adjusted,
     )
     if se == 0:
         reason = "zero variance: every user has the same value in both variants, nothing to test"
+        if adjusted is not None and adjusted.applied:
+            reason = "zero variance after the CUPED adjustment: nothing to test"
         return dataclasses.replace(untested, reason=reason)
     dof = welch_dof(var_c, control.users, var_t, treatment.users)
     p = method_p_value(absolute, se, users, method=method, alpha=alpha, tuning=tuning, dof=dof)

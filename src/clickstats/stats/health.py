@@ -26,7 +26,7 @@ from scipy.optimize import brentq  # type: ignore[import-untyped]
 from scipy.stats import chisquare, norm  # type: ignore[import-untyped]
 
 from clickstats.stats import sequential
-from clickstats.stats.compare import Method, ratio_variance, z_critical
+from clickstats.stats.compare import Method, arm_variances, ratio_variance, z_critical
 from clickstats.stats.summary import RatioSummary
 
 SRM_THRESHOLD = 0.001
@@ -150,13 +150,15 @@ def users_needed(
     """Total experiment users for `relative_lift` over the control to be detected with `power`.
 
     `shares` are the control's and the treatment's fractions of all the experiment's users
-    (0.5, 0.5 for a two-variant 50/50 test). The per-user variances are today's estimates.
-    None when they cannot be estimated or the lift is 0.
+    (0.5, 0.5 for a two-variant 50/50 test). The per-user variances are today's estimates
+    (CUPED's when the comparison applies it). None when they cannot be estimated or the lift
+    is 0.
     """
-    var_c, var_t = per_user_variance(control), per_user_variance(treatment)
+    variances = arm_variances(control, treatment)
     baseline = control.ratio
-    if var_c is None or var_t is None or not baseline or not relative_lift:
+    if variances is None or not baseline or not relative_lift:
         return None
+    var_c, var_t = variances[0] * control.users, variances[1] * treatment.users
     share_c, share_t = shares
     delta = abs(relative_lift * baseline)
     spread = var_c / share_c + var_t / share_t  # Var(difference) = spread / N
@@ -195,11 +197,12 @@ def estimate_power(
     tuning: float = sequential.DEFAULT_TUNING,
 ) -> PowerEstimate:
     """MDE at the current sample and the users `target_lift` needs (see `PowerEstimate`)."""
-    var_c, var_t = ratio_variance(control), ratio_variance(treatment)
+    variances = arm_variances(control, treatment)
     baseline = control.ratio
-    if var_c is None or var_t is None:
+    if variances is None:
         reason = "needs at least 2 users and a non-zero denominator in both variants"
         return PowerEstimate(method, alpha, power, target_lift, reason=reason)
+    var_c, var_t = variances
     se = math.sqrt(var_c + var_t)
     if se == 0:
         reason = "zero variance: every user has the same value"
