@@ -18,7 +18,26 @@ from clickstats.stats.outliers import OutlierRule
 
 #: A metric's meaning, from the registry (clickstats.metrics).
 MetricSpec = Metric
-__all__ = ["METRICS", "ExperimentSummary", "MetricSpec", "RatioSummary", "VariantSummary"]
+__all__ = [
+    "METRICS",
+    "ExperimentSummary",
+    "MetricSpec",
+    "PreSummary",
+    "RatioSummary",
+    "VariantSummary",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PreSummary:
+    """CUPED's covariate over the users of one variant: each user's value of the same x over a
+    pre-exposure window (0 for users without history). `users_with_history` counts the users
+    who had any; `sum_x_pre` is the sum over users of x times the pre-exposure value."""
+
+    users_with_history: int
+    sum_pre: float
+    sum_pre2: float
+    sum_x_pre: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +54,10 @@ class RatioSummary:
     sum_x2: float
     sum_y2: float
     sum_xy: float
+    #: CUPED's covariate of x, when the analysis asked for one
+    pre: PreSummary | None = None
+    #: the cap applied to each user's x before it was summed, when capped
+    cap: float | None = None
 
     @classmethod
     def from_values(cls, x: Iterable[float], y: Iterable[float] | None = None) -> RatioSummary:
