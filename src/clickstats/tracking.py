@@ -32,7 +32,7 @@ from clickstats.reports.queries import QueriesQuery, QueriesReport, queries
 from clickstats.reports.user import UserQuery, user_summary
 from clickstats.settings import Settings
 from clickstats.store import EventStore, open_store
-from clickstats.store.base import Activity, AnyEvent, AppendStatus, Deleted, Filters
+from clickstats.store.base import Activity, AnyEvent, AppendStatus, Deleted, Filters, Outcome
 
 if TYPE_CHECKING:
     from clickstats.reports.experiment import ExperimentResults, Method
@@ -214,12 +214,13 @@ class ClickTrackingService:
         return queries(self.store, QueriesQuery(period, limit))
 
     def get_interleaving_results(
-        self, experiment: Experiment, days: int = 30
+        self, experiment: Experiment, days: int = 30, outcome: Outcome = "clicks"
     ) -> InterleavingResults:
-        """Team-draft interleaving outcomes and the preference between its two rankers."""
+        """Team-draft interleaving outcomes and the preference between its two rankers, credited
+        by clicks or by attributed purchases."""
         from clickstats.reports.interleaving import interleaving_results, window
 
-        return interleaving_results(self.store, experiment, window(filters(days)))
+        return interleaving_results(self.store, experiment, window(filters(days)), outcome=outcome)
 
     def get_experiment_results(
         self, experiment: Experiment, days: int = 30, method: Method = "sequential"

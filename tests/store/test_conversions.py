@@ -252,3 +252,39 @@ def test_conversion_totals_per_variant_day_and_currency(store: EventStore) -> No
     assert only_v2["EUR",].conversions == 2
     only_u1 = store.conversion_totals(Filters(since=WEEK, user_id="u1"))
     assert set(only_u1) == {("EUR",), ("USD",)} and only_u1["EUR",].revenue == 10.0
+
+
+def duel(sid: str, user: str, age: timedelta, query: str = "shoes") -> SearchImpression:
+    """An interleaved search: p1 and p3 from team A, p2 and p4 from team B."""
+    return SearchImpression(
+        event_id=f"i-{sid}", search_id=sid, user_id=user, variant="duel", query=query,
+        results=["p1", "p2", "p3", "p4"], teams=["A", "B", "A", "B"], timestamp=NOW - age,
+    )  # fmt: skip
+
+
+def test_interleaving_credits_purchases_to_the_team_of_the_purchased_products(
+    store: EventStore,
+) -> None:
+    store.append_sync([
+        duel("d1", "u1", 5 * HOUR),  # bought p2 (B), clicked p1 (A): B on purchases, A on clicks
+        click("k1", "d1", "u1", "p1", 5 * HOUR - MS),
+        purchase("b1", "u1", ["p2", "p9"], 20.0, 4 * HOUR, search_id="d1"),  # p9: not shown
+        duel("d2", "u1", 3 * HOUR, "boots"),  # p3 (A) and p4 (B) bought: a tie on purchases
+        click("k2", "d2", "u1", "p3", 3 * HOUR - MS),
+        purchase("b2", "u1", ["p3", "p4"], 30.0, 2 * HOUR),  # attributed by the click on p3
+        duel("d3", "u2", 3 * HOUR),  # p1 (A) in the cart only: no purchase credit
+        purchase("t1", "u2", ["p1"], 10.0, 2 * HOUR, search_id="d3", subtype="add_to_cart"),
+        duel("d4", "u2", 2 * HOUR),  # p4 twice (B), bought twice: one win for B
+        purchase("b3", "u2", ["p4"], 10.0, HOUR, search_id="d4"),
+        purchase("b4", "u2", ["p4"], 10.0, HOUR - MS, search_id="d4"),
+    ])  # fmt: skip
+    (clicks,) = store.preference_sums(WEEK, "duel").values()
+    assert (clicks.units, clicks.wins_a, clicks.wins_b, clicks.ties) == (1, 2.0, 0.0, 0.0)
+    (bought,) = store.preference_sums(WEEK, "duel", outcome="purchases").values()
+    assert (bought.units, bought.wins_a, bought.wins_b, bought.ties) == (2, 0.0, 2.0, 1.0)
+    # per user: u1 won by B once and tied once; u2 won by B once
+    assert (bought.wins_b2, bought.wins_a2, bought.wins_ab) == (2.0, 0.0, 0.0)
+    by_query = store.preference_sums(WEEK, "duel", top_queries=5, outcome="purchases")
+    assert {k: (v.wins_a, v.wins_b, v.ties) for k, v in by_query.items()} == {
+        ("shoes",): (0.0, 2.0, 0.0), ("boots",): (0.0, 0.0, 1.0),
+    }  # fmt: skip

@@ -23,6 +23,7 @@ from clickstats.reports.experiment import ExperimentResults, Method
 from clickstats.reports.interleaving import InterleavingResults
 from clickstats.search.serve import ranker_problem
 from clickstats.state import StateWriteError
+from clickstats.store.base import Outcome
 
 # Ingest for /assign, read for the other GETs, admin for every change (api/auth.py).
 router = APIRouter(
@@ -162,17 +163,27 @@ def results(
     },
 )
 def interleaving(
-    name: str, manager: ExperimentsDep, tracker: TrackerDep, days: Days = 30
+    name: str,
+    manager: ExperimentsDep,
+    tracker: TrackerDep,
+    days: Days = 30,
+    outcome: Annotated[
+        Outcome,
+        Query(
+            description="clicks: a search is won by the team whose results were clicked more; "
+            "purchases: by the team whose products were bought more (attributed purchases)"
+        ),
+    ] = "clicks",
 ) -> InterleavingResults:
-    """An interleaving experiment: searches with clicks, wins of each ranker, ties, the share
-    of B wins among non-ties with its 95% interval and p-value (users as the unit), a verdict;
-    and the same for the most frequent queries."""
+    """An interleaving experiment: searches with clicks (or purchases), wins of each ranker,
+    ties, the share of B wins among non-ties with its 95% interval and p-value (users as the
+    unit), a verdict; and the same for the most frequent queries."""
     experiment = _get(manager, name)
     if experiment.type is not ExperimentType.INTERLEAVING:
         raise HTTPException(
             409, detail=f"{name!r} is an A/B experiment: read /experiments/{name}/results"
         )
-    return tracker.get_interleaving_results(experiment, days)
+    return tracker.get_interleaving_results(experiment, days, outcome)
 
 
 @router.get("/{name}/assign", response_model=Assignment, responses=_NAMED)

@@ -16,7 +16,7 @@ from clickstats.experiments import Experiment, ExperimentStatus
 from clickstats.reports.base import Report, cached
 from clickstats.reports.experiment import window
 from clickstats.stats.preference import PreferenceResult, PreferenceSummary, analyze_preference
-from clickstats.store.base import EventStore, Key, PreferenceSums
+from clickstats.store.base import EventStore, Key, Outcome, PreferenceSums
 
 __all__ = [
     "InterleavingResults",
@@ -72,6 +72,11 @@ class _Head(Report):
     experiment: str
     status: ExperimentStatus
     rankers: Rankers
+    outcome: Outcome = Field(
+        "clicks",
+        description="what a search is won by: clicks on a team's results, or purchases of its "
+        "products (then searches_with_clicks counts searches with a credited purchase)",
+    )
 
 
 class InterleavingResults(Preference, _Head):  # fields: _Head's, Preference's, by_query
@@ -96,7 +101,12 @@ def _summary(sums: PreferenceSums) -> PreferenceSummary:
 
 
 def interleaving_results(
-    store: EventStore, experiment: Experiment, since: datetime, top_queries: int = 10
+    store: EventStore,
+    experiment: Experiment,
+    since: datetime,
+    top_queries: int = 10,
+    *,
+    outcome: Outcome = "clicks",
 ) -> InterleavingResults:
     """Wins of each ranker, the preference for B with its interval (users as the unit), the
     verdict; and the same per query for the most frequent queries (units: users in a query)."""
@@ -104,8 +114,10 @@ def interleaving_results(
     names = (ranker_a, ranker_b)
 
     def sums(top: int | None) -> dict[Key, PreferenceSums]:
-        key = ("preference_sums", since, experiment.name, top)
-        return cached(store, key, lambda: store.preference_sums(since, experiment.name, top))
+        key = ("preference_sums", since, experiment.name, top, outcome)
+        return cached(
+            store, key, lambda: store.preference_sums(since, experiment.name, top, outcome)
+        )
 
     overall = sums(None).get((), PreferenceSums())
     return InterleavingResults.model_validate(
@@ -113,6 +125,7 @@ def interleaving_results(
             "experiment": experiment.name,
             "status": experiment.status,
             "rankers": Rankers(A=ranker_a, B=ranker_b),
+            "outcome": outcome,
             **Preference.fields_of(analyze_preference(_summary(overall), names=names)),
             "by_query": [
                 QueryPreference.model_validate(

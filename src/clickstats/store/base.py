@@ -229,6 +229,10 @@ class ConversionTotals:
 ConversionKey = Literal["variant", "day", "subtype"]
 
 
+#: What an interleaved search is credited by: its clicks, or its attributed purchases.
+Outcome = Literal["clicks", "purchases"]
+
+
 #: What search_totals groups by: the variant, the day in a time zone, the query as sent.
 GroupKey = Literal["variant", "day", "query"]
 #: What the click, latency and rank aggregates group by: nothing (one group, the key ()) or
@@ -352,10 +356,16 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def preference_sums(
-        self, since: datetime, label: str, top_queries: int | None = None
+        self,
+        since: datetime,
+        label: str,
+        top_queries: int | None = None,
+        outcome: Outcome = "clicks",
     ) -> dict[Key, PreferenceSums]:
         """Interleaved searches (impressions with `teams`, variant `label`) since `since`,
-        credited by their clicked positions. Without `top_queries`: summed per user, the key ();
+        credited by their clicked positions (each distinct position to its team), or with
+        outcome "purchases" by the products of their attributed purchases (each distinct
+        product to the team of its first position in the search's results). Without `top_queries`: summed per user, the key ();
         with it: per query (units: a user within a query), keys (query,), for the `top_queries`
         queries with the most searches with clicks, most first."""
 

@@ -41,6 +41,7 @@ from clickstats.store.base import (
     Grouping,
     Key,
     LatencyStats,
+    Outcome,
     PreferenceSums,
     PreSums,
     ProductClicks,
@@ -375,13 +376,20 @@ class DuckDBStore(GroupWritten, EventStore):
         return Activity(first_seen=aware(row[0]), last_seen=aware(row[1]))
 
     def preference_sums(
-        self, since: datetime, label: str, top_queries: int | None = None
+        self,
+        since: datetime,
+        label: str,
+        top_queries: int | None = None,
+        outcome: Outcome = "clicks",
     ) -> dict[Key, PreferenceSums]:
         params: dict[str, Any] = {"since": naive_utc(since), "label": label}
+        if outcome == "purchases":
+            params["window_ms"] = self._window_ms()
         if top_queries is None:
-            (row,) = self._query(queries.PREFERENCE, params)
+            (row,) = self._query(queries.preference_sql(outcome, by_query=False), params)
             return {(): queries.preference(row)}
-        rows = self._query(queries.PREFERENCE_BY_QUERY, {**params, "top": top_queries})
+        sql = queries.preference_sql(outcome, by_query=True)
+        rows = self._query(sql, {**params, "top": top_queries})
         return {(row[0],): queries.preference(row[1:]) for row in rows}
 
     def user_sums(

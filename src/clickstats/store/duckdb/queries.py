@@ -430,10 +430,7 @@ def latency(row: Sequence[Any]) -> LatencyStats:
 # once), each credited to the teams of its clicked positions; then per unit the searches A
 # won, B won, and ties.
 _PREFERENCE = """
-    WITH c AS (
-        SELECT DISTINCT search_id, rank FROM click_events
-        WHERE ts >= $since AND search_id IS NOT NULL
-    ), s AS (
+    WITH {credited}, s AS (
         SELECT any_value(i.user_id) AS user_id, any_value(i.query) AS query,
                count(*) FILTER (WHERE i.teams[c.rank] = 'A') AS a,
                count(*) FILTER (WHERE i.teams[c.rank] = 'B') AS b
@@ -449,12 +446,30 @@ _PREFERENCE = """
     SELECT {outer} count(*), sum(wa), sum(wb), sum(t), sum(wa * wa), sum(wb * wb), sum(wa * wb)
     FROM u {tail}
 """
-PREFERENCE = _PREFERENCE.format(unit="user_id", outer="", tail="")
-PREFERENCE_BY_QUERY = _PREFERENCE.format(
-    unit="user_id, query",
-    outer="query,",
-    tail="GROUP BY query ORDER BY sum(wa + wb + t) DESC, query LIMIT $top",
-)
+_CLICKED = """c AS (
+        SELECT DISTINCT search_id, rank FROM click_events
+        WHERE ts >= $since AND search_id IS NOT NULL
+    )"""
+# The purchases' products instead: each distinct product of a search's attributed purchases at
+# the position of its first appearance in the search's results (none: not credited).
+_PURCHASED = f"""a AS ({attributed()}), c AS (
+        SELECT DISTINCT p.search_id, list_position(i.results, p.product_id) AS rank
+        FROM (
+            SELECT DISTINCT attributed_to AS search_id, unnest(product_ids) AS product_id
+            FROM a WHERE subtype = 'purchase' AND attributed_to IS NOT NULL
+        ) AS p JOIN impressions AS i ON i.search_id = p.search_id
+        WHERE i.ts >= $since AND i.variant = $label AND i.teams IS NOT NULL
+            AND list_position(i.results, p.product_id) IS NOT NULL
+    )"""
+
+
+def preference_sql(outcome: str, by_query: bool) -> str:
+    return _PREFERENCE.format(
+        credited=_PURCHASED if outcome == "purchases" else _CLICKED,
+        unit="user_id, query" if by_query else "user_id",
+        outer="query," if by_query else "",
+        tail="GROUP BY query ORDER BY sum(wa + wb + t) DESC, query LIMIT $top" if by_query else "",
+    )
 
 
 def preference(row: Sequence[Any]) -> PreferenceSums:

@@ -46,6 +46,7 @@ from clickstats.store.base import (
     Grouping,
     Key,
     LatencyStats,
+    Outcome,
     PreferenceSums,
     PreSums,
     ProductClicks,
@@ -354,9 +355,15 @@ class MongoStore(GroupWritten, EventStore):
         return aware(rows[0]["timestamp"]) if rows else None
 
     def preference_sums(
-        self, since: datetime, label: str, top_queries: int | None = None
+        self,
+        since: datetime,
+        label: str,
+        top_queries: int | None = None,
+        outcome: Outcome = "clicks",
     ) -> dict[Key, PreferenceSums]:
-        rows = self._aggregate(IMPRESSIONS, preference_pipeline(since, label, top_queries))
+        window_ms = int(self.attribution_window.total_seconds() * 1000)
+        pipeline = preference_pipeline(since, label, top_queries, outcome, window_ms)
+        rows = self._aggregate(CONVERSIONS if outcome == "purchases" else IMPRESSIONS, pipeline)
         if top_queries is None:
             return {(): _preference(rows[0]) if rows else PreferenceSums()}
         return {(row["_id"],): _preference(row) for row in rows}

@@ -722,11 +722,19 @@ def searches_per_user_pipeline(since: datetime, variants: Sequence[str]) -> list
 # -- interleaving ------------------------------------------------------------------------------
 
 
-def preference_pipeline(since: datetime, label: str, top_queries: int | None) -> list[Doc]:
-    """Interleaved searches with their distinct clicked positions credited to the teams of those
-    positions; per unit (a user, or a user within a query with `top_queries`) the searches A
-    won, B won and ties; then summed (per query, the `top_queries` with the most searches with
-    clicks first, with `top_queries`)."""
+def preference_pipeline(
+    since: datetime,
+    label: str,
+    top_queries: int | None,
+    outcome: str = "clicks",
+    window_ms: int = 0,
+) -> list[Doc]:
+    """Interleaved searches credited to the teams of their distinct clicked positions (outcome
+    "clicks", over the impressions) or of the distinct products of their attributed purchases
+    (outcome "purchases", over the conversions; a product's team is that of its first position
+    in the search's results); per unit (a user, or a user within a query with `top_queries`)
+    the searches A won, B won and ties; then summed (per query, the `top_queries` with the most
+    decided or tied searches first, with `top_queries`)."""
     since = naive_utc(since)
     unit = ["user_id", "query"] if top_queries is not None else ["user_id"]
     totals: Doc = {
@@ -739,25 +747,13 @@ def preference_pipeline(since: datetime, label: str, top_queries: int | None) ->
         "wins_b2": {"$sum": {"$multiply": ["$wb", "$wb"]}},
         "wins_ab": {"$sum": {"$multiply": ["$wa", "$wb"]}},
     }
+    credited = (
+        _purchased_teams(since, label, window_ms)
+        if outcome == "purchases"
+        else _clicked_teams(since, label)
+    )
     pipeline: list[Doc] = [
-        {"$match": {"timestamp": {"$gte": since}, "variant": label, "teams": {"$ne": None}}},
-        *linked_clicks(since, ("user_id", "query", "teams")),
-        {"$unwind": "$clicks"},  # searches without a click in the window drop out
-        {
-            "$group": {  # distinct clicked positions of each search
-                "_id": {"search": "$_id", "rank": "$clicks.rank"},
-                "user_id": {"$first": "$user_id"},
-                "query": {"$first": "$query"},
-                "teams": {"$first": "$teams"},
-            }
-        },
-        {
-            "$project": {
-                "user_id": 1,
-                "query": 1,
-                "team": {"$arrayElemAt": ["$teams", {"$subtract": ["$_id.rank", 1]}]},
-            }
-        },
+        *credited,
         {
             "$group": {
                 "_id": "$_id.search",
@@ -785,3 +781,59 @@ def preference_pipeline(since: datetime, label: str, top_queries: int | None) ->
             {"$limit": top_queries},
         ]
     return pipeline
+
+
+def _clicked_teams(since: datetime, label: str) -> list[Doc]:
+    """Over the impressions: one row per (search, distinct clicked position) with its team."""
+    return [
+        {"$match": {"timestamp": {"$gte": since}, "variant": label, "teams": {"$ne": None}}},
+        *linked_clicks(since, ("user_id", "query", "teams")),
+        {"$unwind": "$clicks"},  # searches without a click in the window drop out
+        {
+            "$group": {  # distinct clicked positions of each search
+                "_id": {"search": "$_id", "rank": "$clicks.rank"},
+                "user_id": {"$first": "$user_id"},
+                "query": {"$first": "$query"},
+                "teams": {"$first": "$teams"},
+            }
+        },
+        {
+            "$project": {
+                "user_id": 1,
+                "query": 1,
+                "team": {"$arrayElemAt": ["$teams", {"$subtract": ["$_id.rank", 1]}]},
+            }
+        },
+    ]
+
+
+def _purchased_teams(since: datetime, label: str, window_ms: int) -> list[Doc]:
+    """Over the conversions: one row per (search, distinct purchased product shown in it) with
+    the team of the product's first position."""
+    return [
+        *attributed_stages(since, window_ms),
+        {"$match": {"subtype": "purchase", "to": {"$ne": None}}},
+        {"$unwind": "$product_ids"},
+        {"$group": {"_id": {"to": "$to", "product": "$product_ids"}}},
+        {
+            "$lookup": {
+                "from": IMPRESSIONS,
+                "localField": "_id.to",
+                "foreignField": "search_id",
+                "as": "s",
+            }
+        },
+        {"$unwind": "$s"},
+        {"$match": {"s.timestamp": {"$gte": since}, "s.variant": label, "s.teams": {"$ne": None}}},
+        {"$unwind": {"path": "$s.results", "includeArrayIndex": "position"}},
+        {"$match": {"$expr": {"$eq": ["$s.results", "$_id.product"]}}},
+        {"$sort": {"_id.to": 1, "_id.product": 1, "position": 1}},
+        {
+            "$group": {
+                "_id": {"search": "$s._id", "product": "$_id.product"},
+                "user_id": {"$first": "$s.user_id"},
+                "query": {"$first": "$s.query"},
+                "team": {"$first": {"$arrayElemAt": ["$s.teams", "$position"]}},
+            }
+        },
+    ]
