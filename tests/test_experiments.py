@@ -7,6 +7,7 @@ import logging
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from clickstats.experiments import (
 )
 from clickstats.settings import Settings
 from clickstats.state import STATE_COLLECTION, FileState, StateStore, StateWriteError, open_state
+from clickstats.stats.capping import Cap
 from tests.conftest import store_url
 
 MONGO_WHERE = f"the 'experiments' document of the {STATE_COLLECTION} collection"
@@ -351,6 +353,75 @@ def test_largest_definition_is_accepted() -> None:
     assert experiment.assign("u") in experiment.variants
     with pytest.raises(ValidationError, match="at most 1000 characters"):
         Experiment(name="long", variants={"a": 1, "b": 1}, description="x" * 1001)
+
+
+def test_revenue_settings_default_to_the_registry() -> None:
+    experiment = Experiment(name="shop", variants={"a": 1, "b": 1})
+    assert (experiment.caps, experiment.cuped, experiment.cuped_days) == ({}, True, 14)
+    assert experiment.currency is None  # the currency of most purchases in the window
+    assert experiment.column_caps() == {"revenue": Cap(percentile=0.99)}  # metrics.COLUMNS
+
+
+def test_caps_by_column_or_metric_and_switched_off() -> None:
+    def caps(**settings: float | str | None) -> dict[str, Cap]:
+        return Experiment(name="shop", variants={"a": 1, "b": 1}, caps=settings).column_caps()
+
+    assert caps(revenue="p95") == {"revenue": Cap(percentile=0.95)}
+    # a metric's name caps its numerator: revenue per user caps revenue (for every metric)
+    assert caps(revenue_per_user=250) == {"revenue": Cap(absolute=250.0)}
+    assert caps(revenue=None) == {}
+    assert caps(units="p99.5") == {"revenue": Cap(percentile=0.99), "units": Cap(percentile=0.995)}
+    assert caps(revenue="p90", average_order_value="p90") == {"revenue": Cap(percentile=0.9)}
+
+
+@pytest.mark.parametrize(
+    ("settings", "where", "message"),
+    [
+        ({"caps": {"revenue": "p100"}}, ["caps", "revenue"], "below p100"),
+        ({"caps": {"revenue": "99"}}, ["caps", "revenue"], "such as 'p99'"),
+        ({"caps": {"revenue": -3}}, ["caps", "revenue"], "positive finite number"),
+        ({"caps": {"revenue": True}}, ["caps", "revenue"], "must be a number"),
+        ({"caps": {"revenue": [99]}}, ["caps", "revenue"], "must be a number"),
+        ({"caps": {"sales": 10}}, ["caps"], "'sales' is neither a column nor a metric"),
+        ({"caps": {"revenue": 10, "revenue_per_user": 20}}, ["caps"], "name it once"),
+        ({"cuped": "yes"}, ["cuped"], "valid boolean"),
+        ({"cuped_days": 0}, ["cuped_days"], "greater than or equal to 1"),
+        ({"cuped_days": 91}, ["cuped_days"], "less than or equal to 90"),
+        ({"cuped_days": 14.5}, ["cuped_days"], "valid integer"),
+        ({"currency": "eur"}, ["currency"], "pattern"),
+        ({"currency": "EUX"}, ["currency"], "ISO 4217"),
+    ],
+)
+def test_bad_revenue_settings_are_refused_naming_the_field(
+    settings: dict[str, Any], where: list[str], message: str, http: TestClient
+) -> None:
+    answer = http.post(
+        "/experiments", json={"name": "shop", "variants": {"a": 1, "b": 1}, **settings}
+    )
+    assert answer.status_code == 422
+    assert [e["loc"] for e in answer.json()["detail"]] == [["body", *where]]
+    assert message in answer.text
+
+
+def test_revenue_settings_are_kept(http: TestClient) -> None:
+    body = {
+        "name": "shop", "variants": {"a": 1, "b": 1}, "caps": {"revenue": 500, "units": "p99"},
+        "cuped": False, "cuped_days": 30, "currency": "EUR",
+    }  # fmt: skip
+    assert http.post("/experiments", json=body).status_code in (200, 201)
+    stored = http.get("/experiments/shop").json()
+    assert {k: stored[k] for k in ("caps", "cuped", "cuped_days", "currency")} == {
+        "caps": {"revenue": 500.0, "units": "p99"}, "cuped": False, "cuped_days": 30,
+        "currency": "EUR",
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    tmp = tmp_path_factory.mktemp("revenue-settings")
+    settings = Settings(store=f"duckdb://{tmp}/r.duckdb", experiments=str(tmp / "e.json"))
+    with TestClient(create_app(settings)) as client:
+        yield client
 
 
 def test_http_limits_and_a_full_disk(tmp_path: Path) -> None:

@@ -27,11 +27,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from clickstats.events import Id, IsoTime, Unicode, utcnow
+from clickstats import metrics
+from clickstats.events import Currency, Id, IsoTime, Unicode, utcnow
 from clickstats.metrics import METRICS
 from clickstats.state import FileState, StateStore, open_state
+from clickstats.stats.capping import Cap, parse_cap
 from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
 
 if TYPE_CHECKING:
@@ -66,6 +76,38 @@ class ExperimentType(StrEnum):
 
 # Strict: true is no weight (lax mode would read it as 1).
 Weight = Annotated[float, Field(gt=0, le=MAX_WEIGHT, allow_inf_nan=False, strict=True)]
+DEFAULT_CUPED_DAYS = 14
+MAX_CUPED_DAYS = 90
+
+
+def _cap_setting(value: object) -> object:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float | str)):
+        raise ValueError("must be a number, a percentile such as 'p99', or null")
+    if value is not None:
+        parse_cap(value)  # raises ValueError saying what is accepted
+    return value
+
+
+#: A cap as an experiment writes it: a positive number, "pNN" (a percentile of this analysis's
+#: users), or null (not capped). One error per bad value, at its key.
+CapSetting = Annotated[float | str | None, BeforeValidator(_cap_setting)]
+
+
+def default_caps() -> dict[str, Cap]:
+    """The registry's caps (`metrics.Column.cap`, a percentile): revenue at p99."""
+    return {
+        name: Cap(percentile=column.cap)
+        for name, column in metrics.COLUMNS.items()
+        if column.cap is not None
+    }
+
+
+def _column_of(name: str) -> str | None:
+    """The column a cap named `name` applies to: itself, or a metric's numerator."""
+    if name in metrics.COLUMNS:
+        return name
+    metric = METRICS.get(name)
+    return None if metric is None else metric.numerator
 
 
 class Experiment(BaseModel):
@@ -100,6 +142,33 @@ class Experiment(BaseModel):
             "0 keeps every user"
         ),
     )
+    caps: dict[str, CapSetting] = Field(
+        default_factory=dict,
+        description=(
+            "per-user caps (winsorizing) by column or metric name (a metric's name caps its "
+            'numerator column): a positive number, "pNN" for a percentile of every user of the '
+            'analysis (e.g. "p99"), or null for no cap; columns not named keep the '
+            "registry's default (revenue: p99; docs/STATISTICS.md)"
+        ),
+    )
+    cuped: bool = Field(
+        True,
+        strict=True,
+        description="adjust per-user means (revenue per user) by each user's value before "
+        "exposure (CUPED; docs/STATISTICS.md)",
+    )
+    cuped_days: int = Field(
+        DEFAULT_CUPED_DAYS,
+        ge=1,
+        le=MAX_CUPED_DAYS,
+        strict=True,
+        description="days before a user's first exposure that CUPED reads",
+    )
+    currency: Currency | None = Field(
+        None,
+        description="ISO 4217 code of the revenue metrics; null: the currency of most "
+        "purchases in the analysis window",
+    )
     salt: Unicode | None = Field(
         None, description="hash salt; defaults to the name. Change it to reshuffle users."
     )
@@ -127,6 +196,36 @@ class Experiment(BaseModel):
         if value not in METRICS:
             raise ValueError(f"must be one of {', '.join(METRICS)}")
         return value
+
+    @field_validator("caps")
+    @classmethod
+    def _known_columns(cls, value: dict[str, float | str | None]) -> dict[str, float | str | None]:
+        named: dict[str, str] = {}
+        for name, setting in value.items():
+            column = _column_of(name)
+            if column is None:
+                known = ", ".join([*metrics.COLUMNS, *METRICS])
+                raise ValueError(f"{name!r} is neither a column nor a metric; one of {known}")
+            other = named.setdefault(column, name)
+            if other != name and value[other] != setting:
+                raise ValueError(
+                    f"{other!r} and {name!r} both cap the column {column!r}, differently; "
+                    "name it once"
+                )
+        return value
+
+    def column_caps(self) -> dict[str, Cap]:
+        """The cap of each capped column: the registry's defaults, then `caps` (null: none)."""
+        out = default_caps()
+        for name, setting in self.caps.items():
+            column = _column_of(name)
+            if column is None:
+                continue  # a column since removed from the registry
+            if setting is None:
+                out.pop(column, None)
+            else:
+                out[column] = parse_cap(setting)
+        return out
 
     @property
     def control(self) -> str:

@@ -17,9 +17,21 @@ def test_metric_names_are_the_api() -> None:
         "abandonment_rate",
         "zero_result_rate",
         "time_to_first_click_ms",
+        "conversion_rate",
+        "add_to_cart_rate",
+        "purchase_rate",
+        "revenue_per_search",
+        "revenue_per_user",
+        "average_order_value",
+        "products_per_purchase",
     ]
-    better = {name for name, spec in METRICS.items() if spec.higher_is_better}
-    assert better == {"search_ctr", "clicks_per_search", "mrr"}
+    lower = {name for name, spec in METRICS.items() if not spec.higher_is_better}
+    assert lower == {
+        "avg_click_position",
+        "abandonment_rate",
+        "zero_result_rate",
+        "time_to_first_click_ms",
+    }
 
 
 def test_moments_of_a_hand_computed_case() -> None:
