@@ -20,7 +20,7 @@ ENDPOINTS = [
     "/analytics/log-click", "/analytics/log-impression", "/analytics/events", "/analytics/ctr",
     "/analytics/rank-metrics", "/analytics/response-time", "/analytics/user/",
     "/analytics/variants-comparison", "/analytics/reset", "/health",
-    "/analytics/overview", "/analytics/queries",
+    "/analytics/overview", "/analytics/queries", "/analytics/log-conversion",
 ]  # fmt: skip
 
 

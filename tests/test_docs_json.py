@@ -73,6 +73,7 @@ OTHER_BLOCKS = {
     ("EXPERIMENTS.md", "experiments"): "the experiments file (test_experiments_file_example)",
     ("STATISTICS.md", "experiment"): "ExperimentResult.to_dict() (test_statistics_result_example)",
     ("TRACKER.md", "type"): "an event the tracker sends (test_tracker_event_example)",
+    ("CLICK_TRACKING.md", "type"): "a conversion (test_conversion_example)",
 }
 
 
@@ -268,6 +269,16 @@ def test_tracker_event_example() -> None:
 
     good, rejected = parse_events([block("TRACKER.md", "type")], default_user="anonymous")
     assert len(good) == 1 and rejected == []
+
+
+def test_conversion_example() -> None:
+    from clickstats.events import ConversionEvent, parse_events
+
+    good, rejected = parse_events([block("CLICK_TRACKING.md", "type")], default_user="anonymous")
+    assert rejected == [] and len(good) == 1
+    (_, event) = good[0]
+    assert isinstance(event, ConversionEvent)
+    assert event.value == 43.3 and event.currency == "EUR"  # as the doc works it out
 
 
 if __name__ == "__main__":  # python -m tests.test_docs_json README.md: print the real answers in
