@@ -71,16 +71,17 @@ def value(expr: Expr) -> str:
             return f"(CASE WHEN {condition(cond)} THEN {value(then)} ELSE 0 END)"
 
 
-def total(expr: Expr) -> str:
-    """The sum of a per-search value over the rows of a group, as SQL (0 for no rows)."""
+def total(expr: Expr, summed: str = "sum") -> str:
+    """The sum of a per-search value over the rows of a group, as SQL (0 for no rows), with the
+    aggregate `summed` (fsum, Kahan's, for fractions: see column_sums)."""
     match expr:
         case Num(1):
             return "count(*)"
         case When(cond, Num(1)):
             return f"count(*) FILTER (WHERE {condition(cond)})"
         case When(cond, then):
-            return f"coalesce(sum({value(then)}) FILTER (WHERE {condition(cond)}), 0)"
-    return f"coalesce(sum({value(expr)}), 0)"
+            return f"coalesce({summed}({value(then)}) FILTER (WHERE {condition(cond)}), 0)"
+    return f"coalesce({summed}({value(expr)}), 0)"
 
 
 def column_sums(*, dashboard: bool = False, per_user: bool = False) -> dict[str, str]:
@@ -92,8 +93,8 @@ def column_sums(*, dashboard: bool = False, per_user: bool = False) -> dict[str,
         column = metrics.COLUMNS[name]
         if column.per_user:
             sql = "1" if per_user else "count(DISTINCT i.user_id)"
-        else:
-            sql = total(column.value)
+        else:  # fractions by Kahan's sum: the same figure whatever order DuckDB adds rows in
+            sql = total(column.value, "sum" if column.integer else "fsum")
         out[name] = f"({sql})::{'BIGINT' if column.integer else 'DOUBLE'}"
     return out
 
@@ -132,7 +133,7 @@ def converted(since: str = "$since") -> str:
     return f"""SELECT attributed_to AS search_id, count(*) AS conversions,
             count(*) FILTER (WHERE subtype = 'add_to_cart') AS add_to_carts,
             count(*) FILTER (WHERE {purchase}) AS purchases,
-            coalesce(sum(value) FILTER (WHERE {in_currency}), 0) AS revenue,
+            coalesce(fsum(value) FILTER (WHERE {in_currency}), 0) AS revenue,
             count(*) FILTER (WHERE {in_currency}) AS orders,
             coalesce(sum(coalesce(list_sum(quantities), len(product_ids)))
                 FILTER (WHERE {purchase}), 0) AS units
@@ -168,7 +169,7 @@ def conversion_totals_sql(f: Filters, by: Sequence[str], tz: str) -> str:
         SELECT {", ".join(f"{k} AS k{n}" for n, k in enumerate(selected))},
             count(*), count(*) FILTER (WHERE {purchase}),
             count(*) FILTER (WHERE i.subtype = 'add_to_cart'),
-            coalesce(sum(i.value) FILTER (WHERE {purchase}), 0)::DOUBLE,
+            coalesce(fsum(i.value) FILTER (WHERE {purchase}), 0)::DOUBLE,
             count(*) FILTER (WHERE {purchase} AND i.value IS NOT NULL),
             coalesce(sum(coalesce(list_sum(i.quantities), len(i.product_ids)))
                 FILTER (WHERE {purchase}), 0)::BIGINT,
@@ -245,8 +246,9 @@ def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQ
         for n in names
     ]
     cols = [f"u.{quoted(name)}" for name in names]
-    totals = [f"sum({c})" for c in cols] + [f"sum({c} * {c})" for c in cols]
-    totals += [f"sum(u.{quoted(a)} * u.{quoted(b)})" for a, b in pairs]
+    # Kahan's sums over users: the same figures whatever order the users are added in
+    totals = [f"fsum({c})" for c in cols] + [f"fsum({c} * {c})" for c in cols]
+    totals += [f"fsum(u.{quoted(a)} * u.{quoted(b)})" for a, b in pairs]
     totals += [f"any_value({cap_of[n]})" for n in capped]
     ctes = [with_linked(names)]
     pre_join = ""
@@ -273,9 +275,9 @@ def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQ
         for n, name in enumerate(pre):
             totals += [
                 "count(p.user_id)",
-                f"coalesce(sum(p.pre{n}), 0)",
-                f"coalesce(sum(p.pre{n} * p.pre{n}), 0)",
-                f"coalesce(sum(u.{quoted(name)} * p.pre{n}), 0)",
+                f"coalesce(fsum(p.pre{n}), 0)",
+                f"coalesce(fsum(p.pre{n} * p.pre{n}), 0)",
+                f"coalesce(fsum(u.{quoted(name)} * p.pre{n}), 0)",
             ]
     caps_cte = f"SELECT {', '.join(cap_values)} FROM kept" if cap_values else "SELECT 1 AS one"
     sql = f"""
