@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from clickstats.experiments import Experiment
 from clickstats.stats import decision, health, outliers, sequential
 from clickstats.stats.analysis import analyze
+from clickstats.stats.capping import parse_cap
 from clickstats.stats.summary import METRICS
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "STATISTICS.md").read_text()
@@ -47,3 +49,28 @@ def test_documented_defaults_are_the_code_defaults() -> None:
 def test_the_calibration_table_is_there() -> None:
     assert "| check | result | required |" in DOC
     assert "test_calibration.py" in DOC
+
+
+def _revenue_rows(check: str) -> list[float]:
+    section = DOC[DOC.index("## Revenue: capping and CUPED") : DOC.index("## Decision")]
+    rows = [row.split("|") for row in section.splitlines() if row.startswith(f"| {check}")]
+    return [float(cells[4]) for cells in rows]
+
+
+def test_the_revenue_calibration_is_there_and_met() -> None:
+    # The issue's bands, for capping off / p99 and CUPED off / on: four rows each.
+    assert "scripts/calibrate_revenue.py" in DOC
+    rates = _revenue_rows("A/A false-positive rate, revenue per user")
+    coverage = _revenue_rows("95% CI coverage of the true difference")
+    assert len(rates) == len(coverage) == 4
+    assert all(0.032 <= r <= 0.068 for r in rates)
+    assert all(0.932 <= c <= 0.968 for c in coverage)
+
+
+def test_the_revenue_settings_are_documented_with_their_defaults() -> None:
+    experiment = Experiment(name="doc", variants={"a": 1, "b": 1})
+    assert f"| `cuped_days` (per experiment) | {experiment.cuped_days} |" in DOC
+    assert f"| `cuped` (per experiment) | {str(experiment.cuped).lower()} |" in DOC
+    assert experiment.currency is None and "| `currency` (per experiment) | null |" in DOC
+    assert experiment.column_caps() == {"revenue": parse_cap("p99")}
+    assert '| `caps` (per experiment) | `{}`: the registry\'s (revenue `"p99"`) |' in DOC
