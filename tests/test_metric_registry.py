@@ -143,7 +143,11 @@ def test_the_registry_served_is_the_registry(client: TestClient) -> None:
             "name": spec.name, "label": spec.label, "definition": spec.definition,
             "x": spec.x, "y": spec.y, "unit": spec.unit, "percent": spec.percent,
             "higher_is_better": spec.higher_is_better, "dashboard": spec.dashboard,
+            "currency": spec.currency,
         }  # fmt: skip
+    assert {m["name"] for m in served if m["currency"]} == {
+        "revenue_per_search", "revenue_per_user", "average_order_value",
+    }  # fmt: skip
 
 
 def test_todays_figures_have_no_extra_metric(client: TestClient) -> None:

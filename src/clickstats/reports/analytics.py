@@ -133,6 +133,10 @@ class MetricInfo(Report):
     dashboard: bool = Field(
         description="shown in the dashboard's figures (a field of /analytics/overview's figures)"
     )
+    currency: bool = Field(
+        False,
+        description="an amount in the report's currency (revenue): never added across currencies",
+    )
 
 
 class MetricsReport(Report):
@@ -153,6 +157,7 @@ def metric_registry() -> MetricsReport:
                 percent=m.percent,
                 higher_is_better=m.higher_is_better,
                 dashboard=m.dashboard,
+                currency=m.currency,
             )
             for m in metrics.METRICS.values()
         ]
