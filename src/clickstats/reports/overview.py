@@ -1,5 +1,5 @@
-"""The dashboard's overview of a period: totals, per variant, per day, clicks by rank and a
-latency histogram, computed from the store's aggregates.
+"""The dashboard's overview of a period: totals, per variant, per day, clicks by rank, a
+latency histogram and the period's conversions and revenue, from the store's aggregates.
 
 The dashboard's period is whole days in the viewer's time zone: "7 days" is today and the six
 days before it, from local midnight, so that every point of a daily series is a whole day.
@@ -8,12 +8,17 @@ The metric fields of the figures come from the registry (`clickstats.metrics.MET
 the models declare are computed by `metrics.ratio` over the summed columns, and a dashboard
 metric the models do not declare (one added to the registry later) is added to every figure as
 an extra field, so that it reaches /analytics/overview (and /analytics/queries) without an edit.
+
+Revenue is an amount in one currency: the figures' `revenue` and `revenue_per_search` are in the
+overview's currency (the one asked for, else the one of most purchases in the period), and the
+conversions section gives every currency its own figures; amounts in different currencies are
+never added.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +28,7 @@ from pydantic import ConfigDict, Field
 from clickstats import metrics
 from clickstats.events import utcnow
 from clickstats.reports.base import Report, cached
+from clickstats.reports.conversions import Conversions, by_day, conversions, default_currency
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
     EventStore,
@@ -43,6 +49,13 @@ def definition(metric: str) -> str:
 
 SEARCH_CTR = definition("search_ctr")
 CLICKS_PER_SEARCH = definition("clicks_per_search") + " (an average, not a percentage)"
+CONVERSION_RATE = definition("conversion_rate")
+REVENUE_PER_SEARCH = definition("revenue_per_search") + " (in the answer's `currency`)"
+CONVERTED_SEARCHES = metrics.COLUMNS["converted_searches"].description
+REVENUE = (
+    "revenue of the purchases attributed to these searches, in the answer's `currency` (0 "
+    "without one)"
+)
 
 
 class Figures(Report):
@@ -63,6 +76,10 @@ class Figures(Report):
     abandonment_rate: float | None = Field(description="searches with results and no click")
     avg_response_ms: float | None
     p95_response_ms: float | None
+    conversion_rate: float | None = Field(description=CONVERSION_RATE)
+    revenue_per_search: float | None = Field(description=REVENUE_PER_SEARCH)
+    converted_searches: int = Field(description=CONVERTED_SEARCHES)
+    revenue: float = Field(description=REVENUE)
 
 
 class DayFigures(Report):
@@ -77,6 +94,8 @@ class DayFigures(Report):
     zero_results: int
     search_ctr: float | None = Field(description=SEARCH_CTR)
     zero_result_rate: float | None
+    conversion_rate: float | None = Field(description=CONVERSION_RATE)
+    revenue_per_search: float | None = Field(description=REVENUE_PER_SEARCH)
 
 
 def added_metrics() -> list[metrics.Metric]:
@@ -108,6 +127,8 @@ def figures(t: SearchTotals, latency: LatencyStats) -> Figures:
         zero_results=int(t["zero_results"]),
         avg_response_ms=latency.mean,
         p95_response_ms=latency.p95,
+        converted_searches=int(t["converted_searches"]),
+        revenue=float(t["revenue"]),
         **metric_fields(t, Figures),
     )
 
@@ -148,22 +169,43 @@ class Overview(Report):
         description="every click of the period by rank, as /analytics/rank-metrics counts them"
     )
     latency_histogram: list[LatencyBucket]
+    currency: str | None = Field(
+        description="ISO 4217 code of the figures' revenue and revenue per search: the one "
+        "asked for, else the currency of most purchases in the period (ties: the first "
+        "alphabetically); null when no purchase of the period has one (no revenue is counted)"
+    )
+    conversions: Conversions = Field(
+        description="the period's conversions and revenue, per currency, per variant and "
+        "currency, and revenue per day"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Period:
     """The query of the overview and the queries tables: the last `days` whole days in the
-    IANA time zone `tz`, optionally one variant's or one user's events."""
+    IANA time zone `tz`, optionally one variant's or one user's events; revenue in `currency`
+    (None: the currency of most purchases in the period, `currency_of`)."""
 
     days: int
     tz: str = "UTC"
     variant: str | None = None
     user_id: str | None = None
+    currency: str | None = None
 
     def filters(self, now: datetime | None = None) -> Filters:
+        """The period's filters, with the currency asked for (None when none was)."""
         first = local_days(self.days, check_tz(self.tz), now)[0]
         since = datetime.combine(first, time(), tzinfo=ZoneInfo(self.tz))
-        return Filters(since=since, user_id=self.user_id, variant=self.variant)
+        return Filters(
+            since=since, user_id=self.user_id, variant=self.variant, currency=self.currency
+        )
+
+
+def currency_of(store: EventStore, query: Period, f: Filters) -> Filters:
+    """`f` in the currency asked for, else in the currency of most purchases in the period."""
+    if f.currency is not None:
+        return f
+    return replace(f, currency=default_currency(by_day(store, f, query.tz)))
 
 
 def local_days(days: int, tz: str, now: datetime | None = None) -> list[date]:
@@ -203,7 +245,7 @@ def _aggregates(store: EventStore, f: Filters, tz: str) -> _Aggregates:
 
 
 def overview(store: EventStore, query: Period) -> Overview:
-    f = query.filters()
+    f = currency_of(store, query, query.filters())
     calendar = local_days(query.days, query.tz)
     # The columns are part of the key: a metric added to the registry is a new aggregate.
     key: tuple[Any, ...] = ("overview", f, query.tz, tuple(metrics.columns()))
@@ -217,6 +259,7 @@ def overview(store: EventStore, query: Period) -> Overview:
         for name in by_variant
     }
     uppers: list[float | None] = [*LATENCY_EDGES_MS[1:], None]
+    searches = {**a.totals, **a.per_variant}
     return Overview(
         days=query.days,
         tz=query.tz,
@@ -232,4 +275,6 @@ def overview(store: EventStore, query: Period) -> Overview:
             LatencyBucket(from_ms=edge, to_ms=upper, count=a.histogram.get(edge, 0))
             for edge, upper in zip(LATENCY_EDGES_MS, uppers, strict=True)
         ],
+        currency=f.currency,
+        conversions=conversions(store, f, query.tz, calendar, searches),
     )

@@ -1,5 +1,7 @@
-"""The dashboard's query and product tables: top, zero-result and no-click queries with their
-figures (metric fields from the registry, as in the overview), and the most clicked products."""
+"""The dashboard's query and product tables: top, zero-result and no-click queries, the queries
+that earn the most revenue and those with the most clicks that led to no conversion, with their
+figures (metric fields from the registry, as in the overview), and the most clicked products.
+Revenue is in one currency, chosen as the overview's."""
 
 from __future__ import annotations
 
@@ -10,7 +12,16 @@ from pydantic import ConfigDict, Field
 
 from clickstats import metrics
 from clickstats.reports.base import Report, cached
-from clickstats.reports.overview import SEARCH_CTR, Period, metric_fields
+from clickstats.reports.overview import (
+    CONVERSION_RATE,
+    CONVERTED_SEARCHES,
+    REVENUE,
+    REVENUE_PER_SEARCH,
+    SEARCH_CTR,
+    Period,
+    currency_of,
+    metric_fields,
+)
 from clickstats.store.base import EventStore, Grouping, SearchTotals, TotalsOrder
 
 MAX_LIMIT = 100
@@ -32,6 +43,11 @@ class QueryFigures(Report):
     zero_results: int
     zero_result_rate: float | None
     no_click_searches: int = Field(description="searches with results and no click")
+    conversion_rate: float | None = Field(description=CONVERSION_RATE)
+    revenue_per_search: float | None = Field(description=REVENUE_PER_SEARCH)
+    converted_searches: int = Field(description=CONVERTED_SEARCHES)
+    revenue: float = Field(description=REVENUE)
+    unconverted_clicks: int = Field(description=metrics.COLUMNS["unconverted_clicks"].description)
 
 
 class ProductFigures(Report):
@@ -50,6 +66,18 @@ class QueriesReport(Report):
     zero_result_queries: list[QueryFigures]
     no_click_queries: list[QueryFigures]
     top_products: list[ProductFigures]
+    currency: str | None = Field(
+        description="ISO 4217 code of every revenue figure, chosen as the overview's: the one "
+        "asked for, else the currency of most purchases in the period; null: no revenue"
+    )
+    revenue_queries: list[QueryFigures] = Field(
+        description="the queries whose searches earned the most revenue (purchases attributed "
+        "to them, in `currency`), most first; those without revenue left out"
+    )
+    unconverted_queries: list[QueryFigures] = Field(
+        description="the queries with the most clicks on searches that led to no conversion "
+        "(`unconverted_clicks`), most first"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +101,20 @@ def query_figures(query: str, t: SearchTotals) -> QueryFigures:
         clicks=int(t["clicks"]),
         zero_results=int(t["zero_results"]),
         no_click_searches=int(t["abandoned"]),
+        converted_searches=int(t["converted_searches"]),
+        revenue=float(t["revenue"]),
+        unconverted_clicks=int(t["unconverted_clicks"]),
         **metric_fields(t, QueryFigures),
     )
 
 
-ORDERS: tuple[TotalsOrder, ...] = ("searches", "zero_results", "abandoned")
+ORDERS: tuple[TotalsOrder, ...] = (
+    "searches", "zero_results", "abandoned", "revenue", "unconverted_clicks",
+)  # fmt: skip
 
 
 def queries(store: EventStore, q: QueriesQuery) -> QueriesReport:
-    f = q.period.filters()
+    f = currency_of(store, q.period, q.period.filters())
     groupings = [Grouping(by=("query",), order=order, top=q.limit) for order in ORDERS]
     key: tuple[Any, ...] = ("queries", f, q.limit, tuple(metrics.columns()))
     groups, products = cached(
@@ -89,7 +122,9 @@ def queries(store: EventStore, q: QueriesQuery) -> QueriesReport:
         key,
         lambda: (store.search_totals_many(f, groupings), store.top_products(f, q.limit)),
     )
-    top, zero, no_click = ([query_figures(name, t) for (name,), t in g.items()] for g in groups)
+    top, zero, no_click, revenue, unconverted = (
+        [query_figures(name, t) for (name,), t in g.items()] for g in groups
+    )
     return QueriesReport(
         days=q.period.days,
         variant=q.period.variant,
@@ -107,4 +142,7 @@ def queries(store: EventStore, q: QueriesQuery) -> QueriesReport:
             )
             for p in products
         ],
+        currency=f.currency,
+        revenue_queries=revenue,
+        unconverted_queries=unconverted,
     )
