@@ -230,6 +230,8 @@ def test_power_and_the_decision_read_the_adjusted_variance() -> None:
     comparison = result.variants[1].metrics["revenue_per_user"].comparison
     assert comparison is not None and comparison.cuped is not None and comparison.cuped.applied
     assert comparison.absolute_ci == adjusted.absolute_ci
+    # The sentence quotes the unadjusted values and CUPED's change: it says which is which.
+    assert " after CUPED, 95% CI " in result.decision.summary
 
 
 # -- seeded simulations ---------------------------------------------------------------------------

@@ -137,7 +137,9 @@ def _ci(spec: MetricSpec, c: Comparison) -> str:
 
 
 def _change(spec: MetricSpec, c: Comparison) -> str:
-    return f"{_point(spec, c)}, {_ci(spec, c)}"
+    # CUPED's change is not the ratio of the unadjusted estimates the sentence may quote
+    adjusted = " after CUPED" if c.cuped is not None and c.cuped.applied else ""
+    return f"{_point(spec, c)}{adjusted}, {_ci(spec, c)}"
 
 
 def no_data(missing: Sequence[str]) -> str:
