@@ -3,8 +3,9 @@
 A heavy-tailed metric (revenue) is moved more by one large order than by a thousand searches.
 Capping replaces each user's value above a cap by the cap before the sums are taken, trading a
 little bias (the metric becomes the mean of min(x, cap)) for a much smaller variance. The cap is
-an absolute number or a percentile of the per-user values of every user of the analysis, all
-variants pooled, so that it is blind to the arms (GrowthBook's percentile capping).
+an absolute number or a percentile of the non-zero per-user values of every user of the
+analysis, all variants pooled, so that it is blind to the arms (GrowthBook's percentile capping
+with "ignore zeros").
 
 The store applies caps inside its aggregate (`store.base.Cap`, `SumOptions.caps`); this module
 says how an experiment writes one ("p99", 250) and is the reference the store's answer is
@@ -74,13 +75,16 @@ class Capped(NamedTuple):
 
 def cap_value(values: ArrayLike, cap: Cap) -> float:
     """The cap `cap` means over `values`, the per-user values of every user of the analysis:
-    its absolute number, or their percentile (linear interpolation; nan without values)."""
+    its absolute number, or the percentile of the non-zero values (linear interpolation; nan
+    without any). Zeros are left out, as GrowthBook's "ignore zeros" does: most users buy
+    nothing, and over every user the p99 of revenue is 0 whenever fewer than 1% buy."""
     if cap.absolute is not None:
         return float(cap.absolute)
     import numpy as np
 
     assert cap.percentile is not None, "a Cap is absolute or a percentile"
     array = np.asarray(values, dtype=np.float64)
+    array = array[array != 0]
     return float(np.quantile(array, cap.percentile)) if array.size else math.nan
 
 

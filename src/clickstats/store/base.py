@@ -122,8 +122,10 @@ SearchesHistogram = dict[int, int]
 @dataclass(frozen=True, slots=True)
 class Cap:
     """How a column's per-user values are capped (winsorized) before they are summed: at
-    `absolute`, or at the `percentile` (in (0, 1)) of the per-user values of every user of the
-    analysis, all variants pooled (linear interpolation, as quantile_cont)."""
+    `absolute`, or at the `percentile` (in (0, 1)) of the non-zero per-user values of every user
+    of the analysis, all variants pooled (linear interpolation, as quantile_cont). Zeros are left
+    out (GrowthBook's "ignore zeros"): most users buy nothing, and over every user the p99 of
+    revenue would be 0 whenever fewer than 1% buy, capping all revenue away."""
 
     absolute: float | None = None
     percentile: float | None = None

@@ -235,7 +235,8 @@ def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQ
     for n, name in enumerate(capped):
         cap = caps[name]
         value = (
-            f"quantile_cont({quoted(name)}, {float(cap.percentile)!r})"
+            f"quantile_cont({quoted(name)}, {float(cap.percentile)!r}) "
+            f"FILTER (WHERE {quoted(name)} > 0)"
             if cap.percentile is not None
             else f"any_value({float(cap.absolute or 0)!r}::DOUBLE)"
         )

@@ -423,11 +423,12 @@ class MongoStore(GroupWritten, EventStore):
         }
 
     def _cap(self, users: str, column: str, cap: Cap) -> float | None:
-        """A cap's value: absolute, or the percentile of the column over every user in the
-        collection `users` (linear interpolation, as quantile_cont)."""
+        """A cap's value: absolute, or the percentile of the column's non-zero values over
+        the users in the collection `users` (linear interpolation, as quantile_cont)."""
         if cap.percentile is None:
             return cap.absolute
-        counted = self._aggregate(users, [{"$group": {"_id": None, "n": {"$sum": 1}}}])
+        nonzero = {"$match": {column: {"$gt": 0}}}  # zeros left out (store.base.Cap)
+        counted = self._aggregate(users, [nonzero, {"$group": {"_id": None, "n": {"$sum": 1}}}])
         count = counted[0]["n"] if counted else 0
         if not count:
             return None
@@ -436,6 +437,7 @@ class MongoStore(GroupWritten, EventStore):
         rows = self._aggregate(
             users,
             [
+                nonzero,
                 {"$project": {"_id": 0, "v": f"${column}"}},
                 {"$sort": {"v": 1}},
                 *([{"$skip": lo}] if lo else []),
