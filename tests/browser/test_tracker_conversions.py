@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import Request, Route
 
 from clickstats.events import ConversionEvent, parse_events
@@ -111,6 +112,29 @@ def test_a_shop_sends_an_add_to_cart_and_a_purchase_after_a_click_each_stored_on
     assert len(rejected) == 1 and bad_id in rejected[0], messages
     assert [e for e in tab.errors if "ERR_CONNECTION_RESET" not in e] == []  # but the lost one
     assert not [m for m in messages if "CORS" in m or "Access-Control" in m], messages
+
+    # The purchase is the shop's revenue in the overview (the add to cart is no revenue).
+    overview = read(keyed, "/analytics/overview", days=1, currency="EUR")
+    eur = overview["conversions"]["by_currency"]["EUR"]
+    assert eur["revenue"] == value(prices, [2, 1], [0.0, 1.5])
+    assert (eur["purchases"], eur["add_to_carts"], eur["unattributed"]) == (1, 1, 0)
+    assert overview["totals"]["conversion_rate"] == 1.0  # the one search converted
+    # and the revenue per user of the experiment arm that served the search, once each arm has
+    # a user (one more searcher in each, who buys nothing)
+    seeds = [
+        {"type": "impression", "user_id": f"seed-{v}", "query": "boots", "variant": v}
+        for v in ("search_v1", "search_v2")
+    ]
+    sent = httpx.post(
+        f"{server.url}/analytics/events", json={"events": seeds},
+        headers={"X-Clickstats-Key": keyed.keys.ingest}, timeout=10,
+    )  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    results = read(keyed, f"/experiments/{search['experiment']}/results", days=1)
+    arms = {v["name"]: v for v in results["variants"]}
+    assert results["currency"] == "EUR"
+    revenue_per_user = arms[search["variant"]]["metrics"]["revenue_per_user"]["estimate"]
+    assert revenue_per_user == value(prices, [2, 1], [0.0, 1.5]) / 2
 
     stored = {row["event_id"]: row for row in stored_conversions(server)}
     assert sorted(stored) == sorted([cart_id, purchase_id])
