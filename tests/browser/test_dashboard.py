@@ -29,6 +29,10 @@ DAYS = 30  # the simulated traffic is spread over this many days
 DUEL = {"name": "duel", "type": "interleaving", "variants": {"search_v1": 1, "search_v2": 1}}
 #: Same variants as search_ranking, configured 9:1 while the traffic is split 1:1.
 SKEWED = {"name": "skewed", "variants": {"search_v1": 9, "search_v2": 1}}
+OVERVIEW_CHARTS = {
+    "chart-daily-searches", "chart-daily-ctr", "chart-ranks", "chart-latency",
+    "chart-daily-conversion", "chart-revenue",
+}  # fmt: skip
 #: Per canvas of the page: is it a chart, how many non-zero values it has, how many pixels it inked.
 CHARTS = """() => Array.from(document.querySelectorAll("#view canvas")).map((canvas) => {
   const chart = Chart.getChart(canvas);
@@ -182,9 +186,11 @@ def test_overview_draws_every_chart_and_the_period_and_variant_change_the_number
     week = get(server, "/analytics/overview", days=7, tz=tz)
     assert kpi(tab, "searches") == f"{week['totals']['searches']:,}"
     assert kpi(tab, "search_ctr") == f"{100 * week['totals']['search_ctr']:.1f}%"
-    assert_charts_drawn(
-        tab, {"chart-daily-searches", "chart-daily-ctr", "chart-ranks", "chart-latency"}
-    )
+    # The simulator's users buy (in EUR): conversions and revenue are on the page too.
+    assert week["currency"] == "EUR" and week["totals"]["converted_searches"] > 0
+    assert kpi(tab, "conversion_rate") == f"{100 * week['totals']['conversion_rate']:.1f}%"
+    assert kpi(tab, "revenue_per_search") == f"{week['totals']['revenue_per_search']:,.2f}\u00a0EUR"
+    assert_charts_drawn(tab, OVERVIEW_CHARTS)
     assert page.is_hidden(".onboarding")
     rows = page.locator("#variants-table tbody tr td:first-child").all_text_contents()
     assert rows == sorted(week["by_variant"]) and "search_v2" in rows
@@ -206,9 +212,7 @@ def test_overview_draws_every_chart_and_the_period_and_variant_change_the_number
     assert "variant=search_v2" in page.url
     only_v2 = quarter["by_variant"]["search_v2"]["searches"]
     assert kpi(tab, "searches") == f"{only_v2:,}"
-    assert_charts_drawn(
-        tab, {"chart-daily-searches", "chart-daily-ctr", "chart-ranks", "chart-latency"}
-    )
+    assert_charts_drawn(tab, OVERVIEW_CHARTS)
     page.go_back()  # the choices are in the URL: back is the 90 days of every variant again
     wait_ready(tab)
     assert page.url.endswith("/?days=90") and page.input_value("#variant") == ""

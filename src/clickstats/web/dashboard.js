@@ -20,13 +20,13 @@
       return METRICS;
     });
   }
-  // The dashboard metrics that `table` has no column for (those added to the registry after the
-  // page was written) and that the answer's figures (`figures`, one row) carry: each gets a
-  // column (and, on the overview, a card) of its own.
+  // The dashboard metrics that the page shows nowhere (those added to the registry after the
+  // page was written: no card, column or table of their own) and that the answer's figures
+  // (`figures`, one row) carry: each gets a column of `table` (and, on the overview, a card).
   function addedMetrics(table, figures) {
     return Object.keys(METRICS || {}).filter(function (name) {
       return METRICS[name].dashboard && figures && name in figures &&
-        !table.querySelector('thead th[data-metric="' + name + '"]');
+        !view.querySelector('[data-metric="' + name + '"]');
     });
   }
   function addColumns(table, names) {
@@ -81,6 +81,15 @@
     if (x >= 1000) return (x / 1000).toFixed(2) + " s";
     return x.toFixed(x < 10 ? 2 : x < 100 ? 1 : 0) + " ms";
   }
+  // An amount in one currency, "1,234.50\u00a0EUR" (amounts in two currencies are never added).
+  var cents = new Intl.NumberFormat("en", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  function money(x, currency) { return x == null || !currency ? "–" : cents.format(x) + "\u00a0" + currency; }
+  function signedMoney(x, currency) {
+    if (x == null || !currency) return "–";
+    return (x > 0 ? "+" : x < 0 ? "-" : "") + money(Math.abs(x), currency);
+  }
+  // The conversions sent without a currency (add to carts, usually) have no amount.
+  function currencyName(code) { return code || "no currency"; }
   function pNumber(p) { return p == null ? "–" : p < 0.0001 ? "< 0.0001" : p.toFixed(4); }
   function pValue(p) { return p == null ? "p –" : (p < 0.0001 ? "p " : "p = ") + pNumber(p); }
   function latencyEdge(x) { return x >= 1000 ? x / 1000 + " s" : x + " ms"; }
@@ -90,15 +99,22 @@
     return b.from_ms / unit + "–" + latencyEdge(b.to_ms);
   }
   function isMs(name) { return /_ms$/.test(name); }
-  function metricValue(name, x) {
+  // An amount in the analysis currency (revenue): the registry's `currency` flag.
+  function isMoney(name) { return spec(name).currency === true; }
+  // A metric's value in its unit; `currency`: that of an amount (revenue per search...).
+  function metricValue(name, x, currency) {
+    if (isMoney(name) && currency) return money(x, currency);
     return spec(name).percent ? percent(x) : isMs(name) ? ms(x) : decimal(x, 3);
   }
   // The absolute difference of a metric and its interval, in one unit: percentage points for a
-  // rate, milliseconds for a time (with as many decimals as the widest end needs).
-  function difference(name, c) {
+  // rate, milliseconds for a time (with as many decimals as the widest end needs), the currency
+  // for an amount.
+  function difference(name, c, currency) {
     var values = [c.absolute].concat(c.absolute_ci || []);
     var widest = Math.max.apply(null, values.map(function (x) { return Math.abs(x || 0); }));
-    var format = spec(name).percent ? points : function (x) {
+    var format = spec(name).percent ? points : isMoney(name) && currency ? function (x) {
+      return signedMoney(x, currency);
+    } : function (x) {
       if (x == null) return "–";
       var sign = x > 0 ? "+" : x < 0 ? "-" : "";
       if (!isMs(name)) return sign + decimal(Math.abs(x), 3);
@@ -131,6 +147,7 @@
     return PERIODS.indexOf(n) >= 0 ? n : DEFAULT_DAYS;
   }
   function variant() { return params().get("variant") || ""; }
+  function currency() { return params().get("currency") || ""; }
   function setParam(name, value) {
     var p = params();
     if (value === "" || value == null) p.delete(name); else p.set(name, String(value));
@@ -141,6 +158,7 @@
   function withPeriod(path) {
     var p = new URLSearchParams();
     if (params().get("days")) p.set("days", String(days()));
+    if (currency() && !/\/users\//.test(path)) p.set("currency", currency());
     var query = p.toString();
     return path + (query ? "?" + query : "");
   }
@@ -367,20 +385,29 @@
   function percentTick(value) { return percent(value, 0); }
 
   // -- overview --------------------------------------------------------------------------------
+  // The answer of every variant first: its currency (the one asked for, else that of most
+  // purchases) is the page's, so that a variant's figures are in the currency of the table of
+  // every variant.
+  function overviews() {
+    return api("/analytics/overview", {days: days(), tz: tz, currency: currency()}).then(function (all) {
+      if (!variant()) return [all, all];
+      return api("/analytics/overview", {days: days(), variant: variant(), tz: tz, currency: all.currency})
+        .then(function (data) { return [data, all]; });
+    });
+  }
   function overview(ticket) {
     mount("overview-page");
-    var query = {days: days(), variant: variant(), tz: tz};
-    var requests = [api("/analytics/overview", query)];
-    if (variant()) requests.push(api("/analytics/overview", {days: days(), tz: tz}));
-    return Promise.all(requests).then(function (answers) {
+    return overviews().then(function (answers) {
       if (ticket !== renderCount) return;
-      var data = answers[0], all = answers[1] || answers[0];
+      var data = answers[0], all = answers[1];
       setVariantOptions(Object.keys(all.by_variant));
+      setCurrencyOptions(all.conversions.currencies, all.currency);
       var empty = all.totals.searches === 0 && Object.keys(all.by_variant).length === 0;
       view.querySelector(".onboarding").hidden = !empty;
       view.querySelector(".filled").hidden = empty;
       if (empty) return onboarding();
-      var t = data.totals;
+      var t = data.totals, cur = data.currency;
+      nameCurrency(cur);
       var table = $("variants-table");
       var added = addedMetrics(table, t);
       addColumns(table, added);
@@ -388,7 +415,8 @@
       var values = {
         searches: count(t.searches), users: count(t.users), search_ctr: percent(t.search_ctr),
         avg_click_position: decimal(t.avg_click_position), zero_result_rate: percent(t.zero_result_rate),
-        p95_response_ms: ms(t.p95_response_ms),
+        p95_response_ms: ms(t.p95_response_ms), conversion_rate: percent(t.conversion_rate),
+        revenue_per_search: money(t.revenue_per_search, cur),
       };
       added.forEach(function (name) {
         var div = document.createElement("div"), dt = document.createElement("dt"), dd = document.createElement("dd");
@@ -398,7 +426,7 @@
         div.appendChild(dt);
         div.appendChild(dd);
         kpis.appendChild(div);
-        values[name] = metricValue(name, t[name]);
+        values[name] = metricValue(name, t[name], cur);
       });
       defineMetrics(kpis);
       setKpis(view, values);
@@ -410,6 +438,10 @@
       lineChart("chart-daily-ctr", labels, names.map(function (name) {
         return {name: name, data: data.daily.by_variant[name].map(function (d) { return d.search_ctr; })};
       }), percentTick);
+      lineChart("chart-daily-conversion", labels, names.map(function (name) {
+        return {name: name, data: data.daily.by_variant[name].map(function (d) { return d.conversion_rate; })};
+      }), percentTick);
+      revenueChart(data, labels);
       var ranks = rankKeys(data.clicks_by_rank);
       barChart("chart-ranks", ranks, ranks.map(function (r) { return data.clicks_by_rank[r] || 0; }), "clicks",
         {scales: {x: {title: {display: true, text: "rank"}}, y: {beginAtZero: true}}});
@@ -426,8 +458,76 @@
         function (v) { return decimal(v.avg_click_position); },
         function (v) { return percent(v.zero_result_rate); }, function (v) { return percent(v.abandonment_rate); },
         function (v) { return ms(v.avg_response_ms); }, function (v) { return ms(v.p95_response_ms); },
-      ].concat(added.map(function (name) { return function (v) { return metricValue(name, v[name]); }; })));
+        function (v) { return percent(v.conversion_rate); },
+        function (v) { return money(v.revenue_per_search, cur); },
+      ].concat(added.map(function (name) { return function (v) { return metricValue(name, v[name], cur); }; })));
+      conversionTables(data.conversions, all.conversions, cur);
     });
+  }
+  // The page's currency in the sentences and headings that name it.
+  function nameCurrency(cur) {
+    view.querySelectorAll(".currency-name").forEach(function (el) {
+      el.textContent = cur ? cur : "one currency (no purchase in this period has one)";
+    });
+    view.querySelectorAll(".currency-suffix").forEach(function (el) { el.textContent = cur ? " (" + cur + ")" : ""; });
+  }
+  // Revenue per day in the page's currency, a bar per day stacked by the variant of the search
+  // each purchase is attributed to (and those attributed to none): a bar's height is the day's
+  // revenue.
+  function revenueChart(data, labels) {
+    var cur = data.currency, series = cur && data.conversions.revenue_by_day[cur];
+    var section = data.conversions.by_currency[cur] || {};
+    if (!series) {
+      $("chart-revenue").parentNode.replaceWith(paragraph(cur
+        ? "No purchase in " + cur + " in this period."
+        : "No purchase in this period: revenue appears once purchases are sent (trackPurchase).", "muted"));
+      $("revenue-note").hidden = true;
+      return;
+    }
+    var sets = Object.keys(series.by_variant).sort().map(function (name) {
+      return {label: name, data: series.by_variant[name], backgroundColor: color(name)};
+    });
+    var unattributed = series.unattributed.reduce(function (a, b) { return a + b; }, 0);
+    if (unattributed) sets.push({label: "no search", data: series.unattributed, backgroundColor: NEUTRAL});
+    chart("chart-revenue", {
+      type: "bar",
+      data: {labels: labels, datasets: sets},
+      options: {
+        interaction: {mode: "index", intersect: false},
+        scales: {x: {stacked: true}, y: {stacked: true, beginAtZero: true,
+          ticks: {callback: function (v) { return integer.format(v); }}}},
+        plugins: {tooltip: {callbacks: {label: function (ctx) {
+          return ctx.dataset.label + ": " + money(ctx.parsed.y, cur);
+        }}}},
+      },
+    });
+    $("revenue-note").textContent = "By the day of the purchase: " + money(section.revenue, cur) + " in " +
+      plural(section.purchases, "purchase") + " in this period" + (unattributed
+        ? ", of which " + money(unattributed, cur) + " attributed to no search (grey)." : ".");
+  }
+  // Per currency, then per variant and currency: never an amount added across currencies.
+  function conversionTables(c, all, cur) {
+    var code = function (f) { return currencyName(f.currency); };
+    var amount = function (key) { return function (f) { return money(f[key], f.currency); }; };
+    var rows = Object.keys(c.by_currency).map(function (k) { return c.by_currency[k]; });
+    fillTable("currencies-table", rows, [code, function (f) { return count(f.conversions); },
+      function (f) { return count(f.add_to_carts); }, function (f) { return count(f.purchases); },
+      amount("revenue"), amount("average_order_value"), function (f) { return count(f.units); },
+      function (f) { return count(f.attributed) + "\u00a0of\u00a0" + count(f.conversions); },
+      amount("search_revenue"), amount("revenue_per_search")], "No conversion in this period.");
+    document.querySelectorAll("#currencies-table tbody tr").forEach(function (tr, i) {
+      if (rows[i] && rows[i].currency && rows[i].currency === cur) tr.classList.add("chosen");
+    });
+    var pairs = [];
+    Object.keys(all.by_variant).sort().forEach(function (name) {
+      Object.keys(all.by_variant[name]).forEach(function (k) {
+        pairs.push(Object.assign({variant: name}, all.by_variant[name][k]));
+      });
+    });
+    fillTable("variant-currencies-table", pairs, [function (f) { return f.variant; }, code,
+      function (f) { return count(f.conversions); }, function (f) { return count(f.add_to_carts); },
+      function (f) { return count(f.purchases); }, amount("revenue"), amount("average_order_value"),
+      amount("search_revenue"), amount("revenue_per_search")], "No conversion attributed to a search in this period.");
   }
   // From 0 ms to one bucket past the slowest search (at least the first five buckets, for scale):
   // the empty buckets beyond say nothing.
@@ -455,6 +555,16 @@
       origin + "/analytics/log-impression";
     $("simulate").textContent = "clickstats simulate --server " + origin + (keyed ? " --key cs_ingest_…" : "");
   }
+  // The currencies of the period's purchases, the page's chosen; hidden without any.
+  function setCurrencyOptions(codes, chosen) {
+    var select = $("currency");
+    var all = codes.slice();
+    if (chosen && all.indexOf(chosen) < 0) all.push(chosen);
+    select.textContent = "";
+    all.forEach(function (code) { select.appendChild(new Option(code, code)); });
+    select.value = chosen || "";
+    document.querySelector(".currency-filter").hidden = !all.length;
+  }
   function setVariantOptions(names) {
     var select = $("variant");
     var chosen = variant();
@@ -470,12 +580,16 @@
   // -- queries ---------------------------------------------------------------------------------
   function queries(ticket) {
     mount("queries-page");
-    var requests = [api("/analytics/queries", {days: days(), variant: variant(), limit: 20, tz: tz}),
-      api("/analytics/overview", {days: days(), tz: tz})];
-    return Promise.all(requests).then(function (answers) {
+    // The overview of every variant first: the variants, and the currency of the overview.
+    return api("/analytics/overview", {days: days(), tz: tz, currency: currency()}).then(function (all) {
+      return api("/analytics/queries", {days: days(), variant: variant(), limit: 20, tz: tz, currency: all.currency})
+        .then(function (data) { return [data, all]; });
+    }).then(function (answers) {
       if (ticket !== renderCount) return;
-      var data = answers[0];
+      var data = answers[0], cur = data.currency;
       setVariantOptions(Object.keys(answers[1].by_variant));
+      setCurrencyOptions(answers[1].conversions.currencies, cur);
+      nameCurrency(cur);
       var q = function (item) { return item.query; };
       var added = addedMetrics($("top-queries"), data.top_queries[0]);
       addColumns($("top-queries"), added);
@@ -483,13 +597,22 @@
         function (i) { return count(i.searches); }, function (i) { return count(i.users); },
         function (i) { return percent(i.search_ctr); }, function (i) { return decimal(i.avg_click_position); },
         function (i) { return percent(i.zero_result_rate); }
-      ].concat(added.map(function (name) { return function (i) { return metricValue(name, i[name]); }; })));
+      ].concat(added.map(function (name) { return function (i) { return metricValue(name, i[name], cur); }; })));
       fillTable("zero-result-queries", data.zero_result_queries, [q,
         function (i) { return count(i.searches); }, function (i) { return count(i.zero_results); },
         function (i) { return percent(i.zero_result_rate); }], "Every query found something.");
       fillTable("no-click-queries", data.no_click_queries, [q,
         function (i) { return count(i.searches); }, function (i) { return count(i.no_click_searches); },
         function (i) { return percent(i.search_ctr); }], "Every query got a click.");
+      fillTable("revenue-queries", data.revenue_queries, [q,
+        function (i) { return count(i.searches); },
+        function (i) { return percent(i.conversion_rate); }, function (i) { return money(i.revenue, cur); },
+        function (i) { return money(i.revenue_per_search, cur); }],
+        cur ? "No query earned revenue in " + cur + " in this period." : "No purchase in this period.");
+      fillTable("unconverted-queries", data.unconverted_queries, [q,
+        function (i) { return count(i.clicks); }, function (i) { return count(i.unconverted_clicks); },
+        function (i) { return count(i.converted_searches); }, function (i) { return percent(i.conversion_rate); }],
+        "Every click of this period was on a search that converted.");
       fillTable("top-products", data.top_products, [function (p) { return p.product_id; },
         function (p) { return count(p.clicks); }, function (p) { return count(p.users); },
         function (p) { return decimal(p.avg_click_position); }], "No clicks in this period.");
@@ -616,9 +739,10 @@
     var from = control && control.metrics[primary] ? control.metrics[primary].estimate : null;
     var to = treatment.metrics[primary].estimate;
     var change = spec(primary).percent
-      ? " by " + points(c.absolute) + " (from " + metricValue(primary, from) + " to " + metricValue(primary, to) +
+      ? " by " + points(c.absolute) + " (from " + metricValue(primary, from, r.currency) + " to " + metricValue(primary, to, r.currency) +
         "; a relative change of " + signedPercent(c.relative) + ")"
-      : " by " + signedPercent(c.relative) + " (from " + metricValue(primary, from) + " to " + metricValue(primary, to) + ")";
+      : " by " + signedPercent(c.relative) + " (from " + metricValue(primary, from, r.currency) + " to " +
+        metricValue(primary, to, r.currency) + ")";
     var text = (blocked.length
       ? "How sure: not at all until the " + (blocked[0] === "sample_ratio_mismatch" ? "sample ratio mismatch" : "implausibly large change") +
         " is explained. Taken at face value, "
@@ -686,6 +810,8 @@
       head.appendChild(el);
     };
     th("metric");
+    // The cap and CUPED in use, per metric, when the answer says (`adjustments`).
+    var adjustments = r.adjustments || {};
     r.variants.forEach(function (v) {
       th(v.name + (v.is_control ? " (control)" : ""));
       if (!v.is_control) {
@@ -712,14 +838,15 @@
       direction.className = "muted";
       direction.textContent = m.higher_is_better ? "(higher is better)" : "(lower is better)";
       label.appendChild(direction);
+      adjustment(label, adjustments[name]);
       r.variants.forEach(function (v) {
         var value = v.metrics[name] || {};
         var c = value.comparison;
-        cell(tr, metricValue(name, value.estimate));
+        cell(tr, metricValue(name, value.estimate, r.currency));
         if (v.is_control) return;
         if (c && (c.relative != null || c.absolute != null)) {
           var tone = c.significant ? ((c.absolute > 0) === m.higher_is_better ? "good" : "bad") : "muted";
-          cell(tr, difference(name, c), tone);
+          cell(tr, difference(name, c, r.currency), tone);
           cell(tr, signedPercent(c.relative) + (c.relative_ci
             ? " [" + signedPercent(c.relative_ci[0]) + ", " + signedPercent(c.relative_ci[1]) + "]" : ""), tone);
           cell(tr, pNumber(c.p_value_adjusted != null ? c.p_value_adjusted : c.p_value));
@@ -730,6 +857,13 @@
         }
       });
     });
+    var amounts = names.filter(isMoney);
+    if (amounts.length) {
+      $("ab-variants").parentNode.after(paragraph(r.currency
+        ? "Amounts (" + amounts.map(function (n) { return spec(n).label; }).join(", ") + ") are in " + r.currency +
+          ", counting only the purchases in " + r.currency + "."
+        : "No purchase with a currency in this period: the revenue metrics count none yet.", "muted"));
+    }
     var latency = r.response_time || {};
     var timed = Object.keys(latency).filter(function (name) { return latency[name].avg_ms != null; });
     if (timed.length) {
@@ -738,6 +872,30 @@
           return name + " avg " + ms(latency[name].avg_ms) + ", p95 " + ms(latency[name].p95_ms);
         }).join("; ") + ".", "muted"));
     }
+  }
+
+  // Under a metric's name, its adjustments in words ("capped at p99 = 1,457.57 EUR; CUPED,
+  // theta 0.315"), and why CUPED was not applied where it was asked for (on hover: the reasons
+  // are long). Nothing for a metric neither capped nor adjusted.
+  function adjustment(label, a) {
+    var parts = [], why = "";
+    if (a && a.cap) parts.push("capped at " + a.cap.label);
+    var cuped = (a && a.cuped) || {};
+    var thetas = Object.keys(cuped.theta || {});
+    if (cuped.applied) {
+      parts.push("CUPED, theta " + thetas.map(function (name) {
+        return (thetas.length > 1 ? name + " " : "") + decimal(cuped.theta[name], 3);
+      }).join(", "));
+    } else if (cuped.enabled && a.cap) {
+      parts.push("no CUPED");
+      why = cuped.reason ? "CUPED not applied: " + cuped.reason : "";
+    }
+    if (!parts.length) return;
+    var line = document.createElement("small");
+    line.className = "adjustment" + (why ? " defined" : "");
+    line.textContent = parts.join("; ");
+    if (why) line.title = why;
+    label.appendChild(line);
   }
 
   function interleavingResult(r) {
@@ -858,6 +1016,8 @@
     });
     // The variant filter applies to the overview and the queries; the user page has its own.
     document.querySelector(".variant-filter").hidden = r.page !== "overview" && r.page !== "queries";
+    // So does the currency, shown once the answer names the period's currencies.
+    if (r.page !== "overview" && r.page !== "queries") document.querySelector(".currency-filter").hidden = true;
     $("tz").textContent = tz;
     if (r.page !== "user") document.title = r.page.charAt(0).toUpperCase() + r.page.slice(1) + " · clickstats";
   }
@@ -901,6 +1061,7 @@
     button.addEventListener("click", function () { setParam("days", button.dataset.days); });
   });
   $("variant").addEventListener("change", function (e) { setParam("variant", e.target.value); });
+  $("currency").addEventListener("change", function (e) { setParam("currency", e.target.value); });
   $("user-form").addEventListener("submit", function (e) {
     e.preventDefault();
     var id = $("user-id").value.trim();
