@@ -9,7 +9,8 @@ interval width CUPED saves, and the largest difference from gbstats on the same 
 
 The users are tests/stats/revenue_sim.py's (heavy-tailed: most users buy nothing, lognormal
 order values); each run is passed to `clickstats.stats.compare.compare` as `analyze` does,
-capped by `clickstats.stats.capping.cap_values` as the store caps.
+capped by `clickstats.stats.capping.cap_values` as the store caps (p99 of the non-zero per-user
+values, both arms pooled).
 """
 
 from __future__ import annotations

@@ -148,6 +148,53 @@ def test_revenue_per_user_capped_and_cuped(tracker: ClickTrackingService) -> Non
     assert adjustments.cuped.reason == "CUPED is off for this experiment"
 
 
+def test_a_p99_cap_when_fewer_than_one_user_in_a_hundred_buys(
+    tracker: ClickTrackingService,
+) -> None:
+    # 2 buyers in 300 users (0.7%): over every user the p99 of revenue is 0, and capping at it
+    # would remove all revenue (revenue per user 0 in both arms). The percentile is over the
+    # buyers: between their two orders, so revenue survives, only the larger order capped.
+    now = utcnow()
+    events: list[SearchImpression | ConversionEvent] = [
+        SearchImpression(
+            search_id=f"{arm}-u{u}", user_id=f"{arm}-u{u}", variant=arm, query="shoes",
+            results=["p1"], timestamp=now - timedelta(hours=2),
+        )
+        for arm in ARMS
+        for u in range(150)
+    ]  # fmt: skip
+    orders = {"search_v2-u3": 40.0, "search_v2-u7": 90.0}
+    events += [
+        ConversionEvent(
+            event_id=f"{user}-buy", search_id=user, user_id=user, product_ids=["p1"],
+            value=value, currency="EUR", subtype="purchase", timestamp=now - timedelta(hours=1),
+        )
+        for user, value in orders.items()
+    ]  # fmt: skip
+    tracker.store.append_sync(events)
+    experiment = Experiment(
+        name="shop", variants={"search_v1": 1.0, "search_v2": 1.0}, currency="EUR",
+        primary_metric="revenue_per_user",
+    )  # fmt: skip
+    results = tracker.get_experiment_results(experiment, days=1, method="fixed")
+    per_user = np.array([0.0] * 298 + list(orders.values()))
+    assert float(np.quantile(per_user, 0.99)) == 0.0  # the cap over every user
+    cap = 40.0 + 0.99 * (90.0 - 40.0)  # over the buyers: rank (2 - 1) * 0.99
+    assert cap_values(per_user, Cap(percentile=0.99)).cap == pytest.approx(cap, rel=1e-12)
+    used = results.adjustments["revenue_per_user"].cap
+    assert used is not None and used.value == pytest.approx(cap, rel=1e-9)
+    assert used.label == "p99 = 89.5 EUR"
+    estimates = [v.metrics["revenue_per_user"].estimate for v in results.variants]
+    assert estimates == [0.0, pytest.approx((40.0 + cap) / 150, rel=1e-9)]
+    # The decision quotes revenue per user in the results' currency (no purchase in the
+    # control: the guard for missing events holds the verdict).
+    assert results.decision.summary == (
+        "Check the tracking before acting: revenue per user is 0.00 EUR in search_v1 and "
+        f"{(40.0 + cap) / 150:.2f} EUR in search_v2; a value of 0 in search_v1 usually means its "
+        "events are not recorded."
+    )
+
+
 def test_the_currency_is_the_experiments_or_that_of_most_purchases(
     tracker: ClickTrackingService,
 ) -> None:

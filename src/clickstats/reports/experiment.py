@@ -293,7 +293,9 @@ def experiment_results(
     `since`; with `response_time`, the variants' (descriptive) response times too."""
     currency = analysis_currency(store, experiment, since)
     summary = experiment_summary(store, experiment, since, currency)
-    result = analyze(summary, method=method, primary_metric=experiment.primary_metric)
+    result = analyze(
+        summary, method=method, primary_metric=experiment.primary_metric, currency=currency
+    )
     latency = store.latency(Filters(since=since), by=("variant",)) if response_time else {}
     return ExperimentResults.of(
         result,

@@ -91,10 +91,13 @@ def cap_value(values: ArrayLike, cap: Cap) -> float:
 def cap_values(values: ArrayLike, cap: Cap) -> Capped:
     """Each value above the cap replaced by the cap (winsorized from above), and the cap.
 
-    The reference of the store's capping: the percentile is taken over all of `values` (every
-    user of the analysis, all variants pooled)."""
+    The reference of the store's capping: the percentile is taken over the non-zero values of
+    all of `values` (every user of the analysis, all variants pooled); zeros stay zeros. Without
+    a non-zero value there is no percentile (cap nan) and nothing is capped, as in the store."""
     import numpy as np
 
     array = np.asarray(values, dtype=np.float64)
     threshold = cap_value(array, cap)
+    if math.isnan(threshold):
+        return Capped(array.copy(), threshold)
     return Capped(np.minimum(array, threshold), threshold)

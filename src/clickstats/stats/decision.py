@@ -50,7 +50,9 @@ def check_sample(
     unit: str = "search",
 ) -> SampleCheck:
     """`arms` maps each variant to its summary of the primary metric (None: no data at all);
-    `unit` is one unit of the denominator, for the sentence ("150 searches")."""
+    `unit` is one unit of the denominator, for the sentence ("150 searches"). A per-user mean
+    (unit "user": revenue per user) counts users twice over, so the sentence names them once:
+    "search_v1 has 20 users; a verdict needs at least 150 users in every variant"."""
     short = tuple(
         name
         for name, s in arms.items()
@@ -58,18 +60,23 @@ def check_sample(
     )
     missing = tuple(name for name in short if (s := arms[name]) is None or s.users == 0)
     reason = None
+    per_user = unit == "user"
     if short:
         parts = []
         for name in short:
             s = arms[name]
             if s is None or s.users == 0:
                 parts.append(f"{name} has no data yet")
+            elif per_user:
+                parts.append(f"{name} has {plural(s.users, 'user')}")
             else:
                 parts.append(f"{name} has {plural(s.users, 'user')} and {plural(s.sum_y, unit)}")
-        reason = (
-            f"{'; '.join(parts)}; a verdict needs at least {plural(min_users, 'user')} and "
-            f"{plural(min_denominator, unit)} in every variant"
+        needed = (
+            plural(max(min_users, min_denominator), "user")
+            if per_user
+            else f"{plural(min_users, 'user')} and {plural(min_denominator, unit)}"
         )
+        reason = f"{'; '.join(parts)}; a verdict needs at least {needed} in every variant"
     return SampleCheck(not short, min_users, min_denominator, denominator, short, reason, missing)
 
 
@@ -104,42 +111,58 @@ def _better(spec: MetricSpec, a: float, b: float) -> bool:
     return a > b if spec.higher_is_better else a < b
 
 
-def _value(spec: MetricSpec, value: float) -> str:
-    return f"{value:.1%}" if spec.percent else f"{value:.4g}"
+def _amount(text: str, currency: str | None) -> str:
+    return f"{text} {currency}" if currency else text
+
+
+def _value(spec: MetricSpec, value: float, currency: str | None = None) -> str:
+    """A value as the sentence quotes it: a rate in percent ("28.6%"), an amount of money with
+    two decimals and its currency ("12.30 EUR"; `currency` is the analysis currency, named only
+    for the metrics that are amounts in it), anything else to 4 significant digits."""
+    if spec.percent:
+        return f"{value:.1%}"
+    if spec.currency:
+        return _amount(f"{value:,.2f}", currency)
+    return f"{value:.4g}"
 
 
 def _lift(value: float) -> str:
     return f"{value:+.1%}"
 
 
-def _difference(spec: MetricSpec, value: float) -> str:
-    """An absolute difference: percentage points for a rate, the metric's own unit otherwise."""
-    return f"{100 * value:+.1f} pp" if spec.percent else f"{value:+.4g}"
+def _difference(spec: MetricSpec, value: float, currency: str | None = None) -> str:
+    """An absolute difference: percentage points for a rate, the metric's own unit otherwise
+    (an amount of money in its currency: "+0.80 EUR")."""
+    if spec.percent:
+        return f"{100 * value:+.1f} pp"
+    if spec.currency:
+        return _amount(f"{value:+,.2f}", currency)
+    return f"{value:+.4g}"
 
 
-def _point(spec: MetricSpec, c: Comparison) -> str:
+def _point(spec: MetricSpec, c: Comparison, currency: str | None = None) -> str:
     """The relative change ('+5.1%'); the difference when it is undefined (a control at 0)."""
     if c.relative is not None:
         return _lift(c.relative)
-    return "no change" if c.absolute is None else _difference(spec, c.absolute)
+    return "no change" if c.absolute is None else _difference(spec, c.absolute, currency)
 
 
-def _ci(spec: MetricSpec, c: Comparison) -> str:
+def _ci(spec: MetricSpec, c: Comparison, currency: str | None = None) -> str:
     """'95% CI +1.2% to +9.0%': the interval on the scale of `_point` (the relative change, or
     the difference when the control's value is 0)."""
     level = f"{100 * c.ci_level:.3g}% CI" if c.ci_level is not None else "CI"
     if c.relative is not None and c.relative_ci is not None:
         return f"{level} {_lift(c.relative_ci[0])} to {_lift(c.relative_ci[1])}"
     if c.relative is None and c.absolute_ci is not None:
-        low, high = (_difference(spec, bound) for bound in c.absolute_ci)
+        low, high = (_difference(spec, bound, currency) for bound in c.absolute_ci)
         return f"{level} {low} to {high}"
     return "no interval"
 
 
-def _change(spec: MetricSpec, c: Comparison) -> str:
+def _change(spec: MetricSpec, c: Comparison, currency: str | None = None) -> str:
     # CUPED's change is not the ratio of the unadjusted estimates the sentence may quote
     adjusted = " after CUPED" if c.cuped is not None and c.cuped.applied else ""
-    return f"{_point(spec, c)}{adjusted}, {_ci(spec, c)}"
+    return f"{_point(spec, c, currency)}{adjusted}, {_ci(spec, c, currency)}"
 
 
 def no_data(missing: Sequence[str]) -> str:
@@ -175,13 +198,23 @@ def decide(
     sample: SampleCheck,
     implausible_variants: Sequence[str] = (),
     power: Mapping[str, PowerEstimate] | None = None,
+    currency: str | None = None,
 ) -> Decision:
     """Winner, leader and the sentence; `comparisons` are the treatments' on the primary metric.
 
     The sentence quotes the relative change and its interval, which is the tested difference's
     interval divided by the control's value: it says "significant" exactly when the interval
-    it prints excludes 0.
+    it prints excludes 0. `currency`: the ISO 4217 code of the analysis, with which a metric
+    that is an amount of money (`Metric.currency`, revenue per user) is quoted: "from
+    12.30 EUR to 13.10 EUR".
     """
+
+    def value(v: float) -> str:
+        return _value(spec, v, currency)
+
+    def change(c: Comparison) -> str:
+        return _change(spec, c, currency)
+
     leader = leader_of(spec, estimates)
     if srm.flagged:
         return Decision(
@@ -210,14 +243,14 @@ def decide(
         )
     if implausible_variants:
         name = implausible_variants[0]
-        c_value, value = estimates.get(control), estimates.get(name)
-        if c_value is not None and value is not None and (c_value == 0 or value == 0):
+        c_value, v_value = estimates.get(control), estimates.get(name)
+        if c_value is not None and v_value is not None and (c_value == 0 or v_value == 0):
             zero = control if c_value == 0 else name
             return Decision(
                 None,
                 leader,
-                f"Check the tracking before acting: {spec.label} is {_value(spec, c_value)} in "
-                f"{control} and {_value(spec, value)} in {name}; a value of 0 in {zero} usually "
+                f"Check the tracking before acting: {spec.label} is {value(c_value)} in "
+                f"{control} and {value(v_value)} in {name}; a value of 0 in {zero} usually "
                 "means its events are not recorded.",
                 ("implausible_lift",),
             )
@@ -226,7 +259,7 @@ def decide(
             None,
             leader,
             f"Check the tracking before acting: {name} changes {spec.label} by "
-            f"{_change(spec, c)} against {control}, an implausibly large effect.",
+            f"{change(c)} against {control}, an implausibly large effect.",
             ("implausible_lift",),
         )
     if not comparisons:
@@ -256,8 +289,8 @@ def decide(
         return Decision(
             winner,
             leader,
-            f"Ship {winner}: it {verb} {spec.label} from {_value(spec, c_value)} to "
-            f"{_value(spec, w_value)} ({_change(spec, c)}), a significant improvement over "
+            f"Ship {winner}: it {verb} {spec.label} from {value(c_value)} to "
+            f"{value(w_value)} ({change(c)}), a significant improvement over "
             f"{control}.",
         )
     worse = [name for name, c in comparisons.items() if c.significant]
@@ -267,7 +300,7 @@ def decide(
             control,
             leader,
             f"Keep {control}: {name} is significantly worse on {spec.label} "
-            f"({_change(spec, comparisons[name])}).",
+            f"({change(comparisons[name])}).",
         )
     # No significant improvement: say who leads among the rest, what the sample could have
     # detected, and which variants are significantly worse.
@@ -278,10 +311,10 @@ def decide(
             best = name
     sentence = (
         f"No significant difference in {spec.label} yet: {best} is at "
-        f"{_change(spec, comparisons[best])} against {control}"
+        f"{change(comparisons[best])} against {control}"
     )
     if worse:
-        listed = join_names([f"{name} ({_change(spec, comparisons[name])})" for name in worse])
+        listed = join_names([f"{name} ({change(comparisons[name])})" for name in worse])
         sentence += f", while {listed} {'is' if len(worse) == 1 else 'are'} significantly worse"
     p = (power or {}).get(best)
     if p is not None and p.relative_mde is not None:
