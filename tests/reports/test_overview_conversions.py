@@ -37,16 +37,16 @@ def conversion(eid: str, user: str, product: str, **fields: object) -> Conversio
     )  # fmt: skip
 
 
-#: Six searches in the period (A: s1 s2 s5; B: s3 s4 s6) and one ten days before it (s0).
+#: Six searches in the period (search_v1: s1 s2 s5; search_v2: s3 s4 s6) and one ten days before it (s0).
 # fmt: off
 EVENTS = [
-    search("s0", "u1", "A", "shoes", age=10 * DAY),
-    search("s1", "u1", "A", "shoes"),
-    search("s2", "u1", "A", "shoes"),
-    search("s3", "u2", "B", "boots"),
-    search("s4", "u3", "B", "shoes"),
-    search("s5", "u4", "A", "hats"),
-    search("s6", "u3", "B", "shoes"),
+    search("s0", "u1", "search_v1", "shoes", age=10 * DAY),
+    search("s1", "u1", "search_v1", "shoes"),
+    search("s2", "u1", "search_v1", "shoes"),
+    search("s3", "u2", "search_v2", "boots"),
+    search("s4", "u3", "search_v2", "shoes"),
+    search("s5", "u4", "search_v1", "hats"),
+    search("s6", "u3", "search_v2", "shoes"),
     click("s1", "u1", "p1"),
     click("s3", "u2", "p3"),
     click("s4", "u3", "p4"),
@@ -89,7 +89,7 @@ def test_conversion_rate_and_revenue_per_search_in_the_currency_of_most_purchase
     assert t.conversion_rate == 0.5
     assert t.revenue == 65.0  # b1 + b2: b4 has no search, b5's is before the period
     assert t.revenue_per_search == pytest.approx(65 / 6)
-    a, b = answer.by_variant["A"], answer.by_variant["B"]
+    a, b = answer.by_variant["search_v1"], answer.by_variant["search_v2"]
     assert (a.searches, a.converted_searches, a.revenue) == (3, 1, 40.0)
     assert a.conversion_rate == pytest.approx(1 / 3)
     assert a.revenue_per_search == pytest.approx(40 / 3)
@@ -104,8 +104,8 @@ def test_the_currency_asked_for(filled: EventStore) -> None:
     assert answer.currency == "JPY"
     assert answer.totals.revenue == 3000.0
     assert answer.totals.revenue_per_search == 500.0
-    assert answer.by_variant["B"].revenue_per_search == 1000.0
-    assert answer.by_variant["A"].revenue_per_search == 0.0
+    assert answer.by_variant["search_v2"].revenue_per_search == 1000.0
+    assert answer.by_variant["search_v1"].revenue_per_search == 0.0
     # A currency without a purchase: none of its revenue, over every search.
     usd = read(filled, currency="USD")
     assert (usd.currency, usd.totals.revenue, usd.totals.revenue_per_search) == ("USD", 0, 0)
@@ -157,13 +157,13 @@ def test_the_conversions_per_variant_and_day(filled: EventStore) -> None:
     answer = read(filled)
     c = answer.conversions
     assert {v: list(per) for v, per in c.by_variant.items()} == {
-        "A": ["EUR"],  # b1, and b5 through s0 (a search of A before the period)
-        "B": ["EUR", "JPY", ""],
+        "search_v1": ["EUR"],  # b1, and b5 through s0 (a search of it before the period)
+        "search_v2": ["EUR", "JPY", ""],
     }
-    a = c.by_variant["A"]["EUR"]
+    a = c.by_variant["search_v1"]["EUR"]
     assert (a.conversions, a.revenue, a.search_revenue) == (2, 47.0, 40.0)
     assert a.revenue_per_search == pytest.approx(40 / 3)
-    b = c.by_variant["B"]
+    b = c.by_variant["search_v2"]
     assert (b["EUR"].revenue, b["EUR"].units, b["JPY"].revenue) == (25.0, 2, 3000.0)
     assert (b[""].add_to_carts, b[""].revenue_per_search) == (1, None)
 
@@ -173,25 +173,25 @@ def test_the_conversions_per_variant_and_day(filled: EventStore) -> None:
     assert list(c.revenue_by_day) == ["EUR", "JPY"]
     assert [d.isoformat() for d in answer.daily.days] == days
     assert eur.revenue[today] == 87.0 and sum(eur.revenue) == 87.0
-    assert eur.by_variant == {"A": [47.0 if i == today else 0.0 for i in range(7)],
-                              "B": [25.0 if i == today else 0.0 for i in range(7)]}  # fmt: skip
+    assert eur.by_variant == {"search_v1": [47.0 if i == today else 0.0 for i in range(7)],
+                              "search_v2": [25.0 if i == today else 0.0 for i in range(7)]}  # fmt: skip
     assert eur.unattributed[today] == 15.0 and sum(eur.unattributed) == 15.0
-    assert c.revenue_by_day["JPY"].by_variant == {"B": [3000.0 if i == today else 0.0 for i in range(7)]}  # fmt: skip
+    assert c.revenue_by_day["JPY"].by_variant == {"search_v2": [3000.0 if i == today else 0.0 for i in range(7)]}  # fmt: skip
 
 
 def test_one_variant(filled: EventStore) -> None:
-    answer = read(filled, variant="B")
-    # B's purchases: one in EUR, one in JPY: the tie goes to the first alphabetically.
+    answer = read(filled, variant="search_v2")
+    # search_v2's purchases: one in EUR, one in JPY: the tie goes to the first alphabetically.
     assert answer.currency == "EUR"
     c = answer.conversions
     assert c.totals.conversions == 3 and c.totals.unattributed == 0
-    assert list(c.by_variant) == ["B"]
+    assert list(c.by_variant) == ["search_v2"]
     assert c.by_currency["EUR"].revenue == 25.0
     assert c.by_currency["EUR"].revenue_per_search == pytest.approx(25 / 3)
 
 
 def test_no_purchase_no_currency(store: EventStore) -> None:
-    store.append_sync([search("s1", "u1", "A", "shoes"), click("s1", "u1", "p1")])
+    store.append_sync([search("s1", "u1", "search_v1", "shoes"), click("s1", "u1", "p1")])
     answer = read(store)
     assert answer.currency is None
     assert answer.totals.revenue == 0 and answer.totals.conversion_rate == 0
