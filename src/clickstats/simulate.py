@@ -1,38 +1,58 @@
 """Simulated traffic through the real search path, with a known better ranker (docs/SEARCH.md).
 
-Users with their own habits (clickstats.search.users) search the catalog's vocabulary; each
-search goes through the same code as `POST /search/text` (in this process, or over HTTP to a
-server); the position-based click model (clickstats.search.clickmodel) clicks on the results
-according to their ground-truth grades; impressions and clicks land in the store. Searches are
-spread over the last `days` days, so the dashboard has daily series.
+Users who differ as real users do (clickstats.search.users: how much they search, click and
+buy) search the catalog's vocabulary; each search goes through the same code as
+`POST /search/text` (in this process, or over HTTP to a server); the position-based click
+model (clickstats.search.clickmodel) clicks on the results according to their ground-truth
+grades; a click may lead to an add to cart, then a purchase (clickstats.search.purchasemodel).
+Impressions, clicks and conversions land in the store. Searches are spread over the last
+`days` days, so the dashboard has daily series; with `pre_days`, the same users searched
+during that many days before, served by the control ranker with no experiment running (so that
+CUPED has history: docs/STATISTICS.md).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 
-from clickstats.events import MAX_BATCH_EVENTS, ClickEvent, utcnow
+from clickstats.events import (
+    ADD_TO_CART,
+    DEFAULT_VARIANT,
+    MAX_BATCH_EVENTS,
+    PURCHASE,
+    ClickEvent,
+    ConversionEvent,
+    SearchImpression,
+    utcnow,
+)
 from clickstats.settings import DEFAULT_STORE
 
 if TYPE_CHECKING:  # numpy, the search index and the stores load when a simulation runs
     import numpy as np
     import numpy.typing as npt
+    from rich.table import Table
 
     from clickstats.experiments import ExperimentManager
-    from clickstats.search.catalog import Catalog
+    from clickstats.search.catalog import Catalog, Query
     from clickstats.search.clickmodel import ClickModel
     from clickstats.search.engine import SearchEngine
+    from clickstats.search.purchasemodel import Basket, PurchaseModel
+    from clickstats.search.users import User
     from clickstats.store.base import AnyEvent
 
 DEFAULT_USERS = 200
 DEFAULT_SEARCHES = 3000
 DEFAULT_DAYS = 7
+#: The command's pre-period, in this process (a server refuses events older than its
+#: max_event_age_days, 7 by default, so with --server there is none unless asked for).
+DEFAULT_PRE_DAYS = 14
 DEFAULT_SEED = 1
 RESULTS_PER_SEARCH = 10
 #: Searches end this long before the run starts, and begin this long after the window opens,
@@ -42,6 +62,23 @@ START_MARGIN = timedelta(minutes=10)
 #: Seconds from a search to its first click, and between clicks: FIRST + Exp(mean GAP).
 FIRST_CLICK_S = 2.0
 CLICK_GAP_MEAN_S = 8.0
+#: The currency of the catalog's prices, and so of every simulated conversion.
+CURRENCY = "EUR"
+#: Seconds from a click to its add to cart: Exp(mean).
+CART_DELAY_MEAN_S = 40.0
+#: A purchase follows the search's last add to cart: in the same visit (Exp(mean
+#: CHECKOUT_DELAY_MEAN_S)), or, with probability LATER_PURCHASE, hours later (Exp(mean
+#: LATER_PURCHASE_MEAN_H)): then some come after the 24-hour attribution window. A conversion
+#: that would happen after the run has not happened yet, and is not sent.
+CHECKOUT_DELAY_MEAN_S = 300.0
+LATER_PURCHASE = 0.2
+LATER_PURCHASE_MEAN_H = 12.0
+#: The share of conversions sent without the search_id, as a site that does not keep it through
+#: to the cart or the checkout page would: the server attributes them (last clicked search).
+NO_SEARCH_ID = 0.3
+#: The share of purchased products sold at a discount, and the discounts (share of the price).
+DISCOUNTED = 0.1
+DISCOUNTS = (0.1, 0.2, 0.3)
 
 
 class SimulationError(RuntimeError):
@@ -59,7 +96,12 @@ class Shown:
 
 class Backend(Protocol):
     def search(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown: ...
-    def log_clicks(self, clicks: Sequence[ClickEvent]) -> None: ...
+    def search_before(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown:
+        """A search before the experiment: the control ranker's results, an impression of
+        variant DEFAULT_VARIANT (no experiment assigned one)."""
+        ...
+
+    def log_events(self, events: Sequence[ClickEvent | ConversionEvent]) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -69,12 +111,59 @@ class Sink(Protocol):
     def append_sync(self, events: Sequence[AnyEvent]) -> Any: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    product_ids: list[str]
+    total: int
+    took_ms: float
+
+
+class _Control:
+    """Searches before the experiment: the control ranker's answers, ranked once per query
+    (the engine is deterministic), each recorded as an impression of variant DEFAULT_VARIANT."""
+
+    def __init__(self, engine: Callable[[], SearchEngine]) -> None:
+        self._engine = engine
+        self._answers: dict[tuple[str, int], _Answer] = {}
+
+    def search(self, user_id: str, query: str, limit: int, timestamp: datetime) -> SearchImpression:
+        answer = self._answers.get((query, limit))
+        if answer is None:
+            from clickstats.search.serve import DEFAULT_RANKER
+
+            start = time.perf_counter()
+            ranking = self._engine().rank(query, DEFAULT_RANKER, limit)
+            took_ms = round((time.perf_counter() - start) * 1000, 3)
+            answer = self._answers[query, limit] = _Answer(
+                ranking.product_ids, ranking.total, took_ms
+            )
+        return SearchImpression(
+            user_id=user_id,
+            variant=DEFAULT_VARIANT,
+            query=query,
+            results=answer.product_ids,
+            results_count=answer.total,
+            response_time_ms=answer.took_ms,
+            timestamp=timestamp,
+        )
+
+
 class InProcess:
-    """The endpoint's own code path (serve_search), stored in batches through the service."""
+    """The endpoint's own code path (serve_search), stored in batches through the service.
+
+    A batch is written while the next one is simulated (one batch in flight at most);
+    `flush` waits for everything sent.
+    """
+
+    #: Events per batch: larger than an HTTP batch, as each write has a fixed cost.
+    batch_events = 5 * MAX_BATCH_EVENTS
 
     def __init__(self, store: Sink, experiments: ExperimentManager, engine: SearchEngine) -> None:
         self.store, self.experiments, self.engine = store, experiments, engine
         self._pending: list[AnyEvent] = []
+        self._control = _Control(lambda: self.engine)
+        self._writing: Future[Any] | None = None
+        self._writer: ThreadPoolExecutor | None = None
 
     def search(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown:
         from clickstats.search.serve import serve_search
@@ -84,18 +173,38 @@ class InProcess:
         imp = served.impression
         return Shown(imp.search_id, imp.variant, served.ranking.product_ids)
 
-    def log_clicks(self, clicks: Sequence[ClickEvent]) -> None:
-        self._add(clicks)
+    def search_before(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown:
+        impression = self._control.search(user_id, query, limit, timestamp)
+        self._add([impression])
+        return Shown(impression.search_id, impression.variant, impression.results or [])
+
+    def log_events(self, events: Sequence[ClickEvent | ConversionEvent]) -> None:
+        self._add(events)
 
     def _add(self, events: Sequence[AnyEvent]) -> None:
         self._pending.extend(events)
-        if len(self._pending) >= MAX_BATCH_EVENTS:
-            self.flush()
+        if len(self._pending) >= self.batch_events:
+            self._send()
+
+    def _send(self) -> None:
+        self._wait()
+        if self._pending:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="simulate-writer")
+            self._writing = self._writer.submit(self.store.append_sync, self._pending)
+            self._pending = []
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()  # a store's error surfaces here
 
     def flush(self) -> None:
-        if self._pending:
-            self.store.append_sync(self._pending)
-            self._pending = []
+        self._send()
+        self._wait()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
 
 
 class HttpClient(Protocol):
@@ -109,11 +218,16 @@ MAX_THROTTLED = 30
 
 
 class OverHttp:
-    """POST /search/text for each search; clicks in batches to POST /analytics/events."""
+    """POST /search/text for each search; the other events in batches to POST /analytics/events
+    (a search before the experiment is ranked here, by the same bundled engine, and sent as an
+    impression)."""
 
     def __init__(self, client: HttpClient) -> None:
+        from clickstats.search.engine import default_engine
+
         self.client = client
         self._pending: list[dict[str, Any]] = []
+        self._control = _Control(default_engine)
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         for _ in range(MAX_THROTTLED):
@@ -137,8 +251,16 @@ class OverHttp:
         ids = [result["product_id"] for result in answer["results"]]
         return Shown(answer["search_id"], answer["variant"], ids)
 
-    def log_clicks(self, clicks: Sequence[ClickEvent]) -> None:
-        self._pending.extend(event.to_dict() for event in clicks)
+    def search_before(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown:
+        impression = self._control.search(user_id, query, limit, timestamp)
+        self._queue([impression])
+        return Shown(impression.search_id, impression.variant, impression.results or [])
+
+    def log_events(self, events: Sequence[ClickEvent | ConversionEvent]) -> None:
+        self._queue(events)
+
+    def _queue(self, events: Sequence[AnyEvent]) -> None:
+        self._pending.extend(event.to_dict() for event in events)
         if len(self._pending) >= MAX_BATCH_EVENTS:
             self.flush()
 
@@ -147,7 +269,12 @@ class OverHttp:
             batch = self._pending[:MAX_BATCH_EVENTS]
             answer = self._post("/analytics/events", {"events": batch})
             if answer["rejected"]:
-                raise SimulationError(f"the server rejected clicks: {answer['results'][:3]}")
+                problems = [r for r in answer["results"] if r["status"] == "rejected"]
+                raise SimulationError(
+                    f"the server rejected {answer['rejected']} events: {problems[:3]} (a server "
+                    "refuses events older than its max_event_age_days: simulate fewer --days "
+                    "and --pre-days, or start it with --max-event-age-days 0)"
+                )
             del self._pending[:MAX_BATCH_EVENTS]
 
 
@@ -155,32 +282,225 @@ class OverHttp:
 class Tally:
     searches: int = 0
     clicks: int = 0
+    add_to_carts: int = 0
+    #: searches with at least one add to cart
+    cart_searches: int = 0
+    #: purchase events: at most one per search, so also the searches with a purchase
+    purchases: int = 0
+    units: int = 0
+    #: purchases' value, in CURRENCY
+    revenue: float = 0.0
 
     @property
     def clicks_per_search(self) -> float | None:
         return self.clicks / self.searches if self.searches else None
 
+    @property
+    def purchase_rate(self) -> float | None:
+        return self.purchases / self.searches if self.searches else None
+
+    @property
+    def revenue_per_search(self) -> float | None:
+        return self.revenue / self.searches if self.searches else None
+
+    def add(self, other: Tally) -> None:
+        for name in (f.name for f in fields(self)):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass(frozen=True, slots=True)
 class SimulationReport:
+    """Totals and `by_variant` are over the last `days` days (the experiment); `pre` is the
+    pre-period's (variant DEFAULT_VARIANT), None without one."""
+
     users: int
     searches: int
     clicks: int
     by_variant: dict[str, Tally] = field(default_factory=dict)
     first: datetime | None = None
     last: datetime | None = None
+    add_to_carts: int = 0
+    purchases: int = 0
+    revenue: float = 0.0
+    pre: Tally | None = None
+    #: when the experiment's period began (the pre-period ends there)
+    start: datetime | None = None
 
 
 def search_times(
-    rng: np.random.Generator, searches: int, days: int, now: datetime
+    rng: np.random.Generator, searches: int, start: datetime, end: datetime
 ) -> list[datetime]:
-    """`searches` moments, uniform over the last `days` days (within the margins), in order."""
+    """`searches` moments, uniform over [start, end), in order."""
     import numpy as np
 
-    window = (timedelta(days=days) - START_MARGIN - END_MARGIN).total_seconds()
+    window = (end - start).total_seconds()
     ago = np.sort(rng.uniform(0.0, window, size=searches))[::-1]
-    end = now - END_MARGIN
     return [end - timedelta(seconds=float(s)) for s in ago]
+
+
+@dataclass(frozen=True, slots=True)
+class _Search:
+    """One simulated search, as the conversions need it."""
+
+    user: User
+    query: Query
+    shown: Shown
+    when: datetime
+    before: bool
+
+
+def _clicks(
+    s: _Search, positions: list[int], rng: np.random.Generator, now: datetime
+) -> list[ClickEvent]:
+    clicks = []
+    moment = s.when + timedelta(seconds=FIRST_CLICK_S)
+    for position in positions:
+        moment += timedelta(seconds=float(rng.exponential(CLICK_GAP_MEAN_S)))
+        clicks.append(
+            ClickEvent(
+                user_id=s.user.user_id,
+                variant=s.shown.variant,
+                product_id=s.shown.product_ids[position],
+                rank=position + 1,
+                search_query=s.query.text,
+                search_id=s.shown.search_id,
+                timestamp=min(moment, now),
+            )
+        )
+    return clicks
+
+
+def _conversions(
+    s: _Search,
+    clicks: list[ClickEvent],
+    basket: Basket,
+    prices: npt.NDArray[np.float64],
+    rng: np.random.Generator,
+    now: datetime,
+    tally: Tally,
+) -> list[ConversionEvent]:
+    """An add to cart per carted product, then one purchase of the bought ones, in order;
+    counted in `tally`."""
+    import numpy as np
+
+    events: list[ConversionEvent] = []
+    carted = np.flatnonzero(basket.carted).tolist()
+    if not carted:
+        return events
+    at = {c.rank - 1: c.timestamp for c in clicks}
+    last = s.when
+    for position in carted:
+        moment = at[position] + timedelta(seconds=float(rng.exponential(CART_DELAY_MEAN_S)))
+        last = max(last, moment)
+        if moment <= now:
+            events.append(_conversion(s, ADD_TO_CART, [position], basket, prices, moment, rng))
+            tally.add_to_carts += 1
+            tally.cart_searches = 1
+    bought = [p for p in carted if basket.bought[p]]
+    if not bought:
+        return events
+    later = rng.random() < LATER_PURCHASE
+    delay = rng.exponential(LATER_PURCHASE_MEAN_H * 3600 if later else CHECKOUT_DELAY_MEAN_S)
+    moment = last + timedelta(seconds=float(delay))
+    discounts = [
+        round(float(prices[p]) * float(rng.choice(DISCOUNTS)), 2)
+        if rng.random() < DISCOUNTED
+        else 0.0
+        for p in bought
+    ]
+    if moment <= now:
+        purchase = _conversion(s, PURCHASE, bought, basket, prices, moment, rng, discounts)
+        events.append(purchase)
+        tally.purchases = 1
+        tally.units = purchase.units
+        tally.revenue = purchase.value or 0.0
+    return events
+
+
+def _conversion(
+    s: _Search,
+    subtype: str,
+    positions: list[int],
+    basket: Basket,
+    prices: npt.NDArray[np.float64],
+    moment: datetime,
+    rng: np.random.Generator,
+    discounts: list[float] | None = None,
+) -> ConversionEvent:
+    known = rng.random() >= NO_SEARCH_ID
+    return ConversionEvent(
+        user_id=s.user.user_id,
+        subtype=subtype,
+        product_ids=[s.shown.product_ids[p] for p in positions],
+        prices=[float(prices[p]) for p in positions],
+        quantities=[int(basket.quantities[p]) for p in positions],
+        discounts=discounts if discounts and any(discounts) else None,
+        currency=CURRENCY,
+        search_id=s.shown.search_id if known else None,
+        timestamp=moment,
+    )
+
+
+#: Searches served, then clicked and converted as one array: numpy's cost is per call.
+CHUNK = 1000
+
+
+def _chunk(
+    backend: Backend,
+    catalog: Catalog,
+    people: Sequence[User],
+    plan: Sequence[tuple[int, datetime, bool]],
+    rng: np.random.Generator,
+    limit: int,
+    now: datetime,
+    models: tuple[ClickModel, PurchaseModel],
+) -> Iterator[tuple[_Search, Tally]]:
+    """Serve these searches, then sample their clicks, carts and purchases; send the events."""
+    import numpy as np
+
+    from clickstats.search.purchasemodel import Basket
+    from clickstats.search.users import click_scales
+
+    click_model, purchase_model = models
+    users = [people[who] for who, _, _ in plan]
+    queries = [catalog.queries[q] for q in _queries(catalog, users, rng)]
+    searches = []
+    index = np.full((len(plan), limit), -1, dtype=np.intp)
+    grades = np.full((len(plan), limit), -1, dtype=np.int8)
+    for row, ((_, when, before), user, query) in enumerate(zip(plan, users, queries, strict=True)):
+        ask = backend.search_before if before else backend.search
+        shown = ask(user.user_id, query.text, limit, when)
+        searches.append(_Search(user, query, shown, when, before))
+        shown_at = [catalog.product(pid).index for pid in shown.product_ids]
+        index[row, : len(shown_at)] = shown_at
+        grades[row, : len(shown_at)] = catalog.grades(query)[shown_at]
+    prices = np.where(index < 0, 0.0, catalog.prices[index])
+    clicked = click_model.sample(grades, rng, click_scales(catalog, users, index))
+    propensity = np.array([u.purchase_propensity for u in users])[:, None]
+    baskets = purchase_model.sample(clicked, grades, prices, rng, propensity)
+    for row, search in enumerate(searches):
+        tally = Tally(searches=1)
+        if clicked[row].any():
+            clicks = _clicks(search, np.flatnonzero(clicked[row]).tolist(), rng, now)
+            basket = Basket(baskets.carted[row], baskets.bought[row], baskets.quantities[row])
+            conversions = _conversions(search, clicks, basket, prices[row], rng, now, tally)
+            backend.log_events([*clicks, *conversions])
+            tally.clicks = len(clicks)
+        yield search, tally
+
+
+def _queries(
+    catalog: Catalog, users: Sequence[User], rng: np.random.Generator
+) -> npt.NDArray[np.intp]:
+    """Each user's query (an index into catalog.queries), drawn from their habits."""
+    import numpy as np
+
+    from clickstats.search.users import query_cdf
+
+    cdf = np.stack([query_cdf(catalog, u.category, u.brand) for u in users])
+    draws = rng.random((len(users), 1))
+    picked: npt.NDArray[np.intp] = (cdf <= draws).sum(axis=1).clip(0, cdf.shape[1] - 1)
+    return picked
 
 
 def simulate(
@@ -191,74 +511,80 @@ def simulate(
     searches: int = DEFAULT_SEARCHES,
     seed: int = DEFAULT_SEED,
     days: int = DEFAULT_DAYS,
+    pre_days: int = 0,
     limit: int = RESULTS_PER_SEARCH,
     click_model: ClickModel | None = None,
+    purchase_model: PurchaseModel | None = None,
+    alike: bool = False,
     now: datetime | None = None,
     on_search: Callable[[], None] | None = None,
 ) -> SimulationReport:
-    """Run `searches` searches by `users` simulated users through `backend`, with clicks.
+    """Run `searches` searches by `users` simulated users through `backend` over the last
+    `days` days, with clicks and conversions; with `pre_days`, the same users' searches at the
+    same daily rate during the `pre_days` days before (Backend.search_before).
 
-    Everything random (users, who searches when, what, which results get clicked) comes from
-    `seed`; the ids of searches and events do not. The click model is the default
-    (clickstats.search.clickmodel) unless `click_model` is given.
+    Everything random (users, who searches when, what, which results get clicked, carted and
+    bought) comes from `seed`; the ids of searches and events do not. The click and purchase
+    models are the defaults (clickstats.search.clickmodel, .purchasemodel) unless given.
+    `alike`: users who differ only in their habits, as before issue 14 (make_users): a small
+    A/B test then finds the better ranker, which it rarely does among users who differ.
     """
     import numpy as np
 
     from clickstats.search.clickmodel import DEFAULT_CLICK_MODEL
-    from clickstats.search.users import click_scale, make_users, query_probabilities
+    from clickstats.search.purchasemodel import DEFAULT_PURCHASE_MODEL
+    from clickstats.search.users import ACTIVITY_DRIFT, make_users, period_activity
 
-    click_model = click_model or DEFAULT_CLICK_MODEL
+    models = (click_model or DEFAULT_CLICK_MODEL, purchase_model or DEFAULT_PURCHASE_MODEL)
     if not 1 <= days <= 365:
         raise ValueError(f"days must be between 1 and 365, got {days}")
+    if not 0 <= pre_days <= 365:
+        raise ValueError(f"pre_days must be between 0 and 365, got {pre_days}")
     now = now or utcnow()
     rng = np.random.default_rng(seed)
-    people = make_users(catalog, users, rng, prefix=f"sim{seed}")
-    activity = np.array([u.activity for u in people])
-    searcher = rng.choice(len(people), size=searches, p=activity / activity.sum())
-    times = search_times(rng, searches, days, now)
-    probabilities: dict[int, npt.NDArray[np.float64]] = {}
+    people = make_users(catalog, users, rng, prefix=f"sim{seed}", alike=alike)
+    start = now - timedelta(days=days)
+    # (who, when, before the experiment?) for every search, in time order
+    plan: list[tuple[int, datetime, bool]] = []
+    pre_searches = round(searches * pre_days / days)
+    for count, since, until, before in (
+        (pre_searches, start - timedelta(days=pre_days) + START_MARGIN, start, True),
+        (searches, start + START_MARGIN, now - END_MARGIN, False),
+    ):
+        if count:
+            rates = period_activity(people, rng, 0.0 if alike else ACTIVITY_DRIFT)
+            who = rng.choice(len(people), size=count, p=rates / rates.sum()).tolist()
+            times = search_times(rng, count, since, until)
+            plan += [(w, t, before) for w, t in zip(who, times, strict=True)]
     tallies: dict[str, Tally] = {}
-    total_clicks = 0
-    for who, when in zip(searcher.tolist(), times, strict=True):
-        user = people[who]
-        if who not in probabilities:
-            probabilities[who] = query_probabilities(catalog, user)
-        query = catalog.queries[rng.choice(len(catalog.queries), p=probabilities[who])]
-        shown = backend.search(user.user_id, query.text, limit, when)
-        indices = [catalog.product(pid).index for pid in shown.product_ids]
-        clicked = click_model.sample(
-            catalog.grades(query)[indices], rng, click_scale(catalog, user, indices)
-        )
-        clicks = []
-        moment = when + timedelta(seconds=FIRST_CLICK_S)
-        for position in np.flatnonzero(clicked).tolist():
-            moment += timedelta(seconds=float(rng.exponential(CLICK_GAP_MEAN_S)))
-            clicks.append(
-                ClickEvent(
-                    user_id=user.user_id,
-                    variant=shown.variant,
-                    product_id=shown.product_ids[position],
-                    rank=position + 1,
-                    search_query=query.text,
-                    search_id=shown.search_id,
-                    timestamp=min(moment, now),
-                )
-            )
-        backend.log_clicks(clicks)
-        tally = tallies.setdefault(shown.variant, Tally())
-        tally.searches += 1
-        tally.clicks += len(clicks)
-        total_clicks += len(clicks)
-        if on_search is not None:
-            on_search()
+    pre = Tally() if pre_searches else None
+    for begin in range(0, len(plan), CHUNK):
+        for search, tally in _chunk(
+            backend, catalog, people, plan[begin : begin + CHUNK], rng, limit, now, models
+        ):
+            if pre is not None and search.before:
+                pre.add(tally)
+            else:
+                tallies.setdefault(search.shown.variant, Tally()).add(tally)
+            if on_search is not None:
+                on_search()
     backend.flush()
+    total = Tally()
+    for tally in tallies.values():
+        total.add(tally)
+    during = [when for _, when, before in plan if not before]
     return SimulationReport(
         users=users,
         searches=searches,
-        clicks=total_clicks,
+        clicks=total.clicks,
         by_variant=dict(sorted(tallies.items())),
-        first=times[0] if times else None,
-        last=times[-1] if times else None,
+        first=during[0] if during else None,
+        last=during[-1] if during else None,
+        add_to_carts=total.add_to_carts,
+        purchases=total.purchases,
+        revenue=total.revenue,
+        pre=pre,
+        start=start,
     )
 
 
@@ -278,7 +604,7 @@ def simulate(
     type=click.IntRange(1, 10_000_000),
     default=DEFAULT_SEARCHES,
     show_default=True,
-    help="Searches in all, shared out by the users' activity.",
+    help="Searches over the last --days days, shared out by the users' activity.",
 )
 @click.option(
     "--server",
@@ -309,6 +635,15 @@ def simulate(
     help="Spread the searches over the last this many days.",
 )
 @click.option(
+    "--pre-days",
+    type=click.IntRange(0, 365),
+    default=None,
+    help=f"Before those days, this many days of the same users' searches at the same daily "
+    f"rate, served by the control ranker with no experiment (CUPED's history). Default: "
+    f"{DEFAULT_PRE_DAYS} in this process, 0 with --server (a server refuses events older than "
+    "its --max-event-age-days).",
+)
+@click.option(
     "--key",
     envvar="CLICKSTATS_KEY",
     default=None,
@@ -316,17 +651,24 @@ def simulate(
     "[env CLICKSTATS_KEY].",
 )
 def simulate_command(
-    users: int, searches: int, server: str | None, store: str, seed: int, days: int, key: str | None
+    users: int,
+    searches: int,
+    server: str | None,
+    store: str,
+    seed: int,
+    days: int,
+    pre_days: int | None,
+    key: str | None,
 ) -> None:
-    """Simulated users search the sample catalog and click; the events are stored.
+    """Simulated users search the sample catalog, click, add to cart and buy; the events are
+    stored.
 
-    The click model knows the catalog's ground truth, so the better ranker is known
-    (search_v2): docs/SEARCH.md.
+    The click and purchase models know the catalog's ground truth, so the better ranker is
+    known (search_v2): docs/SEARCH.md.
     """
     import httpx  # not at import: `clickstats --help` need not load it
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-    from rich.table import Table
 
     from clickstats.cli.options import opened_store
     from clickstats.experiments import open_experiments
@@ -344,10 +686,13 @@ def simulate_command(
         console=console,
     )
     started = time.perf_counter()
+    if pre_days is None:
+        pre_days = 0 if server is not None else DEFAULT_PRE_DAYS
 
     def run(backend: Backend) -> SimulationReport:
         with progress:
-            task = progress.add_task("searching", total=searches)
+            total = searches + round(searches * pre_days / days)
+            task = progress.add_task("searching", total=total)
             return simulate(
                 backend,
                 default_catalog(),
@@ -355,6 +700,7 @@ def simulate_command(
                 searches=searches,
                 seed=seed,
                 days=days,
+                pre_days=pre_days,
                 on_search=lambda: progress.advance(task),
             )
 
@@ -376,12 +722,35 @@ def simulate_command(
             service = ClickTrackingService(event_store)
             report = run(InProcess(service, experiments, default_engine()))
 
-    table = Table(title=f"{report.searches} searches by {report.users} users, last {days} days")
-    for column in ("variant", "searches", "clicks", "clicks per search"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for variant, tally in report.by_variant.items():
-        per_search = "-" if tally.clicks_per_search is None else f"{tally.clicks_per_search:.3f}"
-        table.add_row(variant, str(tally.searches), str(tally.clicks), per_search)
     out = Console()
-    out.print(table)
+    out.print(summary_table(report, days, pre_days))
     out.print(f"stored in {where} in {time.perf_counter() - started:.1f} s")
+
+
+def summary_table(report: SimulationReport, days: int, pre_days: int) -> Table:
+    """Each variant's searches, clicks and conversions; the pre-period's on a row of its own."""
+    from rich.table import Table
+
+    title = f"{report.searches} searches by {report.users} users, last {days} days"
+    if report.pre is not None:
+        title += f"; {report.pre.searches} in the {pre_days} days before ({DEFAULT_VARIANT})"
+    table = Table(title=title)
+    for column in ("variant", "searches", "clicks/search", "carts", "purchases", "revenue"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    rows = list(report.by_variant.items())
+    if report.pre is not None:
+        rows.append((DEFAULT_VARIANT, report.pre))
+    for variant, tally in rows:
+        table.add_row(
+            variant,
+            str(tally.searches),
+            _figure(tally.clicks_per_search, "{:.3f}"),
+            str(tally.add_to_carts),
+            str(tally.purchases),
+            f"{tally.revenue:,.0f} {CURRENCY}",
+        )
+    return table
+
+
+def _figure(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)

@@ -19,9 +19,11 @@ Ground truth, `relevance(query, product)`, graded 0..3 (docs/SEARCH.md):
 from __future__ import annotations
 
 import functools
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -278,10 +280,21 @@ def _title(rng: random.Random, parts: Sequence[tuple[float, str | None]]) -> str
     return " ".join(w[:1].upper() + w[1:] for w in " ".join(words).split())
 
 
+#: Prices are lognormal within a category: the median is the geometric middle of the category's
+#: range and the range spans +-PRICE_RANGE_SIGMAS standard deviations (of log price); clipped to
+#: the range. Quality adds QUALITY_PRICE standard deviations per unit above 0.5.
+PRICE_RANGE_SIGMAS = 2.0
+QUALITY_PRICE = 1.0
+_STANDARD_NORMAL = NormalDist()
+
+
 def _price(rng: random.Random, low: float, high: float, quality: float) -> float:
-    # Better products cost a little more; ".99" endings, as shops do.
-    position = 0.35 * quality + 0.65 * rng.random()
-    return max(1.99, round(low + (high - low) * position) - 0.01)
+    # One uniform draw, as every product attribute takes, so the rest of the catalog does not
+    # depend on how prices are drawn. Better products cost a little more; ".99" endings.
+    z = _STANDARD_NORMAL.inv_cdf(min(max(rng.random(), 1e-12), 1 - 1e-12))
+    sigma = math.log(high / low) / (2 * PRICE_RANGE_SIGMAS)
+    log_price = math.log(math.sqrt(low * high)) + sigma * (z + QUALITY_PRICE * (quality - 0.5))
+    return max(1.99, round(min(high, max(low, math.exp(log_price)))) - 0.01)
 
 
 def generate_catalog(seed: int = DEFAULT_SEED, size: int = DEFAULT_SIZE) -> Catalog:

@@ -51,7 +51,12 @@ class ClickModel:
 
     def attractiveness(self, grades: npt.ArrayLike) -> FloatArray:
         """P(a user who looks at a result clicks it), by grade; 0 for an empty slot (< 0)."""
-        g = np.asarray(grades, dtype=np.float64)
+        g = np.asarray(grades)
+        if np.issubdtype(g.dtype, np.integer):  # a table lookup: simulations pass millions
+            table = self.attractiveness(np.arange(-1, MAX_GRADE + 1, dtype=np.float64))
+            looked_up: FloatArray = table[np.clip(g, -1, MAX_GRADE) + 1]
+            return looked_up
+        g = g.astype(np.float64)
         gain = (2.0 ** np.clip(g, 0, MAX_GRADE) - 1) / (2.0**MAX_GRADE - 1)
         alpha = self.epsilon + (self.alpha_max - self.epsilon) * gain
         return np.where(g < 0, 0.0, alpha)
