@@ -970,6 +970,11 @@
         searches: count(t.searches), clicks: count(t.clicks), search_ctr: percent(t.search_ctr),
         clicks_per_search: decimal(t.clicks_per_search), avg_click_position: decimal(t.avg_click_position),
         p95_ms: ms(t.p95_response_ms), avg_ms: ms(t.avg_response_ms),
+        conversion_rate: percent(t.conversion_rate), purchases: count(o.conversions.totals.purchases),
+        // Each currency's amount on a line of its own, never a sum of them.
+        revenue: Object.keys(o.conversions.by_currency).filter(function (code) { return code; }).map(function (code) {
+          return money(o.conversions.by_currency[code].revenue, code);
+        }).join("\n") || "–",
       });
       $("user-seen").textContent = s.first_seen
         ? "First search " + localTime(s.first_seen) + ", last " + localTime(s.last_seen) + " (" + tz + ")." : "";
@@ -999,7 +1004,8 @@
       });
       fillTable("user-variants", rows, [function (v) { return v.name; },
         function (v) { return count(v.searches); }, function (v) { return count(v.clicks); },
-        function (v) { return percent(v.search_ctr); }, function (v) { return decimal(v.clicks_per_search); }],
+        function (v) { return percent(v.search_ctr); }, function (v) { return decimal(v.clicks_per_search); },
+        function (v) { return percent(v.conversion_rate); }],
         "No searches in this period.");
     });
   }
