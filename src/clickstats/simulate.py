@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -149,11 +148,7 @@ class _Control:
 
 
 class InProcess:
-    """The endpoint's own code path (serve_search), stored in batches through the service.
-
-    A batch is written while the next one is simulated (one batch in flight at most);
-    `flush` waits for everything sent.
-    """
+    """The endpoint's own code path (serve_search), stored in batches through the service."""
 
     #: Events per batch: larger than an HTTP batch, as each write has a fixed cost.
     batch_events = 5 * MAX_BATCH_EVENTS
@@ -162,8 +157,6 @@ class InProcess:
         self.store, self.experiments, self.engine = store, experiments, engine
         self._pending: list[AnyEvent] = []
         self._control = _Control(lambda: self.engine)
-        self._writing: Future[Any] | None = None
-        self._writer: ThreadPoolExecutor | None = None
 
     def search(self, user_id: str, query: str, limit: int, timestamp: datetime) -> Shown:
         from clickstats.search.serve import serve_search
@@ -184,27 +177,12 @@ class InProcess:
     def _add(self, events: Sequence[AnyEvent]) -> None:
         self._pending.extend(events)
         if len(self._pending) >= self.batch_events:
-            self._send()
-
-    def _send(self) -> None:
-        self._wait()
-        if self._pending:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="simulate-writer")
-            self._writing = self._writer.submit(self.store.append_sync, self._pending)
-            self._pending = []
-
-    def _wait(self) -> None:
-        if self._writing is not None:
-            writing, self._writing = self._writing, None
-            writing.result()  # a store's error surfaces here
+            self.flush()
 
     def flush(self) -> None:
-        self._send()
-        self._wait()
-        if self._writer is not None:
-            self._writer.shutdown()
-            self._writer = None
+        if self._pending:
+            self.store.append_sync(self._pending)
+            self._pending = []
 
 
 class HttpClient(Protocol):
@@ -304,8 +282,11 @@ class Tally:
         return self.revenue / self.searches if self.searches else None
 
     def add(self, other: Tally) -> None:
-        for name in (f.name for f in fields(self)):
+        for name in _TALLIED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+_TALLIED = tuple(f.name for f in fields(Tally))
 
 
 @dataclass(frozen=True, slots=True)
