@@ -157,5 +157,6 @@ def test_todays_figures_have_no_extra_metric(client: TestClient) -> None:
     assert list(totals) == [
         "searches", "users", "clicked_searches", "clicks", "search_ctr", "clicks_per_search",
         "avg_click_position", "zero_results", "zero_result_rate", "abandonment_rate",
-        "avg_response_ms", "p95_response_ms",
+        "avg_response_ms", "p95_response_ms", "conversion_rate", "revenue_per_search",
+        "converted_searches", "revenue",
     ]  # fmt: skip

@@ -19,7 +19,14 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from clickstats.cli import main
-from clickstats.events import ClickEvent, ClickSource, SearchImpression, to_millis, utcnow
+from clickstats.events import (
+    ClickEvent,
+    ClickSource,
+    ConversionEvent,
+    SearchImpression,
+    to_millis,
+    utcnow,
+)
 from clickstats.experiments import (
     Experiment,
     ExperimentManager,
@@ -130,7 +137,7 @@ def edge_cases(now: datetime) -> list[AnyEvent]:
 
 def exported(store: EventStore) -> list[dict[str, Any]]:
     """Every stored event, rebuilt by its model, in a backend-independent order."""
-    models = {"impression": SearchImpression, "click": ClickEvent}
+    models = {"impression": SearchImpression, "click": ClickEvent, "conversion": ConversionEvent}
     rows = [row for batch in store.export(batch_rows=97) for row in batch]
     events = [models[row["type"]].model_validate(row).model_dump() for row in rows]
     return sorted(events, key=lambda e: (e["type"], e["event_id"]))

@@ -365,11 +365,13 @@ class ConversionEvent(_Event):
     )
     value: Amount | None = Field(
         default=None,
+        validate_default=True,
         description="the conversion's total value (a purchase's revenue), in currency; omitted: "
         "the sum of (price - discount) x quantity over the products, when prices are given",
     )
     currency: Currency | None = Field(
         default=None,
+        validate_default=True,
         description="ISO 4217 code of value and prices, e.g. EUR; needed with either",
     )
     search_id: Id | None = Field(
@@ -387,24 +389,33 @@ class ConversionEvent(_Event):
             raise ValueError("must have one entry per entry of product_ids")
         return value
 
-    @model_validator(mode="after")
-    def _value_and_currency(self) -> Self:
-        value = self.value
-        if value is None and self.prices is not None:
-            quantities = self.quantities or [1] * len(self.prices)
-            discounts = self.discounts or [0.0] * len(self.prices)
-            value = round(
-                math.fsum(
-                    (p - d) * q for p, d, q in zip(self.prices, discounts, quantities, strict=True)
-                ),
-                6,
-            )
-            if value < 0:
-                raise ValueError("discounts: exceed the prices: the value would be negative")
-            object.__setattr__(self, "value", value)
-        if value is not None and self.currency is None:
-            raise ValueError("currency: is needed with value or prices (an ISO 4217 code)")
-        return self
+    @field_validator("value")
+    @classmethod
+    def _value_of_the_products(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # Field validators, not a model validator, so that an error names its field. The lists
+        # are validated before value: one missing from info.data failed, and says why itself.
+        prices = info.data.get("prices")
+        if value is not None or prices is None or "quantities" not in info.data:
+            return value
+        if "discounts" not in info.data:
+            return value
+        quantities = info.data["quantities"] or [1] * len(prices)
+        discounts = info.data["discounts"] or [0.0] * len(prices)
+        total = math.fsum(
+            (p - d) * q for p, d, q in zip(prices, discounts, quantities, strict=True)
+        )
+        if total < 0:
+            raise ValueError("would be negative: the discounts exceed the prices")
+        if total > MAX_AMOUNT:
+            raise ValueError(f"would be above {MAX_AMOUNT:.0e}: check the prices and quantities")
+        return round(total, 6)
+
+    @field_validator("currency")
+    @classmethod
+    def _needed_with_amounts(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and (info.data.get("value") is not None or info.data.get("prices")):
+            raise ValueError("is needed with value or prices (an ISO 4217 code)")
+        return value
 
     @property
     def units(self) -> int:
@@ -463,16 +474,9 @@ class Rejection:
 def _describe(error: Mapping[str, Any]) -> dict[str, Any]:
     if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
         return {"field": "type", "problem": "must be 'click', 'impression' or 'conversion'"}
-    # The first location part is the union tag ("click", ...), not a field. A model validator's
-    # message starts with the field it is about ("currency: ..."), else it is the event's.
+    # The first location part is the union tag ("click", ...), not a field.
     loc = [str(part) for part in error["loc"][1:]]
-    message = str(error["msg"])
-    if not loc and error["type"] == "value_error":
-        message = message.removeprefix("Value error, ")
-        field, sep, problem = message.partition(": ")
-        if sep and field.isidentifier():
-            return {"field": field, "problem": problem}
-    return {"field": ".".join(loc) or None, "problem": message}
+    return {"field": ".".join(loc) or None, "problem": error["msg"]}
 
 
 def parse_events(

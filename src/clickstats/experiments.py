@@ -32,16 +32,18 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from clickstats import metrics
-from clickstats.events import Currency, Id, IsoTime, Unicode, utcnow
+from clickstats.events import Currency, Id, IsoTime, Unicode, integral, utcnow
 from clickstats.metrics import METRICS
 from clickstats.state import FileState, StateStore, open_state
-from clickstats.stats.capping import Cap, parse_cap
+from clickstats.stats.capping import PERCENTILE_PATTERN, Cap, parse_cap
 from clickstats.stats.outliers import DEFAULT_OUTLIER_Z
 
 if TYPE_CHECKING:
@@ -90,7 +92,19 @@ def _cap_setting(value: object) -> object:
 
 #: A cap as an experiment writes it: a positive number, "pNN" (a percentile of this analysis's
 #: users), or null (not capped). One error per bad value, at its key.
-CapSetting = Annotated[float | str | None, BeforeValidator(_cap_setting)]
+CapSetting = Annotated[
+    float | str | None,
+    BeforeValidator(_cap_setting),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": PERCENTILE_PATTERN},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 
 def default_caps() -> dict[str, Cap]:
@@ -144,10 +158,11 @@ class Experiment(BaseModel):
     )
     caps: dict[str, CapSetting] = Field(
         default_factory=dict,
+        json_schema_extra={"propertyNames": {"enum": [*metrics.COLUMNS, *METRICS]}},
         description=(
             "per-user caps (winsorizing) by column or metric name (a metric's name caps its "
-            'numerator column): a positive number, "pNN" for a percentile of every user of the '
-            'analysis (e.g. "p99"), or null for no cap; columns not named keep the '
+            'numerator column): a positive number, "pNN" for a percentile of the non-zero values '
+            'of every user of the analysis (e.g. "p99"), or null for no cap; columns not named keep the '
             "registry's default (revenue: p99; docs/STATISTICS.md)"
         ),
     )
@@ -157,12 +172,10 @@ class Experiment(BaseModel):
         description="adjust per-user means (revenue per user) by each user's value before "
         "exposure (CUPED; docs/STATISTICS.md)",
     )
-    cuped_days: int = Field(
-        DEFAULT_CUPED_DAYS,
-        ge=1,
-        le=MAX_CUPED_DAYS,
-        strict=True,
-        description="days before a user's first exposure that CUPED reads",
+    cuped_days: Annotated[
+        int, Strict(), Field(ge=1, le=MAX_CUPED_DAYS), BeforeValidator(integral)
+    ] = Field(
+        DEFAULT_CUPED_DAYS, description="days before a user's first exposure that CUPED reads"
     )
     currency: Currency | None = Field(
         None,

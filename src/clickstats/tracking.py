@@ -196,10 +196,12 @@ class ClickTrackingService:
         tz: str = "UTC",
         variant: str | None = None,
         user_id: str | None = None,
+        currency: str | None = None,
     ) -> Overview:
         """The dashboard's overview of the last `days` whole days in time zone `tz`: totals,
-        per variant, per day, clicks by rank, a latency histogram (docs/DASHBOARD.md)."""
-        return overview(self.store, Period(check_days(days), tz, variant, user_id))
+        per variant, per day, clicks by rank, a latency histogram, conversions and revenue in
+        `currency` (None: the currency of most purchases) (docs/DASHBOARD.md)."""
+        return overview(self.store, Period(check_days(days), tz, variant, user_id, currency))
 
     def get_queries(
         self,
@@ -208,9 +210,12 @@ class ClickTrackingService:
         user_id: str | None = None,
         limit: int = 20,
         tz: str = "UTC",
+        currency: str | None = None,
     ) -> QueriesReport:
-        """Top, zero-result and no-click queries, and the most clicked products."""
-        period = Period(check_days(days), tz, variant, user_id)
+        """Top, zero-result and no-click queries, the queries with the most revenue (in
+        `currency`, as the overview's) and with the most unconverted clicks, and the most
+        clicked products."""
+        period = Period(check_days(days), tz, variant, user_id, currency)
         return queries(self.store, QueriesQuery(period, limit))
 
     def get_interleaving_results(

@@ -127,6 +127,8 @@ def test_empty_store_has_an_empty_overview(client: TestClient) -> None:
         ({"tz": "../etc/passwd"}, "tz", "unknown time zone"),
         ({"days": 0}, "days", "greater than or equal to 1"),
         ({"days": 366}, "days", "less than or equal to 365"),
+        ({"currency": "eur"}, "currency", "should match pattern '^[A-Z]{3}$'"),
+        ({"currency": "ABC"}, "currency", "must be an ISO 4217 currency code"),
     ],
 )
 def test_bad_parameters_are_named(
@@ -136,6 +138,14 @@ def test_bad_parameters_are_named(
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["query", field] and problem in error["msg"]
+
+
+def test_the_queries_name_a_bad_currency(client: TestClient) -> None:
+    for currency in ("EURO", "usd", "ABC"):
+        response = client.get("/analytics/queries", params={"currency": currency})
+        assert response.status_code == 422
+        (error,) = response.json()["detail"]
+        assert error["loc"] == ["query", "currency"]
 
 
 def test_queries(filled: TestClient) -> None:
@@ -166,3 +176,51 @@ def test_clicks_per_search_is_clicks_over_searches_beside_search_ctr(filled: Tes
     schema = filled.get("/openapi.json").json()["components"]["schemas"]["Figures"]["properties"]
     assert schema["search_ctr"]["description"].startswith("search CTR: ")
     assert schema["clicks_per_search"]["description"].startswith("clicks per search: clicks / ")
+
+
+def purchase(user: str, product: str, value: float, currency: str, **fields: Any) -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": "conversion", "subtype": "purchase", "user_id": user, "product_ids": [product],
+        "value": value, "currency": currency, "timestamp": utcnow().isoformat(), **fields,
+    }  # fmt: skip
+
+
+def test_revenue_in_the_currency_asked_for(filled: TestClient) -> None:
+    """Purchases in two currencies: the overview and the queries are in the currency of most
+    purchases unless another is asked for, and say which; the section has both."""
+    post(
+        filled,
+        [
+            purchase("u1", "p2", 40.0, "EUR"),  # s1, by its click on p2
+            purchase("u1", "p5", 20.0, "EUR"),  # s1 too
+            purchase("u2", "p2", 900.0, "JPY", search_id="s4"),
+        ],
+    )
+    body = filled.get("/analytics/overview", params={"days": 7}).json()
+    assert body["currency"] == "EUR"
+    totals = body["totals"]
+    assert (totals["searches"], totals["converted_searches"], totals["revenue"]) == (4, 2, 60.0)
+    assert (totals["conversion_rate"], totals["revenue_per_search"]) == (0.5, 15.0)
+    section = body["conversions"]
+    assert section["currencies"] == ["EUR", "JPY"]
+    assert {c: f["revenue"] for c, f in section["by_currency"].items()} == {
+        "EUR": 60.0, "JPY": 900.0,
+    }  # fmt: skip
+    assert section["by_variant"]["search_v2"]["JPY"]["revenue_per_search"] == 450.0
+    yen = filled.get("/analytics/overview", params={"days": 7, "currency": "JPY"}).json()
+    assert yen["currency"] == "JPY" and yen["totals"]["revenue_per_search"] == 225.0
+    assert yen["totals"]["search_ctr"] == totals["search_ctr"]  # only revenue changes
+
+    queries = filled.get("/analytics/queries", params={"days": 7}).json()
+    assert queries["currency"] == "EUR"
+    assert [(q["query"], q["revenue"]) for q in queries["revenue_queries"]] == [("shoes", 60.0)]
+    assert [(q["query"], q["unconverted_clicks"]) for q in queries["unconverted_queries"]] == []
+    yen_queries = filled.get("/analytics/queries", params={"currency": "JPY"}).json()
+    assert [(q["query"], q["revenue"]) for q in yen_queries["revenue_queries"]] == [
+        ("shoes", 900.0)
+    ]
+    schema = filled.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["Figures"]["properties"]["revenue_per_search"]["description"].startswith(
+        "revenue per search: "
+    )
+    assert "ConversionFigures" in schema and "RevenueSeries" in schema

@@ -45,6 +45,12 @@ RULES_NO_SCHEMA_CAN_STATE = [
     ("query", r"must contain a word"),  # not only spaces (Unicode's idea of a space)
     ("q", r"must contain a word"),
     ("teams", r"one team per entry of results"),  # as many as results
+    ("prices", r"one entry per entry of product_ids"),  # a conversion's lists: one per product
+    ("quantities", r"one entry per entry of product_ids"),
+    ("discounts", r"one entry per entry of product_ids"),
+    ("value", r"would be negative|would be above"),  # worked out from the products
+    ("currency", r"is needed with value or prices|ISO 4217 currency code"),  # pycountry's list
+    ("caps", r"both cap the column"),  # a metric and its numerator column, capped differently
     ("variants", r"interleaving|ranker"),  # an interleaving experiment's two rankers
     (None, r"interleaving experiment has exactly two variants"),
 ]

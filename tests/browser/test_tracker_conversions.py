@@ -106,7 +106,10 @@ def test_a_shop_sends_an_add_to_cart_and_a_purchase_after_a_click_each_stored_on
         ("rejected", None),
     ]
     assert answer["results"][3]["errors"] == [
-        {"field": "currency", "problem": "is needed with value or prices (an ISO 4217 code)"}
+        {
+            "field": "currency",
+            "problem": "Value error, is needed with value or prices (an ISO 4217 code)",
+        }
     ]
     rejected = [m for m in messages if "clickstats: event rejected" in m]
     assert len(rejected) == 1 and bad_id in rejected[0], messages

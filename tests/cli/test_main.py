@@ -20,7 +20,21 @@ from clickstats.store.base import Filters
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = f"duckdb:///{tmp_path_factory.mktemp('cli')}/sim.duckdb"
     result = CliRunner().invoke(
-        main, ["simulate", "--users", "80", "--searches", "800", "--store", url, "--days", "5"]
+        # no pre-period: the store then holds the 5 days the report's 7 count
+        main,
+        [
+            "simulate",
+            "--users",
+            "80",
+            "--searches",
+            "800",
+            "--store",
+            url,
+            "--days",
+            "5",
+            "--pre-days",
+            "0",
+        ],  # fmt: skip
     )
     assert result.exit_code == 0, result.output
     return url

@@ -26,15 +26,15 @@ class Sums:
 
     def __init__(self, overall: PreferenceSums, by_query: dict[Key, PreferenceSums]) -> None:
         self.overall, self.by_query = overall, by_query
-        self.asked: list[tuple[datetime, str, int | None]] = []
+        self.asked: list[tuple[datetime, str, int | None, str]] = []
 
     def generation(self) -> None:
         return None
 
     def preference_sums(
-        self, since: datetime, label: str, top_queries: int | None = None
+        self, since: datetime, label: str, top_queries: int | None = None, outcome: str = "clicks"
     ) -> dict[Key, PreferenceSums]:
-        self.asked.append((since, label, top_queries))
+        self.asked.append((since, label, top_queries, outcome))
         return {(): self.overall} if top_queries is None else self.by_query
 
 
@@ -43,7 +43,7 @@ def test_the_wire_fields_are_the_statistics_fields_in_order() -> None:
     assert list(Preference.model_fields) == stats
     assert list(QueryPreference.model_fields) == ["query", *stats]
     assert list(InterleavingResults.model_fields) == [
-        "experiment", "status", "rankers", *stats, "by_query",
+        "experiment", "status", "rankers", "outcome", *stats, "by_query",
     ]  # fmt: skip
 
 
@@ -52,7 +52,7 @@ def test_overall_and_per_query_from_the_store_sums() -> None:
     sums = PreferenceSums(units=2, wins_a=1, wins_b=2, ties=1, wins_a2=1, wins_b2=2, wins_ab=1)
     store = Sums(sums, {("shoes",): sums})
     result = interleaving_results(store, DUEL, SINCE, top_queries=3)  # type: ignore[arg-type]
-    assert store.asked == [(SINCE, "duel", None), (SINCE, "duel", 3)]
+    assert store.asked == [(SINCE, "duel", None, "clicks"), (SINCE, "duel", 3, "clicks")]
     assert (result.experiment, result.status.value) == ("duel", "running")
     assert (result.rankers.A, result.rankers.B) == ("search_v1", "search_v2")
     assert (result.users, result.wins_a, result.wins_b, result.ties) == (2, 1, 2, 1)
@@ -62,7 +62,7 @@ def test_overall_and_per_query_from_the_store_sums() -> None:
         include=set(Preference.model_fields)
     )
     body = result.to_dict()
-    assert list(body)[:4] == ["experiment", "status", "rankers", "users"]
+    assert list(body)[:5] == ["experiment", "status", "rankers", "outcome", "users"]
     assert body["status"] == "running" and body["rankers"] == {"A": "search_v1", "B": "search_v2"}
 
 

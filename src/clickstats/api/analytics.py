@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
@@ -28,6 +28,7 @@ from clickstats.events import (
     BatchResult,
     ClickEvent,
     ConversionEvent,
+    Currency,
     SearchImpression,
     loads,
     parse_events,
@@ -334,10 +335,21 @@ def overview(
     variant: VariantFilter = None,
     days: Days = DEFAULT_DAYS,
     tz: TimeZone = "UTC",
+    currency: Annotated[
+        Currency | None,
+        Query(
+            description="ISO 4217 code of the revenue figures (e.g. EUR); omitted: the currency "
+            "of most purchases in the period"
+        ),
+    ] = None,
 ) -> Any:
     """The dashboard's overview of the last `days` whole days in time zone `tz`: searches,
-    users, search CTR, click position, zero results, latency; per variant and per day."""
-    return tracker.get_overview(days=days, tz=tz, variant=variant, user_id=user_id)
+    users, search CTR, click position, zero results, latency, conversion rate and revenue per
+    search (in `currency`); per variant and per day; and the conversions and revenue of the
+    period per currency, per variant and per day (amounts never added across currencies)."""
+    return tracker.get_overview(
+        days=days, tz=tz, variant=variant, user_id=user_id, currency=currency
+    )
 
 
 @router.get("/queries", response_model=QueriesReport, responses=READ_RESPONSES)
@@ -348,10 +360,20 @@ def top_queries(
     days: Days = DEFAULT_DAYS,
     limit: Limit = 20,
     tz: TimeZone = "UTC",
+    currency: Annotated[
+        Currency | None,
+        Query(
+            description="ISO 4217 code of the revenue figures (e.g. EUR); omitted: the currency "
+            "of most purchases in the period, as in the overview"
+        ),
+    ] = None,
 ) -> Any:
-    """Top, zero-result and no-click queries with their CTR and click position, and the most
-    clicked products, over the same whole days as the overview."""
-    return tracker.get_queries(days=days, variant=variant, user_id=user_id, limit=limit, tz=tz)
+    """Top, zero-result and no-click queries with their CTR and click position, the queries
+    with the most revenue (in `currency`) and those with the most clicks that led to no
+    conversion, and the most clicked products, over the same whole days as the overview."""
+    return tracker.get_queries(
+        days=days, variant=variant, user_id=user_id, limit=limit, tz=tz, currency=currency
+    )
 
 
 @router.get("/metrics", response_model=MetricsReport)

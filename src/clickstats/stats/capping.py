@@ -29,7 +29,9 @@ __all__ = ["Cap", "Capped", "cap_value", "cap_values", "describe", "parse_cap", 
 
 #: How an experiment writes a cap: an absolute number, or "p" and a percentile in (0, 100).
 CapSpec = float | str
-_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
+#: "p1" to "p99.99...": the percentiles a cap may be (the pattern the API's schema states).
+PERCENTILE_PATTERN = r"^p([1-9][0-9]?(?:\.[0-9]+)?)$"
+_PERCENTILE = re.compile(PERCENTILE_PATTERN)
 
 
 def parse_cap(value: CapSpec) -> Cap:
