@@ -60,6 +60,9 @@ READS = [
     "/experiments/ranking/results?method=fixed",
     "/experiments/ranking/results?days=3",
     "/experiments/duel/interleaving",
+    "/experiments/duel/interleaving?outcome=purchases",
+    "/analytics/overview?currency=EUR&days=30",
+    "/analytics/queries?currency=USD",
 ]
 
 
@@ -87,6 +90,15 @@ def _interleaved(client: TestClient) -> None:
                     "user_id": user, "product_id": f"p{rank - 1}", "rank": rank,
                     "variant": "duel", "search_query": query,
                     "timestamp": (when + timedelta(seconds=rank)).isoformat(),
+                }
+            )  # fmt: skip
+        if n % 4 == 0:  # a purchase of the first product shown, from the duel's search
+            events.append(
+                {
+                    "type": "conversion", "event_id": f"duel-b{n:03d}", "search_id": search_id,
+                    "user_id": user, "subtype": "purchase", "product_ids": [f"p{n % 3}"],
+                    "prices": [10 + n], "currency": "EUR",
+                    "timestamp": (when + timedelta(minutes=5)).isoformat(),
                 }
             )  # fmt: skip
     answer = client.post("/analytics/events", json={"events": events})
