@@ -625,14 +625,33 @@ def per_user_pipeline(
             *outliers,
             {"$out": out},
         ]
-    # Each search's column values; per user every search kept, then per (variant, user) the
-    # searches in the analysis summed and the user's earlier ones filtered by time.
-    item = {
-        "in": in_analysis, "variant": "$variant", "ts": "$timestamp",
-        **{f"c{n}": value(metrics.COLUMNS[c].value) for n, c in enumerate(columns)},
-    }  # fmt: skip
+    # Per user, in one $group: each variant's sums of the columns over the user's searches in
+    # the analysis (the variants are known: a conditional sum each) and the time and CUPED
+    # values of every search of the user; then one row per (variant, user) in the analysis,
+    # whose pre-exposure searches are filtered out of that list and summed. No stage unwinds a
+    # user's searches, so a heavy user (a crawler) costs O(searches), not O(searches^2).
     pre_ms = options.pre_days * 86_400_000
-
+    accumulators: Doc = {
+        "items": {
+            "$push": {
+                "ts": "$timestamp",
+                **{f"p{n}": value(metrics.COLUMNS[c].value) for n, c in enumerate(pre)},
+            }
+        }
+    }
+    rows: list[int] = []
+    for k, variant in enumerate(variants):
+        mine: Doc = {"$and": [in_analysis, {"$eq": ["$variant", variant]}]}
+        accumulators[f"first{k}"] = {"$min": {"$cond": [mine, "$timestamp", None]}}
+        for n, c in enumerate(columns):
+            column = metrics.COLUMNS[c]
+            per_search = 1 if column.per_user else value(column.value)
+            accumulators[f"v{k}c{n}"] = (
+                {"$max": {"$cond": [mine, 1, 0]}}
+                if column.per_user
+                else {"$sum": {"$cond": [mine, per_search, 0]}}
+            )
+        rows.append(k)
     earlier = {
         "$filter": {
             "input": "$items",
@@ -645,41 +664,43 @@ def per_user_pipeline(
             },
         }
     }
-    per_variant_user: Doc = {
-        "_id": {"variant": "$ins.variant", "user": "$_id"},
-        "first_ts": {"$min": "$ins.ts"},
-        "items": {"$first": "$items"},
-        **{
-            c: {"$max": 1} if metrics.COLUMNS[c].per_user else {"$sum": f"$ins.c{n}"}
-            for n, c in enumerate(columns)
-        },
-    }
-    index = {c: n for n, c in enumerate(columns)}
     return [
         *per_search_stages(
             {"timestamp": {"$gte": pre_since}}, pre_since, fields, columns, attributed
         ),
-        {"$group": {"_id": "$user_id", "items": {"$push": item}}},
+        {"$group": {"_id": "$user_id", **accumulators}},
+        {"$addFields": {"k": {"$literal": rows}}},
+        {"$unwind": "$k"},  # one row per variant (a handful), each with the user's searches
         {
             "$project": {
                 "items": 1,
-                "ins": {"$filter": {"input": "$items", "as": "it", "cond": "$$it.in"}},
+                "variant": _pick([{"$literal": v} for v in variants]),
+                "first_ts": _pick([f"$first{k}" for k in rows]),
+                **{c: _pick([f"$v{k}c{n}" for k in rows]) for n, c in enumerate(columns)},
             }
         },
-        {"$unwind": "$ins"},
-        {"$group": per_variant_user},
-        *outliers,
+        {"$match": {"first_ts": {"$ne": None}}},  # the variants the user is in
         {"$addFields": {"items": earlier}},  # the user's searches in the pre-exposure window
         {
             "$project": {
+                "_id": {"variant": "$variant", "user": "$_id"},
                 "first_ts": 1,
                 **dict.fromkeys(columns, 1),
                 "has_pre": {"$gt": [{"$size": "$items"}, 0]},
-                **{f"pre_{c}": {"$sum": f"$items.c{index[c]}"} for c in pre},
+                **{f"pre_{c}": {"$sum": f"$items.p{n}"} for n, c in enumerate(pre)},
             }
         },
+        *outliers,
         {"$out": out},
     ]
+
+
+def _pick(choices: list[Any]) -> Any:
+    """The choice whose index is the row's "k" (nested $cond: the variants are few)."""
+    out = choices[-1]
+    for k in range(len(choices) - 2, -1, -1):
+        out = {"$cond": [{"$eq": ["$k", k]}, choices[k], out]}
+    return out
 
 
 def variant_sums_pipeline(options: SumOptions, caps: dict[str, float]) -> list[Doc]:
