@@ -47,7 +47,9 @@ from clickstats.reports.analytics import (
 )
 from clickstats.reports.overview import Overview
 from clickstats.reports.queries import QueriesReport
+from clickstats.settings import Settings
 from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.tracking import ClickTrackingService
 
 # Ingest for the event endpoints, read for the reports, admin for the rest (api/auth.py).
 router = APIRouter(
@@ -111,6 +113,25 @@ def _recent(event: AnyEvent, max_age_days: int) -> None:
 _LOGGED = {200: {"model": LogResult}, **WRITE_RESPONSES}
 
 
+async def _log_one(
+    event: E,
+    request: Request,
+    tracker: ClickTrackingService,
+    settings: Settings,
+    from_bot: bool,
+    x_user_id: str | None,
+) -> Response:
+    """One event of a single-event endpoint: too old is a 422, the header's user fills in a
+    missing one, a crawler's is dropped; else it is stored and the answer says how."""
+    _recent(event, settings.max_event_age_days)
+    event = _with_user(event, x_user_id)
+    if from_bot:
+        count_dropped(request.app, 1)
+        return _logged(event, None)
+    (status,) = await tracker.append([event])
+    return _logged(event, status)
+
+
 @router.post("/log-click", response_class=Response, responses=_LOGGED)
 async def log_click(
     event: ClickEvent,
@@ -121,13 +142,7 @@ async def log_click(
     x_user_id: UserHeader = None,
 ) -> Response:
     """Store one click. 200 means it is committed to disk; a retried event_id is not counted twice."""
-    _recent(event, settings.max_event_age_days)
-    event = _with_user(event, x_user_id)
-    if from_bot:
-        count_dropped(request.app, 1)
-        return _logged(event, None)
-    (status,) = await tracker.append([event])
-    return _logged(event, status)
+    return await _log_one(event, request, tracker, settings, from_bot, x_user_id)
 
 
 @router.post("/log-impression", response_class=Response, responses=_LOGGED)
@@ -140,13 +155,7 @@ async def log_impression(
     x_user_id: UserHeader = None,
 ) -> Response:
     """Store one search impression; the answer carries its search_id for the clicks to cite."""
-    _recent(event, settings.max_event_age_days)
-    event = _with_user(event, x_user_id)
-    if from_bot:
-        count_dropped(request.app, 1)
-        return _logged(event, None)
-    (status,) = await tracker.append([event])
-    return _logged(event, status)
+    return await _log_one(event, request, tracker, settings, from_bot, x_user_id)
 
 
 @router.post("/log-conversion", response_class=Response, responses=_LOGGED)
@@ -161,13 +170,7 @@ async def log_conversion(
     """Store one conversion (add_to_cart, purchase, or a subtype the site names). It counts for
     its search_id, else for the user's latest search in which they clicked one of its products
     within the attribution window (docs/CLICK_TRACKING.md, "Conversions")."""
-    _recent(event, settings.max_event_age_days)
-    event = _with_user(event, x_user_id)
-    if from_bot:
-        count_dropped(request.app, 1)
-        return _logged(event, None)
-    (status,) = await tracker.append([event])
-    return _logged(event, status)
+    return await _log_one(event, request, tracker, settings, from_bot, x_user_id)
 
 
 def _bad_body(field: str, problem: str, status_code: int = 422) -> NoReturn:
