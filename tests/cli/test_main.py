@@ -34,7 +34,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> str:
             "5",
             "--pre-days",
             "0",
-        ],  # fmt: skip
+        ],
     )
     assert result.exit_code == 0, result.output
     return url

@@ -193,18 +193,28 @@ def linked(columns: list[str], also: str = "", since: str = "$since") -> str:
         GROUP BY search_id"""
 
 
-def joins(columns: list[str], c: str = "c", v: str = "v") -> str:
-    """The LEFT JOINs of a search `i` to its reduced clicks and conversions (as `c` and `v`)."""
-    out = f"LEFT JOIN {c} AS c USING (search_id)"
+def reads_clicks(columns: list[str]) -> bool:
+    return bool(metrics.needed_facts(columns) - metrics.CONVERSION_FACTS - {"results_count"})
+
+
+def joins(columns: list[str], c: str = "c", v: str = "v", *, always_c: bool = True) -> str:
+    """The LEFT JOINs of a search `i` to its reduced clicks and conversions (as `c` and `v`):
+    the clicks always (unless not `always_c` and no column reads them), the conversions when
+    a column reads them."""
+    out = f"LEFT JOIN {c} AS c USING (search_id)" if always_c or reads_clicks(columns) else ""
     return out + (f" LEFT JOIN {v} AS v USING (search_id)" if reads_conversions(columns) else "")
 
 
-def with_linked(columns: list[str], since: str = "$since", suffix: str = "") -> str:
+def with_linked(
+    columns: list[str], since: str = "$since", suffix: str = "", *, always_c: bool = True
+) -> str:
     """The CTEs `c` (and `v` when read) for `columns`, named with `suffix`."""
-    out = f"c{suffix} AS ({linked(columns, since=since)})"
+    parts = []
+    if always_c or reads_clicks(columns):
+        parts.append(f"c{suffix} AS ({linked(columns, since=since)})")
     if reads_conversions(columns):
-        out += f",\nv{suffix} AS ({converted(since)})"
-    return out
+        parts.append(f"v{suffix} AS ({converted(since)})")
+    return ",\n".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,13 +273,16 @@ def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQ
             + f" AS pre{n}"
             for n, name in enumerate(pre)
         )
-        ctes.append(with_linked(names, "$pre_since", "_pre"))
+        # only what the CUPED columns read (revenue: the conversions, not the clicks)
+        linked_pre = with_linked(pre, "$pre_since", "_pre", always_c=False)
+        if linked_pre:
+            ctes.append(linked_pre)
         ctes.append(f"""pre AS (
             SELECT u.variant, u.user_id, {pre_values}
             FROM kept AS u CROSS JOIN caps
             JOIN impressions AS i ON i.user_id = u.user_id
                 AND i.ts >= u.first_ts - to_days($pre_days) AND i.ts < u.first_ts
-            {joins(names, "c_pre", "v_pre")}
+            {joins(pre, "c_pre", "v_pre", always_c=False)}
             GROUP BY u.variant, u.user_id
         )""")
         pre_join = "LEFT JOIN pre AS p USING (variant, user_id)"
