@@ -143,7 +143,7 @@ def seeded(backend: str) -> Iterator[TestClient]:
             state = client.app.state  # type: ignore[attr-defined]
             assert client.post("/experiments", json=EXPERIMENT).status_code in (200, 201)
             backend_ = _Fixed(state.tracker.store, state.experiments, default_engine())
-            simulate(backend_, default_catalog(), users=60, searches=900, seed=7, days=10, now=NOW)
+            simulate(backend_, default_catalog(), users=40, searches=500, seed=7, days=10, now=NOW)
             assert client.post("/experiments", json=DUEL).status_code in (200, 201)
             _interleaved(client)
             yield client
