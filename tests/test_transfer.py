@@ -340,7 +340,8 @@ def test_bad_rows_are_rejected_with_field_and_problem_and_the_rest_imported(
             2, ["line 3", "line 5"],
         )  # fmt: skip
         assert reasons["product_id", "Field required"] == (1, ["line 6"])
-        assert reasons["type", "must be 'click', 'impression' or 'conversion'"] == (1, ["line 7"])
+        problem = "must be 'click', 'impression', 'conversion' or 'action'"
+        assert reasons["type", problem] == (1, ["line 7"])
         assert reasons["event_id", "is missing: an import needs it on every row"][1] == ["line 8"]
         assert any(f and f.startswith("teams") for f, _ in reasons), reasons
         assert str(summary.reasons[0]).startswith(
@@ -422,10 +423,11 @@ def test_cli_export_and_import_print_their_counts(tmp_path: Path) -> None:
         main, ["export", "--store", source, "--output", str(out), "--since", "30d"]
     )
     assert done.exit_code == 0, done.output
-    assert "exported 7 events (4 impressions, 3 clicks, 0 conversions)" in done.output
+    assert "exported 7 events (4 impressions, 3 clicks, 0 conversions, 0 actions)" in done.output
     with out.open("a", encoding="utf-8") as f:
-        # a click with rank 0; the conversion's columns (after source) empty
-        f.write("click,bad-1,,u,,default,2026-01-01T00:00:00Z,,,,,,p,0,,SEARCH_RESULTS,,,,,,,\n")
+        # a click with rank 0; the conversion's and the action's columns (after source) empty
+        f.write("click,bad-1,,u,,default,2026-01-01T00:00:00Z,,,,,,p,0,,SEARCH_RESULTS,,,,,,,")
+        f.write(",,,\n")
     imported = runner.invoke(main, ["import", str(out)], env={"CLICKSTATS_STORE": target})
     assert imported.exit_code == 0, imported.output
     assert "8 rows" in imported.output and "7 imported, 0 already present, 1 rejected" in (

@@ -1,5 +1,7 @@
-"""The three events clickstats records: a search (impression), a click on one of its results,
-and a conversion (an add to cart, a purchase, or another goal the site names)."""
+"""The events clickstats records: a search (impression), a click on one of its results, a
+conversion (an add to cart, a purchase, or another goal the site names), and any other action a
+user takes (a product view, a hover, a share: what Algolia's view events and UBI's other action
+names carry)."""
 
 from __future__ import annotations
 
@@ -431,7 +433,33 @@ class ConversionEvent(_Event):
         return cls.model_validate_json(data)
 
 
-AnyEvent = ClickEvent | SearchImpression | ConversionEvent
+#: Products one action names (Algolia's view events name at most 20).
+MAX_ACTION_PRODUCTS = 100
+
+
+class ActionEvent(_Event):
+    """Anything else a user did, under its own name: a product page view ("view", what
+    Algolia's view events and view-through numbers count), a hover, a share, or any action name
+    an OpenSearch UBI client sends. Stored, exported and counted by name; no metric reads it."""
+
+    type: Literal["action"] = "action"
+    name: Id = Field(description="what was done, e.g. 'view', 'hover', 'share'")
+    product_ids: Annotated[list[Id], Field(max_length=MAX_ACTION_PRODUCTS)] | None = Field(
+        default=None, description="the products it concerns, if any"
+    )
+    position: (
+        Annotated[int, Strict(), Field(ge=1, le=MAX_RANK), BeforeValidator(integral)] | None
+    ) = Field(default=None, description="1-based position of the result it concerns, if any")
+    search_id: Id | None = Field(default=None, description="the search it came from, if any")
+    search_query: Text = Field(default="", description="the text of that search")
+    message: Text = Field(default="", description="free text the client attached")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ActionEvent:
+        return cls.model_validate(data)
+
+
+AnyEvent = ClickEvent | SearchImpression | ConversionEvent | ActionEvent
 
 Event = Annotated[AnyEvent, Field(discriminator="type")]
 _events_adapter: TypeAdapter[list[AnyEvent]] = TypeAdapter(list[Event])
@@ -473,7 +501,10 @@ class Rejection:
 
 def _describe(error: Mapping[str, Any]) -> dict[str, Any]:
     if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
-        return {"field": "type", "problem": "must be 'click', 'impression' or 'conversion'"}
+        return {
+            "field": "type",
+            "problem": "must be 'click', 'impression', 'conversion' or 'action'",
+        }
     # The first location part is the union tag ("click", ...), not a field.
     loc = [str(part) for part in error["loc"][1:]]
     return {"field": ".".join(loc) or None, "problem": error["msg"]}

@@ -31,6 +31,7 @@ class DeletedCounts(BaseModel):
     clicks: int = Field(description="clicks deleted")
     impressions: int = Field(description="impressions (searches) deleted")
     conversions: int = Field(0, description="conversions deleted")
+    actions: int = Field(0, description="other actions (views, ...) deleted")
 
     @classmethod
     def of(cls, deleted: Deleted) -> DeletedCounts:
@@ -38,6 +39,7 @@ class DeletedCounts(BaseModel):
             clicks=deleted.clicks,
             impressions=deleted.impressions,
             conversions=deleted.conversions,
+            actions=deleted.actions,
         )
 
 

@@ -131,6 +131,7 @@ class ClickTrackingService:
             deleted_clicks=deleted.clicks,
             deleted_impressions=deleted.impressions,
             deleted_conversions=deleted.conversions,
+            deleted_actions=deleted.actions,
         )
 
     def delete_user(self, user_id: str) -> UserDeletion:

@@ -23,9 +23,21 @@ from typing import IO, Any, Literal, get_args
 
 import orjson
 
-from clickstats.events import ClickEvent, ConversionEvent, SearchImpression, parse_events, utcnow
+from clickstats.events import (
+    ActionEvent,
+    ClickEvent,
+    ConversionEvent,
+    SearchImpression,
+    parse_events,
+    utcnow,
+)
 from clickstats.store.base import AppendStatus, EventRow, EventStore
-from clickstats.store.fields import CLICK_FIELDS, CONVERSION_FIELDS, IMPRESSION_FIELDS
+from clickstats.store.fields import (
+    ACTION_FIELDS,
+    CLICK_FIELDS,
+    CONVERSION_FIELDS,
+    IMPRESSION_FIELDS,
+)
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = get_args(Format)
@@ -38,14 +50,17 @@ EXTENSIONS: dict[str, Format] = {
 }
 
 #: How an export orders its columns: ids and shared fields first, then the impression's, the
-#: click's and the conversion's; a field the models gain later goes at the end.
+#: click's, the conversion's and the action's; a field the models gain later goes at the end.
 _ORDER = (
     "event_id", "search_id", "user_id", "session_id", "variant", "timestamp",
     "query", "results_count", "response_time_ms", "results", "teams",
     "product_id", "rank", "search_query", "source",
     "subtype", "product_ids", "prices", "quantities", "discounts", "value", "currency",
+    "name", "position", "message",
 )  # fmt: skip
-_STORED = {f.name: f for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS, *CONVERSION_FIELDS)}
+_STORED = {
+    f.name: f for f in (*IMPRESSION_FIELDS, *CLICK_FIELDS, *CONVERSION_FIELDS, *ACTION_FIELDS)
+}
 #: The unified table: every stored field of every event type (store.fields), `type` first.
 COLUMNS: tuple[str, ...] = (
     "type",
@@ -55,6 +70,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "impression": tuple(c for c in COLUMNS if c in SearchImpression.model_fields),
     "click": tuple(c for c in COLUMNS if c in ClickEvent.model_fields),
     "conversion": tuple(c for c in COLUMNS if c in ConversionEvent.model_fields),
+    "action": tuple(c for c in COLUMNS if c in ActionEvent.model_fields),
 }
 LIST_COLUMNS = tuple(
     n for n in COLUMNS if n in _STORED and _STORED[n].kind in ("texts", "integers", "numbers")
@@ -65,7 +81,7 @@ NUMBER_COLUMNS = tuple(
 )
 #: Text fields where "" is a value (the others are ids, which cannot be empty): in a CSV cell
 #: of one of these, of the row's own type, empty means "", not null.
-TEXT_COLUMNS = ("query", "search_query")
+TEXT_COLUMNS = ("query", "search_query", "message")
 #: Without these a re-import would not be idempotent (a new id) or would move events (now).
 REQUIRED = ("event_id", "timestamp")
 
@@ -131,10 +147,11 @@ class ExportSummary:
     impressions: int
     clicks: int
     conversions: int = 0
+    actions: int = 0
 
     @property
     def events(self) -> int:
-        return self.impressions + self.clicks + self.conversions
+        return self.impressions + self.clicks + self.conversions + self.actions
 
 
 class _Writer:
@@ -246,7 +263,7 @@ def export_file(
     """
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
-    counts = {"impression": 0, "click": 0, "conversion": 0}
+    counts = dict.fromkeys(FIELDS, 0)
     try:
         writer = _WRITERS[fmt](partial)
     except OSError as exc:
@@ -265,7 +282,9 @@ def export_file(
     finally:
         writer.close()  # idempotent for every writer
         partial.unlink(missing_ok=True)
-    return ExportSummary(path, fmt, counts["impression"], counts["click"], counts["conversion"])
+    return ExportSummary(
+        path, fmt, counts["impression"], counts["click"], counts["conversion"], counts["action"]
+    )
 
 
 # -- import --------------------------------------------------------------------------------------

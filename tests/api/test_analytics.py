@@ -324,6 +324,7 @@ def test_reset_clears_everything_when_enabled(client: TestClient) -> None:
         "deleted_clicks": 4,
         "deleted_impressions": 5,
         "deleted_conversions": 0,
+        "deleted_actions": 0,
     }
     assert client.get("/analytics/ctr?days=365").json()["total_impressions"] == 0
 

@@ -55,7 +55,7 @@ def test_delete_user_removes_that_user_only(client: TestClient) -> None:
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "user_id": "alice",
-        "deleted": {"clicks": 2, "impressions": 3, "conversions": 0},
+        "deleted": {"clicks": 2, "impressions": 3, "conversions": 0, "actions": 0},
     }
     assert _user(client, "alice") == (0, 0)
     assert _user(client, "bob") == (2, 1)
@@ -66,7 +66,7 @@ def test_delete_user_removes_that_user_only(client: TestClient) -> None:
     assert again.status_code == 200
     assert again.json() == {
         "user_id": "alice",
-        "deleted": {"clicks": 0, "impressions": 0, "conversions": 0},
+        "deleted": {"clicks": 0, "impressions": 0, "conversions": 0, "actions": 0},
     }
 
 
@@ -76,7 +76,7 @@ def test_a_user_id_with_a_slash_or_spaces_can_be_named(client: TestClient) -> No
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "user_id": "team/7 a",
-        "deleted": {"clicks": 1, "impressions": 1, "conversions": 0},
+        "deleted": {"clicks": 1, "impressions": 1, "conversions": 0, "actions": 0},
     }
 
 

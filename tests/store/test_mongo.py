@@ -76,7 +76,7 @@ def test_indexes_are_created_on_open(mongo: MongoStore) -> None:
             "variant_timestamp": [("variant", 1), ("timestamp", 1)],
             "search_id": [("search_id", 1)],
         }
-    assert set(mongo._collections) == {"click_events", "impressions", "conversions"}
+    assert set(mongo._collections) == {"click_events", "impressions", "conversions", "actions"}
     mongo.close()
     mongo.open()  # a second process (or a restart) finds them and changes nothing
 

@@ -346,8 +346,8 @@ def export(store: str, output: Path, fmt: str | None, since: datetime | None) ->
             raise click.ClickException(str(exc)) from exc
     click.echo(
         f"exported {summary.events:,} events ({summary.impressions:,} impressions, "
-        f"{summary.clicks:,} clicks, {summary.conversions:,} conversions) to {summary.path} "
-        f"({summary.format})"
+        f"{summary.clicks:,} clicks, {summary.conversions:,} conversions, {summary.actions:,} "
+        f"actions) to {summary.path} ({summary.format})"
     )
 
 

@@ -117,6 +117,7 @@ class ResetReport(Report):
     deleted_clicks: int
     deleted_impressions: int
     deleted_conversions: int = 0
+    deleted_actions: int = 0
 
 
 class MetricInfo(Report):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,7 +18,7 @@ from typing import Any, Literal
 from clickstats.events import AnyEvent as AnyEvent
 
 #: The event types, in the order a store writes and exports them.
-EVENT_TYPES: tuple[str, ...] = ("impression", "click", "conversion")
+EVENT_TYPES: tuple[str, ...] = ("impression", "click", "conversion", "action")
 #: The events of one write, by type (every type present, maybe with no events).
 Batch = Mapping[str, Sequence[AnyEvent]]
 
@@ -102,6 +102,7 @@ class Deleted:
     clicks: int = 0
     impressions: int = 0
     conversions: int = 0
+    actions: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,22 @@ class ConversionTotals:
     orders: int = 0
     units: int = 0
     attributed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActionTotal:
+    """The actions (ActionEvent) of one name: how many, by how many users, naming how many
+    distinct products."""
+
+    name: str
+    events: int
+    users: int
+    products: int
+
+
+def ranked_actions(totals: Iterable[ActionTotal]) -> list[ActionTotal]:
+    """Most events first, then by name: the order action_totals answers in."""
+    return sorted(totals, key=lambda t: (-t.events, t.name))
 
 
 #: What conversion_totals groups by, besides the currency: the variant of the search a conversion
@@ -415,6 +432,11 @@ class EventStore(abc.ABC):
         groups with conversions, ordered by key."""
 
     @abc.abstractmethod
+    def action_totals(self, f: Filters) -> list[ActionTotal]:
+        """Actions at or after f.since (one user's with f.user_id; with f.variant, those whose
+        search_id names a search of that variant), per name: most events first, then by name."""
+
+    @abc.abstractmethod
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         """The `top` most clicked product ids (ties by id)."""
 
@@ -427,5 +449,5 @@ class EventStore(abc.ABC):
     def export(
         self, since: datetime | None = None, batch_rows: int = 10_000
     ) -> Iterator[list[EventRow]]:
-        """Every stored event at or after `since` (all without it): impressions, clicks, then
-        conversions, each table in (timestamp, event_id) order, in lists of at most `batch_rows`."""
+        """Every stored event at or after `since` (all without it): impressions, clicks,
+        conversions, then actions, each table in (timestamp, event_id) order, in lists of at most `batch_rows`."""

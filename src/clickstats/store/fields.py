@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from clickstats.events import ClickEvent, ConversionEvent, SearchImpression
+from clickstats.events import ActionEvent, ClickEvent, ConversionEvent, SearchImpression
 
 Kind = Literal["text", "integer", "number", "texts", "integers", "numbers", "time"]
 #: The kind of a list of each scalar kind.
@@ -72,6 +72,7 @@ def stored_fields(model: type[BaseModel]) -> tuple[Field, ...]:
 CLICK_FIELDS = stored_fields(ClickEvent)
 IMPRESSION_FIELDS = stored_fields(SearchImpression)
 CONVERSION_FIELDS = stored_fields(ConversionEvent)
+ACTION_FIELDS = stored_fields(ActionEvent)
 
 
 def naive_utc(value: datetime) -> datetime:

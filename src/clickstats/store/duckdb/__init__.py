@@ -28,6 +28,7 @@ import duckdb
 
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
+    ActionTotal,
     Activity,
     Batch,
     ByVariant,
@@ -54,6 +55,7 @@ from clickstats.store.base import (
     StoreFull,
     SumOptions,
     UserSums,
+    ranked_actions,
     without_paths,
 )
 from clickstats.store.duckdb import queries
@@ -479,6 +481,29 @@ class DuckDBStore(GroupWritten, EventStore):
                 attributed=attributed,
             )
         return out
+
+    def action_totals(self, f: Filters) -> list[ActionTotal]:
+        params: dict[str, Any] = {"since": naive_utc(f.since)}
+        where = ["a.ts >= $since"]
+        if f.user_id is not None:
+            params["user"] = f.user_id
+            where.append("a.user_id = $user")
+        if f.variant is not None:
+            params["variant"] = f.variant
+            where.append(
+                "a.search_id IN (SELECT search_id FROM impressions WHERE variant = $variant)"
+            )
+        rows = self._query(
+            f"""SELECT a.name, count(DISTINCT a.event_id), count(DISTINCT a.user_id),
+                count(DISTINCT p.product_id)
+            FROM actions a
+            LEFT JOIN (SELECT event_id, unnest(product_ids) AS product_id FROM actions) p
+                ON p.event_id = a.event_id
+            WHERE {" AND ".join(where)}
+            GROUP BY a.name""",
+            params,
+        )
+        return ranked_actions(ActionTotal(*row) for row in rows)
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         scope = Scope(f)

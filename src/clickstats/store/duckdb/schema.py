@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from clickstats.store.base import EventRow
 from clickstats.store.fields import (
+    ACTION_FIELDS,
     CLICK_FIELDS,
     CONVERSION_FIELDS,
     IMPRESSION_FIELDS,
@@ -56,6 +57,12 @@ CREATE TABLE IF NOT EXISTS click_events (
     received_at      TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conversions (
+    event_id         VARCHAR PRIMARY KEY,
+    user_id          VARCHAR NOT NULL,
+    ts               TIMESTAMP NOT NULL,
+    received_at      TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
     event_id         VARCHAR PRIMARY KEY,
     user_id          VARCHAR NOT NULL,
     ts               TIMESTAMP NOT NULL,
@@ -161,8 +168,14 @@ class Table:
 CLICKS = Table("click_events", CLICK_FIELDS)
 IMPRESSIONS = Table("impressions", IMPRESSION_FIELDS)
 CONVERSIONS = Table("conversions", CONVERSION_FIELDS)
+ACTIONS = Table("actions", ACTION_FIELDS)
 #: Each event type's table, in the order of store.base.EVENT_TYPES.
-TABLES: dict[str, Table] = {"impression": IMPRESSIONS, "click": CLICKS, "conversion": CONVERSIONS}
+TABLES: dict[str, Table] = {
+    "impression": IMPRESSIONS,
+    "click": CLICKS,
+    "conversion": CONVERSIONS,
+    "action": ACTIONS,
+}
 
 
 def _created(table: str) -> set[str]:
@@ -190,6 +203,7 @@ SCHEMA = (
     + "-- fields added after the first release (interleaving: the team, A or B, of each position)\n"
     + "".join(f"{statement}\n" for table in TABLES.values() for statement in _added(table))
     + "CREATE INDEX IF NOT EXISTS conversions_user ON conversions (user_id);\n"
+    + "CREATE INDEX IF NOT EXISTS actions_user ON actions (user_id);\n"
 )
 
 #: Files created before clicks could omit their variant have click_events.variant NOT NULL.

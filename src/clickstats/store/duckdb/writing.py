@@ -90,6 +90,7 @@ def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
         clicks=deleted["click"],
         impressions=deleted["impression"],
         conversions=deleted["conversion"],
+        actions=deleted["action"],
     )
 
 

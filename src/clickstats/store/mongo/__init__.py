@@ -32,6 +32,7 @@ from clickstats import metrics
 from clickstats.events import to_millis, utcnow
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
+    ActionTotal,
     Activity,
     Batch,
     ByVariant,
@@ -58,9 +59,11 @@ from clickstats.store.base import (
     StoreError,
     SumOptions,
     UserSums,
+    ranked_actions,
 )
 from clickstats.store.fields import aware, naive_utc
 from clickstats.store.mongo.connection import (
+    ACTIONS,
     CLICKS,
     COLLECTIONS,
     CONVERSIONS,
@@ -81,6 +84,7 @@ from clickstats.store.mongo.connection import (
 )
 from clickstats.store.mongo.pipelines import (
     Doc,
+    action_totals_pipeline,
     attribution_pipeline,
     click_count_pipeline,
     conversion_totals_pipeline,
@@ -267,6 +271,7 @@ class MongoStore(GroupWritten, EventStore):
             clicks=deleted["click"],
             impressions=deleted["impression"],
             conversions=deleted["conversion"],
+            actions=deleted["action"],
         )
 
     # -- reads: aggregation pipelines ------------------------------------------------------
@@ -549,6 +554,14 @@ class MongoStore(GroupWritten, EventStore):
             if row["conversions"]
         }
         return dict(sorted(out.items()))
+
+    def action_totals(self, f: Filters) -> list[ActionTotal]:
+        (facets,) = self._aggregate(ACTIONS, action_totals_pipeline(f))
+        products = {r["_id"]: r["products"] for r in facets["products"]}
+        return ranked_actions(
+            ActionTotal(r["_id"], r["events"], r["users"], products.get(r["_id"], 0))
+            for r in facets["users"]
+        )
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         rows = self._aggregate(CLICKS, top_products_pipeline(f, top))

@@ -18,11 +18,13 @@ from clickstats.store.base import StoreError
 CLICKS = "click_events"
 IMPRESSIONS = "impressions"
 CONVERSIONS = "conversions"
+ACTIONS = "actions"
 #: Each event type's collection, in the order of store.base.EVENT_TYPES.
 COLLECTIONS: dict[str, str] = {
     "impression": IMPRESSIONS,
     "click": CLICKS,
     "conversion": CONVERSIONS,
+    "action": ACTIONS,
 }
 DEFAULT_DATABASE = "clickstats"
 #: How long start-up and each request wait for a reachable server; the URI's

@@ -251,6 +251,37 @@ def click_match(f: Filters) -> Doc:
     return spec
 
 
+def action_totals_pipeline(f: Filters) -> list[Doc]:
+    """One document: per name, the events and distinct users ("users"), and the distinct
+    products named ("products"), each grouped twice so that no set is held in memory. With a
+    variant: only actions whose search is of that variant ($lookup by search id)."""
+    pipeline: list[Doc] = [{"$match": match(Filters(since=f.since, user_id=f.user_id))}]
+    if f.variant is not None:
+        pipeline += [
+            {"$match": {"search_id": {"$ne": None}}},
+            {
+                "$lookup": {
+                    "from": IMPRESSIONS,
+                    "localField": "search_id",
+                    "foreignField": "search_id",
+                    "as": "s",
+                }
+            },
+            {"$match": {"s.variant": f.variant}},
+        ]
+    per_user = [
+        {"$group": {"_id": {"n": "$name", "u": "$user_id"}, "events": {"$sum": 1}}},
+        {"$group": {"_id": "$_id.n", "events": {"$sum": "$events"}, "users": {"$sum": 1}}},
+    ]
+    per_product = [
+        {"$unwind": "$product_ids"},
+        {"$group": {"_id": {"n": "$name", "p": "$product_ids"}}},
+        {"$group": {"_id": "$_id.n", "products": {"$sum": 1}}},
+    ]
+    pipeline.append({"$facet": {"users": per_user, "products": per_product}})
+    return pipeline
+
+
 def count_if(cond: Doc) -> Doc:
     return {"$sum": {"$cond": [cond, 1, 0]}}
 

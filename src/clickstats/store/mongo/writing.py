@@ -12,6 +12,7 @@ from pymongo.errors import BulkWriteError
 
 from clickstats.store.base import EventRow
 from clickstats.store.fields import (
+    ACTION_FIELDS,
     CLICK_FIELDS,
     CONVERSION_FIELDS,
     IMPRESSION_FIELDS,
@@ -40,6 +41,7 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     "impression": IMPRESSION_FIELDS,
     "click": CLICK_FIELDS,
     "conversion": CONVERSION_FIELDS,
+    "action": ACTION_FIELDS,
 }
 
 
