@@ -39,6 +39,11 @@ _INGEST_EXACT = {
     "/analytics/log-click": "POST",
     "/analytics/log-impression": "POST",
     "/analytics/events": "POST",
+    "/analytics/log-conversion": "POST",
+    # The clients teams already run (docs/INTEGRATIONS.md): Algolia's search-insights, UBI.
+    "/1/events": "POST",
+    "/ubi_queries": "POST",
+    "/ubi_events": "POST",
 }
 _ASSIGN = re.compile(r"/experiments/[^/]+/assign")
 _NAVIGATION_SAFE = ("GET", "HEAD")
