@@ -27,6 +27,7 @@ from clickstats.events import (
     MAX_ID_LENGTH,
     BatchResult,
     ClickEvent,
+    ActionEvent,
     ConversionEvent,
     Currency,
     SearchImpression,
@@ -60,7 +61,7 @@ router = APIRouter(
 )
 
 ANONYMOUS = "anonymous"
-E = TypeVar("E", ClickEvent, SearchImpression, ConversionEvent)
+E = TypeVar("E", ClickEvent, SearchImpression, ConversionEvent, ActionEvent)
 
 _BATCH_SCHEMA = {
     "type": "object",
@@ -75,6 +76,7 @@ _BATCH_SCHEMA = {
                     {"$ref": "#/components/schemas/ClickEvent"},
                     {"$ref": "#/components/schemas/SearchImpression"},
                     {"$ref": "#/components/schemas/ConversionEvent"},
+                    {"$ref": "#/components/schemas/ActionEvent"},
                 ],
                 "discriminator": {"propertyName": "type"},
                 "required": ["type"],  # in a batch, each event says what it is
@@ -170,6 +172,20 @@ async def log_conversion(
     """Store one conversion (add_to_cart, purchase, or a subtype the site names). It counts for
     its search_id, else for the user's latest search in which they clicked one of its products
     within the attribution window (docs/CLICK_TRACKING.md, "Conversions")."""
+    return await _log_one(event, request, tracker, settings, from_bot, x_user_id)
+
+
+@router.post("/log-action", response_class=Response, responses=_LOGGED)
+async def log_action(
+    event: ActionEvent,
+    request: Request,
+    tracker: TrackerDep,
+    settings: SettingsDep,
+    from_bot: FromBot,
+    x_user_id: UserHeader = None,
+) -> Response:
+    """Store one other action under its name: a product view ("view"), a hover, a share. It is
+    counted by name (the overview's `actions`) and exported, and no metric reads it."""
     return await _log_one(event, request, tracker, settings, from_bot, x_user_id)
 
 

@@ -40,6 +40,7 @@ _INGEST_EXACT = {
     "/analytics/log-impression": "POST",
     "/analytics/events": "POST",
     "/analytics/log-conversion": "POST",
+    "/analytics/log-action": "POST",
     # The clients teams already run (docs/INTEGRATIONS.md): Algolia's search-insights, UBI.
     "/1/events": "POST",
     "/ubi_queries": "POST",
