@@ -25,9 +25,9 @@ from clickstats.bots import FromBot, count_dropped
 from clickstats.events import (
     MAX_BATCH_EVENTS,
     MAX_ID_LENGTH,
+    ActionEvent,
     BatchResult,
     ClickEvent,
-    ActionEvent,
     ConversionEvent,
     Currency,
     SearchImpression,
