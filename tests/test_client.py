@@ -29,11 +29,14 @@ def test_round_trip_against_a_real_server(live_server: LiveServer) -> None:
         stats.log_click(click)  # the same event again: stored once
         assert stats.pending == 0  # the third event filled a batch and flushed it
         stats.log_click(user_id="svc-user", product_id="a", rank=1, variant="search_v2")
-        assert stats.pending == 1
-    # leaving the block flushed the last click
+        stats.log_action(user_id="svc-user", name="view", product_ids=["a"])
+        assert stats.pending == 2
+    # leaving the block flushed the last click and the view
     with ClickStatsClient(live_server.url) as reader:
         user = reader.get("/analytics/user/svc-user")
+        overview = reader.get("/analytics/overview")
     assert (user["impressions"], user["clicks"]) == (1, 2)
+    assert overview["actions"] == [{"name": "view", "events": 1, "users": 1, "products": 1}]
 
 
 def stored_conversions(store_path: Path) -> list[dict[str, Any]]:

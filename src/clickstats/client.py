@@ -26,6 +26,7 @@ import httpx
 
 from clickstats.events import (
     MAX_BATCH_EVENTS,
+    ActionEvent,
     AnyEvent,
     ClickEvent,
     ConversionEvent,
@@ -107,6 +108,14 @@ class ClickStatsClient:
         conversion = ConversionEvent.coerce(event, **fields)
         self._queue(conversion)
         return conversion
+
+    def log_action(
+        self, event: ActionEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> ActionEvent:
+        """Queue another action under its name: "view" (a product page seen), a hover, a share."""
+        action = ActionEvent.coerce(event, **fields)
+        self._queue(action)
+        return action
 
     def _queue(self, event: AnyEvent) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from clickstats.events import ClickEvent, ConversionEvent, SearchImpression, utcnow
+from clickstats.events import ActionEvent, ClickEvent, ConversionEvent, SearchImpression, utcnow
 from clickstats.experiments import Experiment, default_experiments
 from clickstats.privacy import DeletedCounts, UserDeletion, retention_cutoff
 from clickstats.reports import analytics
@@ -116,6 +116,14 @@ class ClickTrackingService:
         conversion = ConversionEvent.coerce(event, **fields)
         (status,) = self.store.append_sync([conversion])
         return log_result(conversion, status)
+
+    def log_action(
+        self, event: ActionEvent | Mapping[str, Any] | None = None, **fields: Any
+    ) -> LogResult:
+        """Store another action (a product view, a hover...) durably, under its name."""
+        action = ActionEvent.coerce(event, **fields)
+        (status,) = self.store.append_sync([action])
+        return log_result(action, status)
 
     async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
         """Store events durably (the HTTP API's path); one status per event, in order."""

@@ -224,3 +224,38 @@ def test_revenue_in_the_currency_asked_for(filled: TestClient) -> None:
         "revenue per search: "
     )
     assert "ConversionFigures" in schema and "RevenueSeries" in schema
+
+
+def test_other_actions_are_counted_by_name_in_the_overview(filled: TestClient) -> None:
+    now = utcnow()
+    view = {"name": "view", "user_id": "u1", "product_ids": ["p2", "p5"], "search_id": "s1"}
+    first = filled.post("/analytics/log-action", json=view)
+    assert first.status_code == 200, first.text
+    again = filled.post(
+        "/analytics/log-action", json={**view, "event_id": first.json()["event_id"]}
+    )
+    assert again.json()["duplicate"] is True
+    post(
+        filled,
+        [
+            {"type": "action", "name": "view", "user_id": "u2", "product_ids": ["p2"]},
+            {"type": "action", "name": "share", "user_id": "u2", "search_id": "s4",
+             "timestamp": now.isoformat()},
+            {"type": "action", "name": "view", "user_id": "u3", "product_ids": ["p9"],
+             "timestamp": (now - timedelta(days=10)).isoformat()},
+        ],
+    )  # fmt: skip
+    week = filled.get("/analytics/overview", params={"days": 7}).json()
+    assert week["actions"] == [
+        {"name": "view", "events": 2, "users": 2, "products": 2},
+        {"name": "share", "events": 1, "users": 1, "products": 0},
+    ]
+    v2 = filled.get("/analytics/overview", params={"days": 7, "variant": "search_v2"}).json()
+    assert v2["actions"] == [{"name": "share", "events": 1, "users": 1, "products": 0}]
+    bad = filled.post("/analytics/log-action", json={"name": "", "position": 0})
+    assert bad.status_code == 422
+    fields = {tuple(e["loc"][1:]) for e in bad.json()["detail"]}
+    assert fields == {("name",), ("position",)}
+    assert (
+        filled.get("/analytics/overview", params={"days": 7}).json()["actions"] == week["actions"]
+    )

@@ -187,6 +187,17 @@ def conversions_table(overview: Overview) -> Table:
     return table
 
 
+def actions_table(overview: Overview) -> Table:
+    """The period's other actions (views, UBI's action names) by name."""
+    table = Table(title=f"Other actions of the last {overview.days} days", title_justify="left")
+    table.add_column("action")
+    for name in ("events", "users", "products"):
+        table.add_column(name, justify="right")
+    for a in overview.actions:
+        table.add_row(a.name, f"{a.events:,}", f"{a.users:,}", f"{a.products:,}")
+    return table
+
+
 def currencies_table(overview: Overview) -> Table:
     """The period's conversions per currency, and under each its variants: amounts in the row's
     currency, never added across currencies."""
@@ -473,6 +484,9 @@ def render_report(
     if overview.conversions.by_currency:
         console.print()
         console.print(currencies_table(overview))
+    if overview.actions:
+        console.print()
+        console.print(actions_table(overview))
     queries = service.get_queries(days=days, limit=QUERY_ROWS)
     if queries.revenue_queries:
         console.print()

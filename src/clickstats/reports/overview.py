@@ -31,6 +31,7 @@ from clickstats.reports.base import Report, cached
 from clickstats.reports.conversions import Conversions, by_day, conversions, default_currency
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
+    ActionTotal,
     EventStore,
     Filters,
     Grouping,
@@ -155,6 +156,15 @@ class LatencyBucket(Report):
     count: int
 
 
+class ActionFigures(Report):
+    """The period's actions of one name (views, hovers, UBI's other action names)."""
+
+    name: str
+    events: int
+    users: int = Field(description="distinct users who did it")
+    products: int = Field(description="distinct products it named")
+
+
 class Overview(Report):
     days: int
     tz: str
@@ -177,6 +187,12 @@ class Overview(Report):
     conversions: Conversions = Field(
         description="the period's conversions and revenue, per currency, per variant and "
         "currency, and revenue per day"
+    )
+    actions: list[ActionFigures] = Field(
+        default_factory=list,
+        description="the period's other actions (product views, and any action name a client "
+        "sends, e.g. through UBI) per name, most first; with a variant, those linked to a "
+        "search of that variant",
     )
 
 
@@ -227,6 +243,7 @@ class _Aggregates:
     latency_by_variant: Mapping[Key, LatencyStats]
     ranks: RankHistogram
     histogram: dict[float, int]
+    actions: list[ActionTotal]
 
 
 def _aggregates(store: EventStore, f: Filters, tz: str) -> _Aggregates:
@@ -241,6 +258,7 @@ def _aggregates(store: EventStore, f: Filters, tz: str) -> _Aggregates:
         latency_by_variant=store.latency(f, by=("variant",)),
         ranks=store.rank_histogram(f).get((), {}),
         histogram=store.latency_histogram(f),
+        actions=store.action_totals(f),
     )
 
 
@@ -277,4 +295,8 @@ def overview(store: EventStore, query: Period) -> Overview:
         ],
         currency=f.currency,
         conversions=conversions(store, f, query.tz, calendar, searches),
+        actions=[
+            ActionFigures(name=t.name, events=t.events, users=t.users, products=t.products)
+            for t in a.actions
+        ],
     )

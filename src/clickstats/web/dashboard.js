@@ -462,6 +462,9 @@
         function (v) { return money(v.revenue_per_search, cur); },
       ].concat(added.map(function (name) { return function (v) { return metricValue(name, v[name], cur); }; })));
       conversionTables(data.conversions, all.conversions, cur);
+      fillTable("actions-table", data.actions || [], [function (a) { return a.name; },
+        function (a) { return count(a.events); }, function (a) { return count(a.users); },
+        function (a) { return count(a.products); }], "No other action in this period.");
     });
   }
   // The page's currency in the sentences and headings that name it.
