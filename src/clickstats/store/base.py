@@ -237,6 +237,31 @@ class ActionTotal:
     products: int
 
 
+@dataclass(frozen=True, slots=True)
+class JudgmentCount:
+    """One product at one rank for one query: the searches (impressions with stored `results`)
+    that showed it there, and how many of them have a click on it (at most one per search,
+    linked by search_id, whatever rank the click reports). The query is as sent, as in the
+    query tables; the rank is its first position (1-based) in the search's results."""
+
+    query: str
+    product_id: str
+    rank: int
+    impressions: int
+    clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class JudgmentCounts:
+    """What judgments are computed from: `rows` for the (query, product) pairs shown in at least
+    the asked number of searches, ordered by (query, product_id, rank); and `ranks`, per rank
+    over every shown product of every search (kept pairs or not), the impressions and clicks
+    from which each rank's click-through rate comes."""
+
+    rows: tuple[JudgmentCount, ...] = ()
+    ranks: Mapping[int, Counts] = field(default_factory=dict)
+
+
 def ranked_actions(totals: Iterable[ActionTotal]) -> list[ActionTotal]:
     """Most events first, then by name: the order action_totals answers in."""
     return sorted(totals, key=lambda t: (-t.events, t.name))
@@ -435,6 +460,16 @@ class EventStore(abc.ABC):
     def action_totals(self, f: Filters) -> list[ActionTotal]:
         """Actions at or after f.since (one user's with f.user_id; with f.variant, those whose
         search_id names a search of that variant), per name: most events first, then by name."""
+
+    @abc.abstractmethod
+    def judgment_counts(
+        self, f: Filters, min_impressions: int = 1, max_rank: int = 20
+    ) -> JudgmentCounts:
+        """Searches at or after f.since (one user's with f.user_id; of f.variant with it) that
+        stored their `results`: each product shown at ranks 1..`max_rank` counted per (query,
+        product, rank), with its clicks in the window linked by search_id (JudgmentCount); the
+        pairs shown in fewer than `min_impressions` searches left out of `rows`, not of
+        `ranks`."""
 
     @abc.abstractmethod
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:

@@ -40,6 +40,8 @@ from clickstats.store.base import (
     EventStore,
     Filters,
     Grouping,
+    JudgmentCount,
+    JudgmentCounts,
     Key,
     LatencyStats,
     Outcome,
@@ -504,6 +506,24 @@ class DuckDBStore(GroupWritten, EventStore):
             params,
         )
         return ranked_actions(ActionTotal(*row) for row in rows)
+
+    def judgment_counts(
+        self, f: Filters, min_impressions: int = 1, max_rank: int = 20
+    ) -> JudgmentCounts:
+        params: dict[str, Any] = {
+            "since": naive_utc(f.since),
+            "min_impressions": min_impressions,
+            "max_rank": max_rank,
+        }
+        if f.user_id is not None:
+            params["user"] = f.user_id
+        if f.variant is not None:
+            params["variant"] = f.variant
+        rows = self._query(queries.judgment_counts_sql(f), params)
+        return JudgmentCounts(
+            rows=tuple(JudgmentCount(*row[1:]) for row in rows if row[0] == "pair"),
+            ranks={row[3]: Counts(row[4], row[5]) for row in rows if row[0] == "rank"},
+        )
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:
         scope = Scope(f)

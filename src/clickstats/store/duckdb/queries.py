@@ -574,3 +574,45 @@ class Scope:
             ) AS cited ON c.search_id = cited.search_id
             {keep}
         )"""
+
+
+# -- implicit relevance judgments ---------------------------------------------------------------
+
+
+def judgment_counts_sql(f: Filters) -> str:
+    """judgment_counts as one query: rows ("pair", query, product, rank, impressions, clicks)
+    for the kept pairs, then ("rank", NULL, NULL, rank, impressions, clicks) per rank. A search
+    counts once (duplicate impressions of one search_id are one search), a product once per
+    search at its first position, and its clicks at most once per search."""
+    where = ["ts >= $since", "results IS NOT NULL"]
+    if f.variant is not None:
+        where.append("variant = $variant")
+    if f.user_id is not None:
+        where.append("user_id = $user")
+    return f"""
+    WITH shown AS (
+        SELECT i.search_id, any_value(i.query) AS query, r.product_id, min(r.rank) AS rank
+        FROM (SELECT search_id, query, results FROM impressions WHERE {" AND ".join(where)}) i,
+            unnest(i.results) WITH ORDINALITY AS r(product_id, rank)
+        WHERE r.rank <= $max_rank
+        GROUP BY i.search_id, r.product_id
+    ),
+    clicked AS (
+        SELECT DISTINCT search_id, product_id FROM click_events
+        WHERE ts >= $since AND search_id IN (SELECT search_id FROM shown)
+    ),
+    counted AS (
+        SELECT s.query, s.product_id, s.rank, count(*) AS impressions,
+            count(k.search_id) AS clicks
+        FROM shown s LEFT JOIN clicked k USING (search_id, product_id)
+        GROUP BY s.query, s.product_id, s.rank
+    )
+    SELECT * FROM (
+        SELECT 'pair' AS kind, query, product_id, rank, impressions, clicks FROM counted
+        QUALIFY sum(impressions) OVER (PARTITION BY query, product_id) >= $min_impressions
+    )
+    UNION ALL
+    SELECT 'rank', NULL, NULL, rank, sum(impressions)::BIGINT, sum(clicks)::BIGINT
+    FROM counted GROUP BY rank
+    ORDER BY kind, query, product_id, rank
+    """

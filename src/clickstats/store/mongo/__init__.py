@@ -45,6 +45,8 @@ from clickstats.store.base import (
     EventStore,
     Filters,
     Grouping,
+    JudgmentCount,
+    JudgmentCounts,
     Key,
     LatencyStats,
     Outcome,
@@ -91,6 +93,7 @@ from clickstats.store.mongo.pipelines import (
     count_pipeline,
     edge_pipeline,
     interpolate,
+    judgment_counts_pipeline,
     key_text,
     latency_histogram_pipeline,
     latency_pipeline,
@@ -561,6 +564,21 @@ class MongoStore(GroupWritten, EventStore):
         return ranked_actions(
             ActionTotal(r["_id"], r["events"], r["users"], products.get(r["_id"], 0))
             for r in facets["users"]
+        )
+
+    def judgment_counts(
+        self, f: Filters, min_impressions: int = 1, max_rank: int = 20
+    ) -> JudgmentCounts:
+        pipeline = judgment_counts_pipeline(f, min_impressions, max_rank)
+        (facets,) = self._aggregate(IMPRESSIONS, pipeline)
+        rows = (
+            JudgmentCount(p["_id"]["q"], p["_id"]["p"], int(r["r"]), r["i"], r["c"])
+            for p in facets["pairs"]
+            for r in p["ranks"]
+        )
+        return JudgmentCounts(
+            rows=tuple(sorted(rows, key=lambda j: (j.query, j.product_id, j.rank))),
+            ranks={int(r["_id"]): Counts(r["impressions"], r["clicks"]) for r in facets["ranks"]},
         )
 
     def top_products(self, f: Filters, top: int) -> list[ProductClicks]:

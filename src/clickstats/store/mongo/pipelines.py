@@ -889,3 +889,74 @@ def _purchased_teams(since: datetime, label: str, window_ms: int) -> list[Doc]:
             }
         },
     ]
+
+
+# -- implicit relevance judgments ---------------------------------------------------------------
+
+
+def judgment_counts_pipeline(f: Filters, min_impressions: int, max_rank: int) -> list[Doc]:
+    """One document: in "pairs", per (query, product) shown in at least `min_impressions`
+    searches, its counts per rank ("ranks": r, i, c); in "ranks", per rank ("_id") the
+    impressions and clicks over every pair. A search counts once (duplicate impressions of one
+    search_id are one search), a product once per search at its first position (1-based), and
+    its clicks in the window (by search_id) at most once per search."""
+    in_window = {"$gte": ["$$click.timestamp", naive_utc(f.since)]}
+    window_clicks = {"$filter": {"input": "$clicks", "as": "click", "cond": in_window}}
+    per_pair = [
+        {
+            "$group": {
+                "_id": {"q": "$_id.q", "p": "$_id.p"},
+                "shown": {"$sum": "$impressions"},
+                "ranks": {"$push": {"r": "$_id.r", "i": "$impressions", "c": "$clicks"}},
+            }
+        },
+        {"$match": {"shown": {"$gte": min_impressions}}},
+    ]
+    per_rank = [
+        {
+            "$group": {
+                "_id": "$_id.r",
+                "impressions": {"$sum": "$impressions"},
+                "clicks": {"$sum": "$clicks"},
+            }
+        }
+    ]
+    return [
+        {"$match": {**match(f), "results": {"$ne": None}}},
+        {
+            "$lookup": {
+                "from": CLICKS,
+                "localField": "search_id",
+                "foreignField": "search_id",
+                "as": "clicks",
+            }
+        },
+        {
+            "$project": {
+                "search_id": 1,
+                "query": 1,
+                "results": 1,
+                "clicked": {
+                    "$map": {"input": window_clicks, "as": "click", "in": "$$click.product_id"}
+                },
+            }
+        },
+        {"$unwind": {"path": "$results", "includeArrayIndex": "position"}},
+        {"$match": {"position": {"$lt": max_rank}}},
+        {
+            "$group": {  # one row per (search, product): its first position
+                "_id": {"s": "$search_id", "p": "$results"},
+                "query": {"$first": "$query"},
+                "position": {"$min": "$position"},
+                "clicked": {"$max": {"$cond": [{"$in": ["$results", "$clicked"]}, 1, 0]}},
+            }
+        },
+        {
+            "$group": {
+                "_id": {"q": "$query", "p": "$_id.p", "r": {"$add": ["$position", 1]}},
+                "impressions": {"$sum": 1},
+                "clicks": {"$sum": "$clicked"},
+            }
+        },
+        {"$facet": {"pairs": per_pair, "ranks": per_rank}},
+    ]
