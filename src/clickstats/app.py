@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from clickstats import __version__
+from clickstats.api import algolia as algolia_api
 from clickstats.api import analytics, dashboard, errors, experiments, health, privacy, search, web
 from clickstats.api.auth import CorsMiddleware
 from clickstats.api.headers import SecurityHeaders
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search.router)
     app.include_router(web.router)
     app.include_router(dashboard.router)
+    app.include_router(algolia_api.router)
     app.add_exception_handler(StoreError, _store_unavailable)
     errors.install(app)  # 422s that always render, 405 with Allow, every status in OpenAPI
     # Innermost first: a slow body gets a 408; a client over its rate a 429 before any

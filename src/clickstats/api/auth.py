@@ -31,6 +31,8 @@ from clickstats.settings import Settings
 
 KEY_HEADER = "X-Clickstats-Key"
 KEY_QUERY = "key"
+#: search-insights sends the key in the query string; Algolia's REST API, as a header.
+ALGOLIA_KEY = "X-Algolia-API-Key"
 #: What a page may send with an event: its body type, a key, a user id.
 ALLOW_HEADERS = f"Content-Type, Authorization, {KEY_HEADER}, X-User-ID"
 MAX_AGE = "600"
@@ -173,6 +175,11 @@ def _presented(
         return credentials.credentials, False
     if header:
         return header, False
+    if getattr(request.scope.get("route"), "path_format", None) == "/1/events":
+        if algolia := request.headers.get(ALGOLIA_KEY):
+            return algolia, False
+        if algolia := request.query_params.get(ALGOLIA_KEY):
+            return algolia, True
     in_url = request.query_params.get(KEY_QUERY)
     if in_url and needed is KeyScope.INGEST:
         return in_url, True

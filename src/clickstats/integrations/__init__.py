@@ -1,0 +1,1 @@
+"""The clients search teams already run, spoken by clickstats: Algolia Insights, OpenSearch UBI."""
