@@ -62,6 +62,7 @@ READS = [
     "/experiments/duel/interleaving",
     "/experiments/duel/interleaving?outcome=purchases",
     "/analytics/overview?currency=EUR&days=30",
+    "/analytics/overview?variant=duel&days=3",
     "/analytics/queries?currency=USD",
 ]
 
@@ -99,6 +100,21 @@ def _interleaved(client: TestClient) -> None:
                     "user_id": user, "subtype": "purchase", "product_ids": [f"p{n % 3}"],
                     "prices": [10 + n], "currency": "EUR",
                     "timestamp": (when + timedelta(minutes=5)).isoformat(),
+                }
+            )  # fmt: skip
+        if n % 5 == 0:  # a product page seen after the search, and now and then a share
+            events.append(
+                {
+                    "type": "action", "event_id": f"duel-v{n:03d}", "name": "view",
+                    "user_id": user, "product_ids": [f"p{n % 6}"], "search_id": search_id,
+                    "timestamp": (when + timedelta(minutes=2)).isoformat(),
+                }
+            )  # fmt: skip
+        if n % 7 == 0:
+            events.append(
+                {
+                    "type": "action", "event_id": f"duel-h{n:03d}", "name": "share",
+                    "user_id": user, "timestamp": (when + timedelta(minutes=3)).isoformat(),
                 }
             )  # fmt: skip
     answer = client.post("/analytics/events", json={"events": events})

@@ -146,6 +146,9 @@ def mongomock_client(uri: str, **_options: Any) -> Any:
             "mongomock:// stores need the mongomock package (pip install mongomock); "
             "they are for tests and demos only: use mongodb:// for real data"
         ) from exc
+    from clickstats.store.mongo import mock
+
+    mock.install()  # an indexed $lookup: mongomock's scans the foreign collection per document
     host = split_uri(uri)[1].rpartition("@")[2] or "localhost"
     with _mongomock_lock:
         client = _mongomock_clients.get(host)
