@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from clickstats import __version__
 from clickstats.api import algolia as algolia_api
 from clickstats.api import analytics, dashboard, errors, experiments, health, privacy, search, web
+from clickstats.api import ubi as ubi_api
 from clickstats.api.auth import CorsMiddleware
 from clickstats.api.headers import SecurityHeaders
 from clickstats.experiments import open_experiments
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.include_router(dashboard.router)
     app.include_router(algolia_api.router)
+    app.include_router(ubi_api.router)
     app.add_exception_handler(StoreError, _store_unavailable)
     errors.install(app)  # 422s that always render, 405 with Allow, every status in OpenAPI
     # Innermost first: a slow body gets a 408; a client over its rate a 429 before any
