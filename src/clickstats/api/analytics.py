@@ -46,9 +46,20 @@ from clickstats.reports.analytics import (
     UserSummary,
     VariantComparison,
 )
+from clickstats.reports.judgments import (
+    DEFAULT_MAX_RANK,
+    DEFAULT_MIN_IMPRESSIONS,
+    MAX_RANK_LIMIT,
+    Format,
+    JudgmentsQuery,
+    JudgmentsReport,
+    judgments,
+    render,
+)
 from clickstats.reports.overview import Overview
 from clickstats.reports.queries import QueriesReport
 from clickstats.settings import Settings
+from clickstats.stats.judgments import Model
 from clickstats.store.base import AnyEvent, AppendStatus
 from clickstats.tracking import ClickTrackingService
 
@@ -393,6 +404,62 @@ def top_queries(
     return tracker.get_queries(
         days=days, variant=variant, user_id=user_id, limit=limit, tz=tz, currency=currency
     )
+
+
+_JUDGMENT_FORMATS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "format=json: the report; format=csv: one row per (query, product); "
+        "format=srw: the OpenSearch Search Relevance Workbench's judgment import",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get(
+    "/judgments",
+    response_model=JudgmentsReport,
+    responses={**READ_RESPONSES, **_JUDGMENT_FORMATS},
+)
+def relevance_judgments(
+    tracker: TrackerDep,
+    user_id: UserFilter = None,
+    variant: VariantFilter = None,
+    days: Days = DEFAULT_DAYS,
+    min_impressions: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=1_000_000,
+            description="only products shown in at least this many searches for the query",
+        ),
+    ] = DEFAULT_MIN_IMPRESSIONS,
+    max_rank: Annotated[
+        int, Query(ge=1, le=MAX_RANK_LIMIT, description="read the results at ranks 1 to this")
+    ] = DEFAULT_MAX_RANK,
+    model: Annotated[
+        Model,
+        Query(
+            description="coec: clicks over expected clicks; pbm: the position-based model's "
+            "attractiveness"
+        ),
+    ] = "coec",
+    fmt: Annotated[
+        Format,
+        Query(
+            alias="format",
+            description="json, csv, or srw (the Search Relevance Workbench's IMPORT_JUDGMENT body)",
+        ),
+    ] = "json",
+) -> Any:
+    """Implicit relevance judgments: for each (query, product) shown in at least
+    `min_impressions` searches with stored results, a score from clicks corrected for position
+    bias (COEC or PBM), its interval, and a 0-3 grade."""
+    query = JudgmentsQuery(days, model, min_impressions, max_rank, variant, user_id)
+    report = judgments(tracker.store, query)
+    if fmt == "json":
+        return report
+    media_type = "text/csv" if fmt == "csv" else "application/json"
+    return Response(render(report, fmt), media_type=media_type)
 
 
 @router.get("/metrics", response_model=MetricsReport)
