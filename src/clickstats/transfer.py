@@ -1,4 +1,5 @@
-"""Events to and from files: JSON lines, CSV and Parquet (docs/CLI.md).
+"""Events to and from files: JSON lines, CSV and Parquet (docs/CLI.md); exported also as
+OpenSearch UBI `_bulk` NDJSON (integrations/ubi_export.py), which is not read back.
 
 An export is one file holding both event types in one table (`COLUMNS`; the fields of the
 other type are null). Every value survives the trip exactly: timestamps are kept to the
@@ -41,6 +42,12 @@ from clickstats.store.fields import (
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS: tuple[Format, ...] = get_args(Format)
+#: What export writes: the formats above, and OpenSearch UBI `_bulk` NDJSON ("ubi").
+ExportFormat = Literal[Format, "ubi"]
+UBI_IS_EXPORT_ONLY = (
+    "the ubi format (OpenSearch _bulk NDJSON) is written by export, not read by import: "
+    "send UBI records to POST /ubi_queries and /ubi_events"
+)
 EXTENSIONS: dict[str, Format] = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
@@ -119,6 +126,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 def file_format(path: str | Path, given: str | None = None) -> Format:
     """The format asked for, else the one the file's extension names."""
     if given is not None:
+        if given == "ubi":
+            raise TransferError(UBI_IS_EXPORT_ONLY)
         if given not in FORMATS:
             raise TransferError(f"unknown format {given!r}: use one of {', '.join(FORMATS)}")
         return given
@@ -129,6 +138,11 @@ def file_format(path: str | Path, given: str | None = None) -> Format:
             f".parquet, or give --format {'|'.join(FORMATS)}"
         )
     return EXTENSIONS[suffix]
+
+
+def export_format(path: str | Path, given: str | None = None) -> ExportFormat:
+    """`file_format`, and "ubi" when asked for (never from an extension: .ndjson is jsonl)."""
+    return "ubi" if given == "ubi" else file_format(path, given)
 
 
 def iso_millis(value: datetime) -> str:
@@ -143,7 +157,7 @@ def iso_millis(value: datetime) -> str:
 @dataclass(frozen=True, slots=True)
 class ExportSummary:
     path: Path
-    format: Format
+    format: ExportFormat
     impressions: int
     clicks: int
     conversions: int = 0
@@ -243,17 +257,33 @@ class _ParquetWriter(_Writer):
         self.writer.close()
 
 
-_WRITERS: dict[Format, type[_Writer]] = {
+class _UbiWriter(_Writer):
+    def __init__(self, path: Path) -> None:
+        from clickstats.integrations.ubi_export import UbiBulkWriter
+
+        super().__init__(path)
+        self.file = path.open("wb")
+        self.bulk = UbiBulkWriter(self.file)
+
+    def write(self, rows: list[EventRow]) -> None:
+        self.bulk.write(rows)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+_WRITERS: dict[ExportFormat, type[_Writer]] = {
     "jsonl": _JsonlWriter,
     "csv": _CsvWriter,
     "parquet": _ParquetWriter,
+    "ubi": _UbiWriter,
 }
 
 
 def export_file(
     store: EventStore,
     path: str | Path,
-    fmt: Format,
+    fmt: ExportFormat,
     since: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:

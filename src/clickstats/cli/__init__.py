@@ -315,7 +315,13 @@ FORMAT_HELP = "jsonl, csv or parquet; default: from the file's extension."
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="The file to write (replaced if it exists).",
 )
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help=FORMAT_HELP)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "parquet", "ubi"]),
+    help=f"{FORMAT_HELP} ubi: OpenSearch User Behavior Insights _bulk NDJSON (ubi_queries and "
+    "ubi_events indexes; never from the extension).",
+)
 @click.option(
     "--since",
     type=Since(),
@@ -324,11 +330,12 @@ FORMAT_HELP = "jsonl, csv or parquet; default: from the file's extension."
     "offset), or 7d / 12h / 2w ago. Default: every event.",
 )
 def export(store: str, output: Path, fmt: str | None, since: datetime | None) -> None:
-    """Write the store's events to one file: impressions and clicks in one table."""
-    from clickstats.transfer import TransferError, export_file, file_format
+    """Write the store's events to one file: every event type in one table, or (--format ubi)
+    as OpenSearch UBI records for `POST _bulk`."""
+    from clickstats.transfer import TransferError, export_file, export_format
 
     try:
-        fmt = file_format(output, fmt)
+        fmt = export_format(output, fmt)
     except TransferError as exc:
         raise click.ClickException(str(exc)) from exc
     progress = _progress("events")
