@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clickstats import __version__
+from clickstats.cli.judgments import judgments
 from clickstats.cli.keys import check_exposure, keys
 from clickstats.cli.options import opened_store, store_option
 from clickstats.cli.privacy import RETENTION_DAYS, delete_user, prune
@@ -215,6 +216,7 @@ main.add_command(simulate_command)
 main.add_command(keys)
 main.add_command(delete_user)
 main.add_command(prune)
+main.add_command(judgments)
 
 
 class Since(click.ParamType[datetime]):
