@@ -12,7 +12,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(SUM)
 # uv (put into the venv by pip) resolves and installs several times faster than pip.
 UV := $(BIN)/uv pip install -q --python $(BIN)/python
 
-.PHONY: install install-serve run demo test lint sysdeps browser-deps bench clean
+.PHONY: install install-serve run demo test lint sysdeps browser-deps node-deps bench clean
 
 $(SERVE_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,20 @@ sysdeps:
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: lint sysdeps browser-deps
+# Algolia's search-insights, from the npm registry, for tests/browser/test_search_insights.py:
+# the real client's UMD build, installed beside the venv (not vendored, not committed), once
+# per version (the test names the version it expects).
+SEARCH_INSIGHTS_VERSION := 2.17.3
+SEARCH_INSIGHTS_DIR := $(VENV)/npm/search-insights-$(SEARCH_INSIGHTS_VERSION)
+SEARCH_INSIGHTS := $(SEARCH_INSIGHTS_DIR)/node_modules/search-insights/dist/search-insights.min.js
+
+$(SEARCH_INSIGHTS):
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	npm install --no-save --no-audit --no-fund --prefix $(SEARCH_INSIGHTS_DIR) search-insights@$(SEARCH_INSIGHTS_VERSION)
+
+node-deps: $(SEARCH_INSIGHTS)
+
+test: lint sysdeps browser-deps node-deps
 	$(BIN)/pytest -q
 
 bench: install
