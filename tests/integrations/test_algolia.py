@@ -163,11 +163,14 @@ def test_a_purchase_from_two_searches_is_one_conversion_per_search_sharing_its_v
     assert (second.search_id, second.product_ids, second.discounts) == (Q2, ["b"], None)
     # 31.98 is twice the prices' 15.99: each search gets its products' share
     assert (first.value, second.value) == (21.98, 10.0)
-    # the object without a queryID (what search-insights sends): its conversion names no
-    # search, and clickstats attributes it to the user's latest click on it
-    with_one, without = mapped(PURCHASED)
-    assert (with_one.search_id, without.search_id) == (Q, None)
-    assert (with_one.value, without.value) == (9.99, 5.0)
+    # An object without a queryID (what search-insights sends) goes with the order's search:
+    # one order is one purchase unless its products came from two searches or more.
+    (order,) = mapped(PURCHASED)
+    assert isinstance(order, ConversionEvent)
+    assert (order.search_id, order.product_ids, order.value) == (Q, ["a", "b"], 14.99)
+    nobody = {**PURCHASED, "objectData": [{"price": 1}, {"price": 2}]}
+    (unnamed,) = mapped(nobody)
+    assert isinstance(unnamed, ConversionEvent) and unnamed.search_id is None
 
 
 def test_a_view_is_a_view_action_and_filters_are_decoded_into_the_message() -> None:
@@ -320,8 +323,8 @@ def test_what_search_insights_sends_by_beacon_is_stored_and_reported(client: Tes
     conversions = overview["conversions"]["totals"]
     assert (conversions["add_to_carts"], conversions["purchases"], conversions["conversions"]) == (
         1,
-        2,  # the purchase's objects came from a search and from no search: two parts
-        4,
+        1,  # one order, though one of its objects names no search
+        3,
     )
     assert overview["conversions"]["by_currency"]["USD"]["revenue"] == pytest.approx(14.99)
     actions = {a["name"]: a for a in overview["actions"]}
@@ -344,8 +347,7 @@ def test_a_batch_sent_again_is_stored_once(client: TestClient) -> None:
     for _ in range(2):
         assert post(client, [CLICK, PURCHASED, VIEWED]).status_code == 200
     rows = stored(client)
-    assert sorted(row["type"] for row in rows) == ["action", "click", "click", "conversion",
-                                                   "conversion"]  # fmt: skip
+    assert sorted(row["type"] for row in rows) == ["action", "click", "click", "conversion"]
 
 
 def test_unknown_fields_are_accepted_over_http(client: TestClient) -> None:

@@ -373,7 +373,8 @@ def _conversions(event: InsightsEvent) -> list[dict[str, Any]]:
     """The fields of each ConversionEvent of a conversion.
 
     Each object belongs to the search its objectData names (queryID), else to the event's
-    queryID. Objects of different searches make one conversion per search, so that each search
+    queryID, else (when other objects name one) to the first search named. Objects of different
+    searches make one conversion per search, so that each search
     is credited with its own products; a `value` is then shared out in proportion to each
     part's (price - discount) x quantity, or to its number of units when prices are missing.
     """
@@ -382,6 +383,12 @@ def _conversions(event: InsightsEvent) -> list[dict[str, Any]]:
     parts: dict[str | None, list[int]] = {}
     for i, item in enumerate(data):
         parts.setdefault(item.query_id or event.query_id, []).append(i)
+    if None in parts and len(parts) > 1:
+        # Objects that name no search go with the order's first search: one order stays one
+        # purchase unless its products came from two searches or more.
+        unnamed = parts.pop(None)
+        first = next(iter(parts))
+        parts[first] = sorted(parts[first] + unnamed)
     priced = all(d.price is not None for d in data)
     weights = [
         ((d.price or 0.0) - (d.discount or 0.0)) * (d.quantity or 1)
