@@ -99,6 +99,13 @@ def test_the_key_is_read_where_auth_reads_it() -> None:
     assert presented_key(scope([(b"authorization", b"Basic dTpw")], b"monkey=1")) is None
     both = [(b"x-clickstats-key", b"cs_admin_y"), (b"authorization", b"Bearer cs_read_x")]
     assert presented_key(scope(both)) == "cs_read_x"  # as auth: the Bearer first
+    # search-insights on /1/events: its API key in the query string or a header; elsewhere no key
+    insights = b"X-Algolia-Application-Id=shop&X-Algolia-API-Key=cs_ingest_a&X-Algolia-Agent=x"
+    algolia = {**scope([], insights), "path": "/1/events"}
+    assert presented_key(algolia) == "cs_ingest_a"
+    header = {**scope([(b"x-algolia-api-key", b"cs_ingest_b")]), "path": "/1/events"}
+    assert presented_key(header) == "cs_ingest_b"
+    assert presented_key({**scope([], insights), "path": "/analytics/events"}) is None
 
 
 # -- the app: 429s ---------------------------------------------------------------------------

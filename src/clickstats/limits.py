@@ -47,6 +47,8 @@ EXEMPT_PATHS = frozenset({"/health", "/analytics/tracker.js", "/favicon.ico"})
 EXEMPT_PREFIXES = ("/dashboard/assets/", "/demo/")
 #: The query parameter that carries a key to the ingestion endpoints (as api/auth.py reads it).
 KEY_QUERY = "key"
+#: Where Algolia's search-insights puts its API key (a header or a query parameter), on /1/events.
+ALGOLIA_KEY = "X-Algolia-API-Key"
 #: Largest request head (request line and headers) accepted; as nginx's default buffers.
 MAX_HEADER_BYTES = 64 * 1024
 #: Methods whose requests have no body to wait for.
@@ -119,21 +121,32 @@ def address_bucket(host: str) -> str:
 
 def presented_key(scope: Scope) -> str | None:
     """The key a request carries, where api/auth.py looks: Authorization: Bearer, then
-    X-Clickstats-Key, then ?key= (which auth accepts on the ingestion endpoints only)."""
+    X-Clickstats-Key, then ?key= (which auth accepts on the ingestion endpoints only); on
+    /1/events, X-Algolia-API-Key as a header or in the query string."""
     header: bytes | None = None
+    algolia: bytes | None = None
     value: bytes
     for name, value in scope["headers"]:
         if name == b"authorization" and value[:7].lower() == b"bearer ":
             return value[7:].strip().decode("latin-1")
         if name == b"x-clickstats-key":
             header = value
+        elif name == b"x-algolia-api-key":
+            algolia = value
     if header is not None:
         return header.strip().decode("latin-1")
+    # Algolia's search-insights sends its API key (a clickstats ingest key) to /1/events as a
+    # header or in the query string, where auth takes it too.
+    on_algolia = scope.get("path") == "/1/events"
+    if on_algolia and algolia is not None:
+        return algolia.strip().decode("latin-1")
     query: bytes = scope.get("query_string", b"")
-    if b"key=" in query:  # KEY_QUERY; a quick look before parsing
-        for field, given in parse_qsl(query.decode("latin-1")):
-            if field == KEY_QUERY and given:
-                return given
+    if b"key=" in query.lower():  # KEY_QUERY or X-Algolia-API-Key; a quick look before parsing
+        fields = dict(parse_qsl(query.decode("latin-1")))
+        if fields.get(KEY_QUERY):
+            return fields[KEY_QUERY]
+        if on_algolia and fields.get(ALGOLIA_KEY):
+            return fields[ALGOLIA_KEY]
     return None
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clickstats import limits
 from clickstats.keys import ApiKey, KeyRing, normalize_origin
 from clickstats.keys import Scope as KeyScope
 from clickstats.settings import Settings
@@ -32,7 +33,7 @@ from clickstats.settings import Settings
 KEY_HEADER = "X-Clickstats-Key"
 KEY_QUERY = "key"
 #: search-insights sends the key in the query string; Algolia's REST API, as a header.
-ALGOLIA_KEY = "X-Algolia-API-Key"
+ALGOLIA_KEY = limits.ALGOLIA_KEY
 #: What a page may send with an event: its body type, a key, a user id.
 ALLOW_HEADERS = f"Content-Type, Authorization, {KEY_HEADER}, X-User-ID"
 MAX_AGE = "600"
