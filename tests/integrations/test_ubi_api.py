@@ -136,23 +136,18 @@ def test_bad_bodies_and_records_are_answered_with_the_index_and_field(tmp_path: 
             answer = client.post("/ubi_queries", content=body)
             assert answer.status_code == 422
             assert problem in answer.json()["detail"][0]["msg"]
-        rejected = client.post("/ubi_events", json=[{"action_name": "click"}, {"timestamp": 1}])
-        assert rejected.status_code == 422  # every record rejected: nothing stored
-        results = rejected.json()["results"]
-        assert [(r["index"], r["errors"][0]["field"]) for r in results] == [
-            (0, "timestamp"),
-            (1, "action_name"),
+        view = {"action_name": "view", "timestamp": "2026-11-28T17:50:58Z"}
+        bad = [
+            view,
+            {"action_name": "click"},
+            {**view, "event_attributes": {"position": {"ordinal": "first"}}},
         ]
-        mixed = client.post(
-            "/ubi_events",
-            json=[
-                {"action_name": "view", "timestamp": "2026-11-28T17:50:58Z"},
-                {"action_name": "click", "timestamp": "2026-11-28T17:50:58Z",
-                 "event_attributes": {"position": {"ordinal": "first"}}},
-            ],
-        )  # fmt: skip
-        assert mixed.status_code == 200  # per record, as /analytics/events
-        assert [r["status"] for r in mixed.json()["results"]] == ["accepted", "rejected"]
-        assert mixed.json()["results"][1]["errors"][0]["field"] == (
-            "event_attributes.position.ordinal"
-        )
+        rejected = client.post("/ubi_events", json=bad)
+        assert rejected.status_code == 422  # all or nothing: the good record is not stored
+        assert [e["loc"] for e in rejected.json()["detail"]] == [
+            ["body", 1, "timestamp"],
+            ["body", 2, "event_attributes", "position", "ordinal"],
+        ]
+        single = client.post("/ubi_queries", json={"query_id": "q"})
+        assert [e["loc"] for e in single.json()["detail"]] == [["body", "user_query"]]
+        assert client.post("/ubi_events", json=[view]).json()["accepted"] == 1

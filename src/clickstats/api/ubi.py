@@ -1,11 +1,12 @@
 """POST /ubi_queries and /ubi_events: OpenSearch UBI records as `ubi.js` sends them (a JSON
 array, one record per query or event), stored as clickstats events (integrations/ubi.py).
 
-Answered record by record, as /analytics/events is: each record is stored, a duplicate (a
-retried POST: the same record, or a query_id already stored), or rejected with the UBI field
-at fault; 200 when anything was stored (or already was), 422 when every record was rejected.
-ubi.js ignores the answer; a middleware that retries on 4xx gets one only when nothing was
-stored. The paths are ingestion paths (api/auth.py): ingest key, CORS preflight.
+All or nothing, as Algolia's /1/events: 200 when every record is stored (or already was: a
+retried record, or a query_id already stored), else 422 naming each bad record's index and
+UBI field, and nothing is stored. UBI clients do not read answers (ubi.js ignores them; a
+middleware sees the status), so a 200 that had dropped some records would lose them unseen;
+a batch sent again after a fix is stored once (the ids are hashed from the records). The
+paths are ingestion paths (api/auth.py): ingest key, CORS preflight.
 """
 
 from __future__ import annotations
@@ -14,53 +15,73 @@ from typing import Any, Literal, NoReturn
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import BaseModel
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
 from clickstats.api.deps import SettingsDep, TrackerDep, UserHeader
 from clickstats.api.errors import STORE_RESPONSES, WRITE_RESPONSES
 from clickstats.bots import FromBot, count_dropped
-from clickstats.events import MAX_BATCH_EVENTS, BatchResult, SearchImpression, loads
-from clickstats.integrations.ubi import one_search_per_query_id, parse_records
+from clickstats.events import MAX_BATCH_EVENTS, BatchResult, Rejection, SearchImpression, loads
+from clickstats.integrations.ubi import UbiEvent, UbiQuery, one_search_per_query_id, parse_records
+from clickstats.settings import Settings
 from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.tracking import ClickTrackingService
 
 router = APIRouter(
     tags=["ubi"], dependencies=[Authorized], responses={**AUTH_RESPONSES, **STORE_RESPONSES}
 )
 
 ANONYMOUS = "anonymous"
+SPEC = "https://o19s.github.io/ubi/schema/1.3.0"
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": BatchResult, "description": "Every record stored (or already stored)"},
+    **WRITE_RESPONSES,
+}
 
 
 def _bad_body(problem: str) -> NoReturn:
     raise HTTPException(422, detail=[{"loc": ["body"], "msg": problem, "type": "value_error"}])
 
 
-def _responses(kind: str) -> dict[int | str, dict[str, Any]]:
-    return {
-        200: {"model": BatchResult},
-        422: {
-            "description": f"Every {kind} record was rejected (a BatchResult), or the body "
-            "is no JSON array"
-        },
-        **WRITE_RESPONSES,
-    }
+def _bad_records(rejected: list[Rejection], single: bool) -> NoReturn:
+    """422: each problem at body, the record's index (none for a single record), its field."""
+    detail = []
+    for rejection in rejected:
+        where: list[str | int] = ["body"] if single else ["body", rejection.index]
+        for error in rejection.errors:
+            field = error["field"]
+            loc = [*where, *field.split(".")] if field else where
+            detail.append({"loc": loc, "msg": error["problem"], "type": "value_error"})
+    raise HTTPException(422, detail=detail)
 
 
-def _body_schema(schema_url: str) -> dict[str, Any]:
-    records = {"type": "object", "description": f"a UBI 1.3.0 record ({schema_url})"}
-    schema = {
-        "oneOf": [
-            {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_EVENTS, "items": records},
-            records,
-        ]
-    }
+def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+    """A pydantic JSON schema with its $defs written in place (OpenAPI has no $defs)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline(v, defs) for v in schema]
+    return schema
+
+
+def _body_schema(model: type[BaseModel], spec: str) -> dict[str, Any]:
+    """The body: an array of records (what ubi.js sends) or one record, as clickstats reads
+    them (wider than the spec: nulls, "" ids, epoch timestamps)."""
+    generated = model.model_json_schema()
+    record = _inline(generated, generated.get("$defs", {}))
+    record["description"] = f"{record['description']} Spec: {SPEC}/{spec}"
+    array = {"type": "array", "minItems": 1, "maxItems": MAX_BATCH_EVENTS, "items": record}
+    schema = {"oneOf": [array, record]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 async def _ingest(
     kind: Literal["query", "event"],
     request: Request,
-    tracker: TrackerDep,
-    settings: SettingsDep,
+    tracker: ClickTrackingService,
+    settings: Settings,
     from_bot: bool,
     x_user_id: str | None,
 ) -> Response:
@@ -79,6 +100,8 @@ async def _ingest(
     good, rejected = parse_records(
         kind, records, x_user_id or ANONYMOUS, max_age_days=settings.max_event_age_days
     )
+    if rejected:
+        _bad_records(rejected, single=isinstance(payload, dict))
     repeats: list[tuple[int, AnyEvent]] = []
     if kind == "query":
         good, repeats = one_search_per_query_id(good)
@@ -106,28 +129,20 @@ async def _ingest(
             "event_id": kept.event_id,
             "search_id": kept.search_id,
         }
-    for rejection in rejected:
-        results[rejection.index] = {
-            "index": rejection.index,
-            "status": "rejected",
-            "errors": rejection.errors,
-        }
     answer = {
         "accepted": sum(1 for s in statuses if s is AppendStatus.ACCEPTED),
         "duplicates": sum(1 for s in statuses if s is AppendStatus.DUPLICATE) + len(repeats),
-        "rejected": len(rejected),
+        "rejected": 0,
         "results": results,
     }
-    return Response(
-        orjson.dumps(answer), status_code=422 if not good else 200, media_type="application/json"
-    )
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 @router.post(
     "/ubi_queries",
     response_class=Response,
-    responses=_responses("query"),
-    openapi_extra=_body_schema("https://o19s.github.io/ubi/schema/1.3.0/query.request.schema.json"),
+    responses=_RESPONSES,
+    openapi_extra=_body_schema(UbiQuery, "query.request.schema.json"),
 )
 async def ubi_queries(
     request: Request,
@@ -137,16 +152,18 @@ async def ubi_queries(
     x_user_id: UserHeader = None,
 ) -> Response:
     """Store UBI query records as searches: query_id is the search_id, user_query the query,
-    query_response_hit_ids the results shown, user_id (else client_id) the user. A query_id
-    already stored is a duplicate. 200 means committed to disk."""
+    query_response_hit_ids the results shown, user_id (else client_id) the user. One search
+    per query_id: a query_id already stored is a duplicate, and of several records of one
+    query_id in a request the one with the most hits is kept. All or nothing; 200 means
+    committed to disk."""
     return await _ingest("query", request, tracker, settings, from_bot, x_user_id)
 
 
 @router.post(
     "/ubi_events",
     response_class=Response,
-    responses=_responses("event"),
-    openapi_extra=_body_schema("https://o19s.github.io/ubi/schema/1.3.0/event.schema.json"),
+    responses=_RESPONSES,
+    openapi_extra=_body_schema(UbiEvent, "event.schema.json"),
 )
 async def ubi_events(
     request: Request,
@@ -157,6 +174,6 @@ async def ubi_events(
 ) -> Response:
     """Store UBI event records: click -> a click (rank = ordinal + 1: UBI ordinals are
     0-based), add_to_cart / purchase -> a conversion, impression and any other action_name ->
-    an action of that name. One without an object is stored as an action of its name. A
-    retried record is a duplicate. 200 means committed to disk."""
+    an action of that name; one without an object is stored as an action of its name. A
+    retried record is a duplicate. All or nothing; 200 means committed to disk."""
     return await _ingest("event", request, tracker, settings, from_bot, x_user_id)

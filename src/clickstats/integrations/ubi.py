@@ -38,8 +38,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, Vali
 
 from clickstats.events import (
     ADD_TO_CART,
+    MAX_ID_LENGTH,
     MAX_RANK,
     MAX_RESULTS,
+    MAX_TEXT_LENGTH,
     PURCHASE,
     ActionEvent,
     AnyEvent,
@@ -68,9 +70,17 @@ def _absent_if_empty(value: Any) -> Any:
     return None if value == "" else value
 
 
+#: The integers taken as object ids (UBI: `anyOf` string | integer): JavaScript's safe
+#: integers, what ubi.js can send (and each exactly a float, so 3.0 and 3 are one id).
+MIN_INTEGER_ID, MAX_INTEGER_ID = -(2**53 - 1), 2**53 - 1
+
+
 def _id_text(value: Any) -> Any:
-    """UBI allows integer object ids (`anyOf` string | integer); clickstats keeps them as text."""
+    """UBI allows integer object ids (3.0 is one, as in JSON Schema); kept as text."""
+    value = integral(value)
     if isinstance(value, int) and not isinstance(value, bool):
+        if not MIN_INTEGER_ID <= value <= MAX_INTEGER_ID:
+            raise ValueError("must be a string or an integer of at most 2**53 - 1 in size")
         return str(value)
     return _absent_if_empty(value)
 
@@ -79,14 +89,29 @@ def _text_or_empty(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _mapping_or_none(value: Any) -> Any:
+def _none_if_empty(value: Any) -> Any:
     # `position: {}` and `event_attributes: null` both occur in published samples.
-    return value if value else None
+    return None if value == {} else value
 
 
-UbiId = Annotated[Id | None, BeforeValidator(_absent_if_empty)]
-ObjectId = Annotated[Id | None, BeforeValidator(_id_text)]
-UbiText = Annotated[Text, BeforeValidator(_text_or_empty)]
+#: What the schemas (OpenAPI) say is taken: "" and null as well as ids.
+_ID_INPUT = Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None
+UbiId = Annotated[Id | None, BeforeValidator(_absent_if_empty, json_schema_input_type=_ID_INPUT)]
+ObjectId = Annotated[
+    Id | None,
+    BeforeValidator(
+        _id_text,
+        json_schema_input_type=_ID_INPUT
+        | Annotated[int, Field(ge=MIN_INTEGER_ID, le=MAX_INTEGER_ID)],
+    ),
+]
+UbiText = Annotated[
+    Text,
+    BeforeValidator(
+        _text_or_empty,
+        json_schema_input_type=Annotated[str, Field(max_length=MAX_TEXT_LENGTH)] | None,
+    ),
+]
 Ordinal = Annotated[
     int,
     Strict(),
@@ -109,8 +134,8 @@ class UbiObject(_Lenient):
 
 
 class UbiEventAttributes(_Lenient):
-    position: Annotated[UbiPosition | None, BeforeValidator(_mapping_or_none)] = None
-    object: Annotated[UbiObject | None, BeforeValidator(_mapping_or_none)] = None
+    position: Annotated[UbiPosition | None, BeforeValidator(_none_if_empty)] = None
+    object: Annotated[UbiObject | None, BeforeValidator(_none_if_empty)] = None
     # ubi_data_generator.py and SRW's sample put session_id here rather than at the top.
     session_id: UbiId = None
 
@@ -124,7 +149,7 @@ class UbiQuery(_Lenient):
     user_id: UbiId = None
     session_id: UbiId = None
     application: str | None = None
-    query_attributes: Annotated[dict[str, Any] | None, BeforeValidator(_mapping_or_none)] = None
+    query_attributes: Annotated[dict[str, Any] | None, BeforeValidator(_none_if_empty)] = None
     timestamp: EventTime | None = None
     query_response_hit_ids: Annotated[list[Id], Field(max_length=MAX_RESULTS)] | None = None
 
@@ -141,7 +166,7 @@ class UbiEvent(_Lenient):
     user_query: UbiText = ""
     message: UbiText = ""
     application: str | None = None
-    event_attributes: Annotated[UbiEventAttributes | None, BeforeValidator(_mapping_or_none)] = None
+    event_attributes: Annotated[UbiEventAttributes | None, BeforeValidator(_none_if_empty)] = None
 
     @property
     def object_id(self) -> str | None:
