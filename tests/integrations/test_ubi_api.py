@@ -40,9 +40,8 @@ def published_samples() -> tuple[list[Any], list[Any]]:
 
 @contextmanager
 def serving(url: str, tmp_path: Path, **options: Any) -> Iterator[TestClient]:
-    settings = Settings(
-        store=url, experiments=str(tmp_path / "experiments.json"), max_event_age_days=0, **options
-    )
+    options.setdefault("max_event_age_days", 0)  # the samples are from 2024 and 2025
+    settings = Settings(store=url, experiments=str(tmp_path / "experiments.json"), **options)
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -151,3 +150,25 @@ def test_bad_bodies_and_records_are_answered_with_the_index_and_field(tmp_path: 
         single = client.post("/ubi_queries", json={"query_id": "q"})
         assert [e["loc"] for e in single.json()["detail"]] == [["body", "user_query"]]
         assert client.post("/ubi_events", json=[view]).json()["accepted"] == 1
+
+
+def test_old_records_are_refused_as_on_every_ingestion_path_and_the_header_names_the_user(
+    tmp_path: Path,
+) -> None:
+    _, events = published_samples()
+    with (
+        store_url("duckdb", tmp_path) as url,
+        serving(url, tmp_path, max_event_age_days=7) as client,
+    ):
+        old = client.post("/ubi_events", json=events[:2])
+        assert old.status_code == 422
+        assert {tuple(e["loc"]) for e in old.json()["detail"]} == {
+            ("body", 0, "timestamp"),
+            ("body", 1, "timestamp"),
+        }
+        assert "max_event_age_days" in old.json()["detail"][0]["msg"]
+        anonymous = {"action_name": "share", "timestamp": datetime.now(UTC).isoformat()}
+        sent = client.post("/ubi_events", json=anonymous, headers={"X-User-ID": "u7"})
+        assert sent.status_code == 200
+        mine = client.get("/analytics/overview", params={"user_id": "u7"}).json()["actions"]
+        assert [(a["name"], a["events"]) for a in mine] == [("share", 1)]
