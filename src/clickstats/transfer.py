@@ -162,6 +162,8 @@ class ExportSummary:
     clicks: int
     conversions: int = 0
     actions: int = 0
+    #: ubi: the documents written per index (a search is a query and its impressions)
+    documents: dict[str, int] | None = None
 
     @property
     def events(self) -> int:
@@ -171,6 +173,10 @@ class ExportSummary:
 class _Writer:
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def documents(self) -> dict[str, int] | None:
+        """Documents per index, for a format that has them."""
+        return None
 
     def write(self, rows: list[EventRow]) -> None:
         raise NotImplementedError
@@ -268,6 +274,9 @@ class _UbiWriter(_Writer):
     def write(self, rows: list[EventRow]) -> None:
         self.bulk.write(rows)
 
+    def documents(self) -> dict[str, int]:
+        return self.bulk.documents
+
     def close(self) -> None:
         self.file.close()
 
@@ -313,7 +322,13 @@ def export_file(
         writer.close()  # idempotent for every writer
         partial.unlink(missing_ok=True)
     return ExportSummary(
-        path, fmt, counts["impression"], counts["click"], counts["conversion"], counts["action"]
+        path,
+        fmt,
+        counts["impression"],
+        counts["click"],
+        counts["conversion"],
+        counts["action"],
+        documents=writer.documents(),
     )
 
 

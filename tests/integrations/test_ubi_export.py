@@ -104,8 +104,10 @@ def test_the_demo_data_exported_as_ubi_validates_against_the_ubi_schemas(
         main, ["export", "--store", demo_store, "--format", "ubi", "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "(ubi)" in result.output
     records = bulk(out)
+    per_index = Counter(action["index"]["_index"] for action, _ in records)
+    for index in ("ubi_queries", "ubi_events"):
+        assert f"  {per_index[index]:,} documents for {index}" in result.output
     check_against_the_schemas(records)
     check_ubi_conventions(records)
 

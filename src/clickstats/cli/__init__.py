@@ -358,6 +358,8 @@ def export(store: str, output: Path, fmt: str | None, since: datetime | None) ->
         f"{summary.clicks:,} clicks, {summary.conversions:,} conversions, {summary.actions:,} "
         f"actions) to {summary.path} ({summary.format})"
     )
+    for index, documents in (summary.documents or {}).items():
+        click.echo(f"  {documents:,} documents for {index}")
 
 
 @main.command("import")

@@ -39,8 +39,7 @@ class UbiBulkWriter:
     def __init__(self, file: IO[bytes]) -> None:
         self.file = file
         self.searches: dict[str, tuple[str, tuple[str, ...]]] = {}
-        self.queries = 0
-        self.events = 0
+        self.documents = {QUERIES_INDEX: 0, EVENTS_INDEX: 0}
 
     def write(self, rows: Sequence[EventRow]) -> None:
         lines: list[bytes] = []
@@ -48,10 +47,7 @@ class UbiBulkWriter:
             for index, doc_id, document in self._documents(row):
                 lines.append(orjson.dumps({"index": {"_index": index, "_id": doc_id}}))
                 lines.append(orjson.dumps(document))
-                if index == QUERIES_INDEX:
-                    self.queries += 1
-                else:
-                    self.events += 1
+                self.documents[index] += 1
         if lines:
             self.file.write(b"\n".join(lines) + b"\n")
 
