@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import orjson
 
+from clickstats.integrations.ubi import CLICK, IMPRESSION
 from clickstats.store.base import EventRow
 from clickstats.transfer import iso_millis
 
@@ -60,7 +61,7 @@ class UbiBulkWriter:
                 EVENTS_INDEX,
                 row["event_id"],
                 self._event(
-                    row, "click", row["product_id"], row["rank"] - 1, row.get("search_query")
+                    row, CLICK, row["product_id"], row["rank"] - 1, row.get("search_query")
                 ),
             )
         elif kind == "conversion":
@@ -94,7 +95,7 @@ class UbiBulkWriter:
             yield (
                 EVENTS_INDEX,
                 f"{row['event_id']}.{ordinal}",
-                self._event(row, "impression", product, ordinal, query),
+                self._event(row, IMPRESSION, product, ordinal, query),
             )
 
     def _action(self, row: EventRow) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -102,7 +103,7 @@ class UbiBulkWriter:
         position = row.get("position")
         for k, product in enumerate(products):
             ordinal = position - 1 if position is not None else None
-            if name == "impression" and self._already_written(row, product, ordinal):
+            if name == IMPRESSION and self._already_written(row, product, ordinal):
                 continue
             doc_id = row["event_id"] if len(products) == 1 else f"{row['event_id']}.{k}"
             document = self._event(row, name, product, ordinal, row.get("search_query"))
