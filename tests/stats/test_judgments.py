@@ -94,15 +94,16 @@ def test_jeffreys_interval_ends_at_0_and_1_at_the_extremes() -> None:
 
 def test_one_em_step_by_hand() -> None:
     # From alpha = gamma = 0.5: the unclicked session was attractive (and examined) with
-    # probability 0.25 / 0.75 = 1/3; each parameter is (1 + 1 + 1/3) / (2 + 2) = 7/12.
+    # probability 0.25 / 0.75 = 1/3. Attractiveness: (1 + 1/3) / 2 = 2/3; examination, with
+    # one pseudo-click in two pseudo-sessions: (1 + 1 + 1/3) / (2 + 2) = 7/12.
     fit = fit_pbm([JudgmentCount("q", "p", 1, impressions=2, clicks=1)], max_iterations=1)
-    assert fit.attractiveness == pytest.approx((7 / 12,))
+    assert fit.attractiveness == pytest.approx((2 / 3,))
     assert fit.examination == pytest.approx({1: 7 / 12})
     assert (fit.iterations, fit.converged) == (1, False)
     # Scaled so that rank 1 is examined with probability 1.
     result = pbm(JudgmentCounts(rows=(JudgmentCount("q", "p", 1, 2, 1),)), max_iterations=1)
     assert result.examination == {1: 1.0}
-    assert result.judgments[0].score == pytest.approx(49 / 144)
+    assert result.judgments[0].score == pytest.approx(2 / 3 * 7 / 12)
 
 
 def simulate_pbm(

@@ -14,8 +14,8 @@ every shown product.
   it comes from every search), the exact (Garwood) interval of the rate.
 - **PBM** (position-based model; Chuklin, Markov & de Rijke, *Click Models for Web Search*,
   2015, ch. 3 and 4): P(click | q, d, r) = alpha_qd * gamma_r, fitted by expectation-
-  maximisation as PyClick's PBM (each parameter starts at 0.5 and keeps one pseudo-click in two
-  pseudo-sessions, a mild pull towards 0.5). The likelihood does not change when every alpha
+  maximisation (each parameter starts at 0.5; attractiveness by maximum likelihood, examination
+  with PyClick's one pseudo-click in two pseudo-sessions: see fit_pbm). The likelihood does not change when every alpha
   is multiplied and every gamma divided by the same number, so the fit is scaled so that the
   most examined rank has gamma = 1 (the top result is always looked at). Interval: the Jeffreys
   interval of a binomial with the Fisher information of alpha at the fit (gamma as known):
@@ -41,6 +41,8 @@ CONFIDENCE = 0.95
 #: PBM's EM stops when no parameter moves more than this in one iteration, or after MAX_ITERATIONS.
 TOLERANCE = 1e-6
 MAX_ITERATIONS = 1000
+#: Attractiveness stays below 1, so that 1 - alpha * gamma never reaches 0.
+MAX_ALPHA = 1.0 - 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +168,12 @@ def fit_pbm(
 
     A clicked slot was examined and attractive; an unclicked one was, given the current
     alpha and gamma, attractive with probability (1 - gamma) * alpha / (1 - gamma * alpha)
-    and examined with probability (1 - alpha) * gamma / (1 - gamma * alpha). Each parameter
-    becomes (1 + expected positives) / (2 + sessions): PyClick's PBMAttrEM and PBMExamEM."""
+    and examined with probability (1 - alpha) * gamma / (1 - gamma * alpha). Attractiveness
+    becomes expected attractive sessions / sessions (maximum likelihood, Chuklin et al. 2015,
+    ch. 4); examination (1 + expected examined sessions) / (2 + sessions), PyClick's
+    PBMExamEM. PyClick gives attractiveness the same pseudo-counts, but a pair shown low sees
+    few examinations (30 sessions at a rank examined 1 in 10 are 3), and one pseudo-click in
+    two then weighs as much as its data: alpha ~ (clicks + 1) / (3 + 2)."""
     import numpy as np
 
     keys = list(_pairs(rows))
@@ -179,13 +185,14 @@ def fit_pbm(
     n = np.array([r.impressions for r in rows], dtype=np.float64)
     c = np.array([r.clicks for r in rows], dtype=np.float64)
     alpha, gamma = np.full(len(keys), 0.5), np.full(len(ranks), 0.5)
-    sessions_p = np.bincount(p, n, len(keys)) + 2.0
+    sessions_p = np.bincount(p, n, len(keys))
     sessions_k = np.bincount(k, n, len(ranks)) + 2.0
     iterations, converged = 0, False
     while iterations < max_iterations and not converged:
         a, g = alpha[p], gamma[k]
         unclicked = (n - c) / (1.0 - a * g)
-        new_alpha = (np.bincount(p, c + unclicked * (1.0 - g) * a, len(keys)) + 1.0) / sessions_p
+        attracted = np.bincount(p, c + unclicked * (1.0 - g) * a, len(keys))
+        new_alpha = np.minimum(attracted / sessions_p, MAX_ALPHA)
         new_gamma = (np.bincount(k, c + unclicked * (1.0 - a) * g, len(ranks)) + 1.0) / sessions_k
         # Along the likelihood's ridge (alpha * s, gamma / s) EM creeps; what is reported is
         # scaled (gamma / max gamma), so that is what must have settled.
@@ -225,6 +232,9 @@ def pbm(
             r.impressions * gamma[r.rank] * (1 - alpha) / (1 - gamma[r.rank] * alpha) for r in rows
         )
         low, high = jeffreys_interval(alpha * trials, trials, confidence)
+        # EM approaches alpha = 0 (a pair never clicked) without reaching it, where the Beta
+        # quantile would put the lower end above the estimate.
+        low, high = min(low, alpha), max(high, alpha)
         out.append(
             Judgment(
                 *key,
