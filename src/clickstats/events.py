@@ -270,12 +270,12 @@ class SearchImpression(_Event):
         default=DEFAULT_VARIANT,
         description="the search variant or experiment arm, e.g. search_v1, search_v2",
     )
-    results_count: Annotated[int, Strict(), Field(ge=0, le=MAX_RANK), BeforeValidator(integral)] = (
-        Field(
-            default=0,
-            description="how many results the search found; omitted: the length of results (0 "
-            "without results)",
-        )
+    results_count: (
+        Annotated[int, Strict(), Field(ge=0, le=MAX_RANK), BeforeValidator(integral)] | None
+    ) = Field(
+        default=0,
+        description="how many results the search found; omitted: the length of results (0 "
+        "without results); null: not known (no zero-result or abandonment figure counts it)",
     )
     response_time_ms: Millis | None = None
     search_id: Id = Field(default_factory=new_id)

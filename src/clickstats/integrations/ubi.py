@@ -221,6 +221,10 @@ def query_to_impression(
         fields["search_id"] = fields["event_id"]
     if isinstance(variant, str) and variant:
         fields["variant"] = variant
+    if query.query_response_hit_ids is None:
+        # ubi.js sends no hit ids: how many results the search found is not known, which is
+        # not "none" (a zero-result search).
+        fields["results_count"] = None
     return SearchImpression.model_validate(fields)
 
 

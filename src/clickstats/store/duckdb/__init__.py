@@ -62,7 +62,7 @@ from clickstats.store.base import (
 )
 from clickstats.store.duckdb import queries
 from clickstats.store.duckdb.queries import Scope
-from clickstats.store.duckdb.schema import NULLABLE_CLICK_VARIANT, SCHEMA, TABLES
+from clickstats.store.duckdb.schema import NULLABLE, SCHEMA, TABLES, nullable
 from clickstats.store.duckdb.writing import delete, write
 from clickstats.store.fields import aware, naive_utc
 from clickstats.store.writer import GroupWriter, GroupWritten
@@ -158,11 +158,13 @@ class DuckDBStore(GroupWritten, EventStore):
         db = duckdb.connect(self.path)
         try:  # the schema's changes are writes too: on a full disk they fail here
             db.execute(SCHEMA)
-            if db.execute(
-                "SELECT is_nullable FROM information_schema.columns "
-                "WHERE table_name = 'click_events' AND column_name = 'variant'"
-            ).fetchall() == [("NO",)]:
-                db.execute(NULLABLE_CLICK_VARIANT)
+            for table, column, index in NULLABLE:
+                if db.execute(
+                    "SELECT is_nullable FROM information_schema.columns "
+                    "WHERE table_name = $table AND column_name = $column",
+                    {"table": table, "column": column},
+                ).fetchall() == [("NO",)]:
+                    db.execute(nullable(table, column, index))
         except duckdb.Error:
             with contextlib.suppress(duckdb.Error):
                 db.close()

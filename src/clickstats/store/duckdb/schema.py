@@ -206,12 +206,22 @@ SCHEMA = (
     + "CREATE INDEX IF NOT EXISTS actions_user ON actions (user_id);\n"
 )
 
-#: Files created before clicks could omit their variant have click_events.variant NOT NULL.
-#: DuckDB alters no column of a table with an index on it: the user index goes and comes back.
-NULLABLE_CLICK_VARIANT = """
+#: Columns NOT NULL in the first release that may be null now: a click's variant (a click may
+#: omit it) and a search's results_count (a client may not know it: a UBI query without hit
+#: ids). Each is (table, column, the table's user index).
+NULLABLE = (
+    ("click_events", "variant", "click_events_user"),
+    ("impressions", "results_count", "impressions_user"),
+)
+
+
+def nullable(table: str, column: str, index: str) -> str:
+    """The statements that drop a column's NOT NULL. DuckDB alters no column of a table with an
+    index on it: the user index goes and comes back (seconds on millions of rows, once)."""
+    return f"""
 BEGIN;
-DROP INDEX click_events_user;
-ALTER TABLE click_events ALTER COLUMN variant DROP NOT NULL;
-CREATE INDEX click_events_user ON click_events (user_id);
+DROP INDEX {index};
+ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL;
+CREATE INDEX {index} ON {table} (user_id);
 COMMIT;
 """
