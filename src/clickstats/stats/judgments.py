@@ -38,9 +38,10 @@ from clickstats.store.base import Counts, JudgmentCount, JudgmentCounts
 Model = Literal["coec", "pbm"]
 MAX_GRADE = 3.0
 CONFIDENCE = 0.95
-#: PBM's EM stops when no parameter moves more than this in one iteration, or after MAX_ITERATIONS.
-TOLERANCE = 1e-6
-MAX_ITERATIONS = 1000
+#: PBM's EM stops when no (scaled) parameter moves more than this in one iteration: a grade
+#: (3 * alpha) is then settled well below its printed precision (0.001). Or after MAX_ITERATIONS.
+TOLERANCE = 1e-5
+MAX_ITERATIONS = 5000
 #: Attractiveness stays below 1, so that 1 - alpha * gamma never reaches 0.
 MAX_ALPHA = 1.0 - 1e-9
 
@@ -91,29 +92,47 @@ def rank_ctr(ranks: Mapping[int, Counts]) -> dict[int, float]:
     return {r: c.clicks / c.impressions for r, c in sorted(ranks.items()) if c.impressions}
 
 
-def poisson_rate_interval(
-    clicks: int, expected: float, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """The exact (Garwood) interval of the rate theta in clicks ~ Poisson(theta * expected)."""
+Interval = tuple[float, float]
+
+
+def poisson_rate_intervals(
+    clicks: Sequence[int], expected: Sequence[float], confidence: float = CONFIDENCE
+) -> list[Interval]:
+    """For each pair, the exact (Garwood) interval of the rate theta in
+    clicks ~ Poisson(theta * expected): Gamma quantiles, computed for all pairs at once."""
+    import numpy as np
     from scipy.stats import gamma  # type: ignore[import-untyped]  # not at import: slow
 
+    c, e = np.asarray(clicks, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     tail = (1.0 - confidence) / 2
-    low = float(gamma.ppf(tail, clicks)) / expected if clicks else 0.0
-    return low, float(gamma.ppf(1.0 - tail, clicks + 1)) / expected
+    low = np.where(c > 0, gamma.ppf(tail, np.maximum(c, 1.0)) / e, 0.0)
+    high = gamma.ppf(1.0 - tail, c + 1.0) / e
+    return list(zip(low.tolist(), high.tolist(), strict=True))
 
 
-def jeffreys_interval(
-    successes: float, trials: float, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """The Jeffreys interval of a proportion (trials and successes may be fractional):
-    the Beta(successes + 1/2, failures + 1/2) posterior's equal tails, 0 and 1 at the ends."""
+def poisson_rate_interval(clicks: int, expected: float, confidence: float = CONFIDENCE) -> Interval:
+    return poisson_rate_intervals([clicks], [expected], confidence)[0]
+
+
+def jeffreys_intervals(
+    successes: Sequence[float], trials: Sequence[float], confidence: float = CONFIDENCE
+) -> list[Interval]:
+    """For each pair, the Jeffreys interval of a proportion (trials and successes may be
+    fractional): the Beta(successes + 1/2, failures + 1/2) posterior's equal tails, with 0 and
+    1 at the ends (Brown, Cai & DasGupta 2001)."""
+    import numpy as np
     from scipy.stats import beta  # not at import: slow
 
+    x, n = np.asarray(successes, dtype=np.float64), np.asarray(trials, dtype=np.float64)
+    a, b = x + 0.5, np.maximum(n - x, 0.0) + 0.5
     tail = (1.0 - confidence) / 2
-    a, b = successes + 0.5, max(trials - successes, 0.0) + 0.5
-    low = float(beta.ppf(tail, a, b)) if successes > 0 else 0.0
-    high = float(beta.ppf(1.0 - tail, a, b)) if successes < trials else 1.0
-    return low, high
+    low = np.where(x > 0, beta.ppf(tail, a, b), 0.0)
+    high = np.where(x < n, beta.ppf(1.0 - tail, a, b), 1.0)
+    return list(zip(low.tolist(), high.tolist(), strict=True))
+
+
+def jeffreys_interval(successes: float, trials: float, confidence: float = CONFIDENCE) -> Interval:
+    return jeffreys_intervals([successes], [trials], confidence)[0]
 
 
 def _pairs(rows: Sequence[JudgmentCount]) -> dict[tuple[str, str], list[JudgmentCount]]:
@@ -132,18 +151,21 @@ def coec(counts: JudgmentCounts, confidence: float = CONFIDENCE) -> Judgments:
     ctr = rank_ctr(counts.ranks)
     if not counts.rows:
         return Judgments("coec", rank_ctr=ctr, error="no product was shown in enough searches")
+    pairs = _pairs(counts.rows)
+    shown = [sum(r.impressions for r in rows) for rows in pairs.values()]
+    clicks = [sum(r.clicks for r in rows) for rows in pairs.values()]
+    expected = [sum(r.impressions * ctr.get(r.rank, 0.0) for r in rows) for rows in pairs.values()]
+    intervals = poisson_rate_intervals(clicks, [e or 1.0 for e in expected], confidence)
     out = []
-    for (query, product), rows in _pairs(counts.rows).items():
-        shown = sum(r.impressions for r in rows)
-        clicks = sum(r.clicks for r in rows)
-        expected = sum(r.impressions * ctr.get(r.rank, 0.0) for r in rows)
-        if expected == 0:  # no product was clicked at its ranks: nothing to compare it with
-            out.append(Judgment(query, product, shown, clicks, *_UNKNOWN, 0.0))
+    for (query, product), n, c, e, (low, high) in zip(
+        pairs, shown, clicks, expected, intervals, strict=True
+    ):
+        if e == 0:  # no product was clicked at its ranks: nothing to compare it with
+            out.append(Judgment(query, product, n, c, *_UNKNOWN, 0.0))
             continue
-        score = clicks / expected
-        low, high = poisson_rate_interval(clicks, expected, confidence)
+        score = c / e
         grades = coec_grade(score), coec_grade(low), coec_grade(high)
-        out.append(Judgment(query, product, shown, clicks, score, low, high, *grades, expected))
+        out.append(Judgment(query, product, n, c, score, low, high, *grades, e))
     return Judgments("coec", tuple(out), rank_ctr=ctr)
 
 
@@ -225,13 +247,19 @@ def pbm(
     fit = fit_pbm(counts.rows, max_iterations)
     top = max(fit.examination.values())
     gamma = {r: g / top for r, g in fit.examination.items()}
+    pairs = _pairs(counts.rows)
+    alphas = [raw * top for raw in fit.attractiveness]
+    trials = [
+        sum(r.impressions * gamma[r.rank] * (1 - a) / (1 - gamma[r.rank] * a) for r in rows)
+        for a, rows in zip(alphas, pairs.values(), strict=True)
+    ]
+    intervals = jeffreys_intervals(
+        [a * t for a, t in zip(alphas, trials, strict=True)], trials, confidence
+    )
     out = []
-    for (key, rows), raw in zip(_pairs(counts.rows).items(), fit.attractiveness, strict=True):
-        alpha = raw * top
-        trials = sum(
-            r.impressions * gamma[r.rank] * (1 - alpha) / (1 - gamma[r.rank] * alpha) for r in rows
-        )
-        low, high = jeffreys_interval(alpha * trials, trials, confidence)
+    for (key, rows), alpha, t, (low, high) in zip(
+        pairs.items(), alphas, trials, intervals, strict=True
+    ):
         # EM approaches alpha = 0 (a pair never clicked) without reaching it, where the Beta
         # quantile would put the lower end above the estimate.
         low, high = min(low, alpha), max(high, alpha)
@@ -246,7 +274,7 @@ def pbm(
                 grade=pbm_grade(alpha),
                 grade_low=pbm_grade(low),
                 grade_high=pbm_grade(high),
-                evidence=trials,
+                evidence=t,
             )
         )
     return Judgments(
