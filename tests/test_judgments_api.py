@@ -75,6 +75,9 @@ def test_csv_and_srw(seeded: TestClient) -> None:
     assert srw["type"] == "IMPORT_JUDGMENT"
     assert srw["name"] == "clickstats coec judgments, last 7 days"
     assert not set('"\\<>') & set(srw["name"] + srw["description"])
+    assert srw["description"] == (
+        "COEC grades on 0-3 from clicks, products shown in at least 1 search at ranks 1-20"
+    )
     assert srw["judgmentRatings"] == [
         {"query": "radio", "ratings": [{"docId": "p9", "rating": "2.000"}]},
         {

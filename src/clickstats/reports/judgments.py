@@ -19,6 +19,7 @@ from clickstats.events import utcnow
 from clickstats.reports.base import Report, cached
 from clickstats.stats.judgments import CONFIDENCE, MAX_GRADE, Judgments, Model, judge
 from clickstats.store.base import EventStore, Filters
+from clickstats.text import plural
 
 #: The output formats: the report, one CSV row per pair, the Workbench's judgment import.
 Format = Literal["json", "csv", "srw"]
@@ -209,7 +210,7 @@ def to_srw(report: JudgmentsReport, name: str | None = None) -> SrwImport:
             )
     description = (
         f"{report.model.upper()} grades on 0-{MAX_GRADE:g} from clicks, products shown in at "
-        f"least {report.min_impressions} searches at ranks 1-{report.max_rank}"
+        f"least {plural(report.min_impressions, 'search')} at ranks 1-{report.max_rank}"
     )
     return SrwImport(
         name=name or srw_name(report),
