@@ -157,6 +157,11 @@ COLUMNS: dict[str, Column] = _columns(
         "searches with no result",
     ),
     Column(
+        "counted_searches",
+        When(Compare(Of("results_count"), ">=", Num(0)), Num(1)),
+        "searches whose number of results is known (all but those sent with a null count)",
+    ),
+    Column(
         "ttfc_ms",
         When(CLICKED, Of("ms_to_first_click")),
         "sum over searches with a click of (first click time - search time), in ms",
@@ -245,7 +250,10 @@ METRICS: dict[str, Metric] = _metrics(
         "abandonment_rate", "abandonment rate", "abandoned", "with_results", False, True,
         unit="search with at least one result",
     ),
-    Metric("zero_result_rate", "zero-result rate", "zero_results", "searches", False, True),
+    Metric(
+        "zero_result_rate", "zero-result rate", "zero_results", "counted_searches", False, True,
+        unit="search whose number of results is known",
+    ),
     Metric(
         "time_to_first_click_ms", "time to first click", "ttfc_ms", "clicked_searches", False,
         False, unit="search with a click", dashboard=False,

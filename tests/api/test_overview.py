@@ -259,3 +259,24 @@ def test_other_actions_are_counted_by_name_in_the_overview(filled: TestClient) -
     assert (
         filled.get("/analytics/overview", params={"days": 7}).json()["actions"] == week["actions"]
     )
+
+
+def test_a_search_whose_result_count_is_unknown_is_no_zero_result_search(
+    client: TestClient,
+) -> None:
+    hour = utcnow() - timedelta(hours=1)
+    post(
+        client,
+        [
+            search("k1", "u1", "v", "tv", hour, results_count=None),  # e.g. UBI without hit ids
+            search("k2", "u1", "v", "tv", hour, results_count=0),
+            search("k3", "u2", "v", "tv", hour, results=["p1", "p2"]),
+            click("k1", 1, hour, "p1"),
+        ],
+    )
+    totals = client.get("/analytics/overview").json()["totals"]
+    assert (totals["searches"], totals["zero_results"], totals["clicked_searches"]) == (3, 1, 1)
+    # one of the two searches whose count is known found nothing; of those known to have
+    # results (k3), one in one was abandoned
+    assert (totals["zero_result_rate"], totals["abandonment_rate"]) == (0.5, 1.0)
+    assert client.get("/analytics/user/u1").json()["impressions"] == 2

@@ -102,6 +102,7 @@ def reference(f: Filters, by: tuple[GroupKey, ...], tz: str) -> dict[tuple[str, 
             "with_results": sum(1 for s in searches if s.results_count),
             "abandoned": sum(1 for s, cs in pairs if s.results_count and not cs),
             "zero_results": sum(1 for s in searches if s.results_count == 0),
+            "counted_searches": sum(1 for s in searches if s.results_count is not None),
             "ttfc_ms": sum(
                 (first_click(cs).timestamp - s.timestamp) // timedelta(milliseconds=1)
                 for s, cs in pairs
@@ -148,7 +149,8 @@ def test_totals_of_everything(filled: EventStore, monkeypatch: pytest.MonkeyPatc
     assert totals.users == 4
     assert totals.sums == {
         "searches": 8, "clicked_searches": 5, "clicks": 6, "rank_sum": 12, "with_results": 6,
-        "abandoned": 1, "zero_results": 2, "converted_searches": 0, "revenue": 0.0,
+        "abandoned": 1, "zero_results": 2, "counted_searches": 8, "converted_searches": 0,
+        "revenue": 0.0,
         "unconverted_clicks": 6,
     }  # fmt: skip
     assert list(totals.sums) == metrics.columns(dashboard=True)

@@ -18,7 +18,7 @@ S = timedelta(seconds=1)
 #: the per-user columns of these tests' expected values, in this order
 USER_COLUMNS = (
     "searches", "clicked_searches", "clicks", "rr", "rank_sum", "with_results", "abandoned",
-    "zero_results", "ttfc_ms", "users", "converted_searches", "cart_searches",
+    "zero_results", "counted_searches", "ttfc_ms", "users", "converted_searches", "cart_searches",
     "purchase_searches", "purchases", "revenue", "orders", "units", "unconverted_clicks",
 )  # fmt: skip
 
@@ -59,13 +59,13 @@ EVENTS = [
                     timestamp=T0 + 40 * S),
 ]  # fmt: skip
 
-# Per user: searches, clicked, clicks, rr, rank_sum, with_results, abandoned, zero, ttfc_ms,
+# Per user: searches, clicked, clicks, rr, rank_sum, with_results, abandoned, zero, counted, ttfc_ms,
 # users, converted, in cart, purchased, purchases, revenue (no currency asked: 0), orders, units,
 # clicks on searches without a conversion
 # fmt: off
-U1 = dict(zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 2000, 1, 1, 0, 1, 1, 0, 0, 2, 0], strict=True))
-U2 = dict(zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1000, 1, 1, 1, 0, 0, 0, 0, 0, 0], strict=True))
-U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 4000, 1, 0, 0, 0, 0, 0, 0, 0, 2], strict=True))
+U1 = dict(zip(USER_COLUMNS, [3, 1, 2, 1 / 3, 4, 2, 1, 1, 3, 2000, 1, 1, 0, 1, 1, 0, 0, 2, 0], strict=True))
+U2 = dict(zip(USER_COLUMNS, [1, 1, 1, 1 / 2, 2, 1, 0, 0, 1, 1000, 1, 1, 1, 0, 0, 0, 0, 0, 0], strict=True))
+U3 = dict(zip(USER_COLUMNS, [1, 1, 2, 1.0, 3, 1, 0, 0, 1, 4000, 1, 0, 0, 0, 0, 0, 0, 0, 2], strict=True))
 # fmt: on
 
 
