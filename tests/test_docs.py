@@ -21,6 +21,7 @@ ENDPOINTS = [
     "/analytics/rank-metrics", "/analytics/response-time", "/analytics/user/",
     "/analytics/variants-comparison", "/analytics/reset", "/health",
     "/analytics/overview", "/analytics/queries", "/analytics/log-conversion",
+    "/analytics/log-action",
 ]  # fmt: skip
 
 
@@ -57,7 +58,15 @@ def test_every_setting_is_documented(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "doc", ["CLICK_TRACKING.md", "EXPERIMENTS.md", "PERFORMANCE.md", "DASHBOARD.md", "CLI.md"]
+    "doc",
+    [
+        "CLICK_TRACKING.md",
+        "EXPERIMENTS.md",
+        "PERFORMANCE.md",
+        "DASHBOARD.md",
+        "CLI.md",
+        "INTEGRATIONS.md",
+    ],
 )
 def test_subsystem_docs_exist_and_are_linked(doc: str) -> None:
     assert (ROOT / "docs" / doc).is_file()

@@ -74,6 +74,7 @@ OTHER_BLOCKS = {
     ("STATISTICS.md", "experiment"): "ExperimentResult.to_dict() (test_statistics_result_example)",
     ("TRACKER.md", "type"): "an event the tracker sends (test_tracker_event_example)",
     ("CLICK_TRACKING.md", "type"): "a conversion (test_conversion_example)",
+    ("INTEGRATIONS.md", "status"): "an Algolia 422 (tests/integrations/test_algolia.py)",
 }
 
 
