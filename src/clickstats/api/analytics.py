@@ -53,6 +53,7 @@ from clickstats.reports.judgments import (
     Format,
     JudgmentsQuery,
     JudgmentsReport,
+    SrwImport,
     judgments,
     render,
 )
@@ -417,7 +418,8 @@ _JUDGMENT_FORMATS: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "/judgments",
-    response_model=JudgmentsReport,
+    # the report (format=json) or the Workbench's import (format=srw)
+    response_model=JudgmentsReport | SrwImport,
     responses={**READ_RESPONSES, **_JUDGMENT_FORMATS},
 )
 def relevance_judgments(
