@@ -37,6 +37,7 @@ from clickstats.store.base import Activity, AnyEvent, AppendStatus, Deleted, Fil
 if TYPE_CHECKING:
     from clickstats.reports.experiment import ExperimentResults, Method
     from clickstats.reports.interleaving import InterleavingResults
+    from clickstats.reports.judgments import JudgmentsQuery, JudgmentsReport
 
 __all__ = ["ClickTrackingService", "get_click_tracker", "pick_leader"]
 
@@ -226,6 +227,13 @@ class ClickTrackingService:
         clicked products."""
         period = Period(check_days(days), tz, variant, user_id, currency)
         return queries(self.store, QueriesQuery(period, limit))
+
+    def get_judgments(self, query: JudgmentsQuery) -> JudgmentsReport:
+        """Implicit relevance judgments: per (query, product), a grade from clicks corrected
+        for position bias (COEC or PBM), with its interval (docs/INTEGRATIONS.md)."""
+        from clickstats.reports.judgments import judgments
+
+        return judgments(self.store, query)
 
     def get_interleaving_results(
         self, experiment: Experiment, days: int = 30, outcome: Outcome = "clicks"

@@ -63,6 +63,8 @@ READS = [
     "/experiments/duel/interleaving?outcome=purchases",
     "/analytics/overview?currency=EUR&days=30",
     "/analytics/overview?variant=duel&days=3",
+    "/analytics/judgments?days=30&min_impressions=5",
+    "/analytics/judgments?days=30&min_impressions=5&model=pbm&format=srw",
     "/analytics/queries?currency=USD",
 ]
 

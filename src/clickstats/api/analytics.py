@@ -54,7 +54,6 @@ from clickstats.reports.judgments import (
     JudgmentsQuery,
     JudgmentsReport,
     SrwImport,
-    judgments,
     render,
 )
 from clickstats.reports.overview import Overview
@@ -457,7 +456,7 @@ def relevance_judgments(
     `min_impressions` searches with stored results, a score from clicks corrected for position
     bias (COEC or PBM), its interval, and a 0-3 grade."""
     query = JudgmentsQuery(days, model, min_impressions, max_rank, variant, user_id)
-    report = judgments(tracker.store, query)
+    report = tracker.get_judgments(query)
     if fmt == "json":
         return report
     media_type = "text/csv" if fmt == "csv" else "application/json"
