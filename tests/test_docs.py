@@ -73,7 +73,7 @@ def test_subsystem_docs_exist_and_are_linked(doc: str) -> None:
     assert f"docs/{doc}" in README
 
 
-@pytest.mark.parametrize("command", ["report", "export", "import"])
+@pytest.mark.parametrize("command", ["report", "export", "import", "judgments"])
 def test_every_option_of_the_data_commands_is_documented(command: str) -> None:
     from clickstats.cli import main
 

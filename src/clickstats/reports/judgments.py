@@ -197,7 +197,7 @@ class SrwImport(Report):
 
 def srw_name(report: JudgmentsReport) -> str:
     # The Workbench refuses names and descriptions holding " \ < or >.
-    return f"clickstats {report.model} judgments, last {report.days} days"
+    return f"clickstats {report.model} judgments, last {plural(report.days, 'day')}"
 
 
 def to_srw(report: JudgmentsReport, name: str | None = None) -> SrwImport:
