@@ -26,6 +26,7 @@ from clickstats.events import (
     DEFAULT_VARIANT,
     MAX_BATCH_EVENTS,
     PURCHASE,
+    ActionEvent,
     ClickEvent,
     ConversionEvent,
     SearchImpression,
@@ -100,7 +101,7 @@ class Backend(Protocol):
         variant DEFAULT_VARIANT (no experiment assigned one)."""
         ...
 
-    def log_events(self, events: Sequence[ClickEvent | ConversionEvent]) -> None: ...
+    def log_events(self, events: Sequence[ClickEvent | ConversionEvent | ActionEvent]) -> None: ...
     def flush(self) -> None: ...
 
 
@@ -171,7 +172,7 @@ class InProcess:
         self._add([impression])
         return Shown(impression.search_id, impression.variant, impression.results or [])
 
-    def log_events(self, events: Sequence[ClickEvent | ConversionEvent]) -> None:
+    def log_events(self, events: Sequence[ClickEvent | ConversionEvent | ActionEvent]) -> None:
         self._add(events)
 
     def _add(self, events: Sequence[AnyEvent]) -> None:
@@ -234,7 +235,7 @@ class OverHttp:
         self._queue([impression])
         return Shown(impression.search_id, impression.variant, impression.results or [])
 
-    def log_events(self, events: Sequence[ClickEvent | ConversionEvent]) -> None:
+    def log_events(self, events: Sequence[ClickEvent | ConversionEvent | ActionEvent]) -> None:
         self._queue(events)
 
     def _queue(self, events: Sequence[AnyEvent]) -> None:
@@ -351,6 +352,23 @@ def _clicks(
     return clicks
 
 
+def _views(clicks: list[ClickEvent], now: datetime) -> list[ActionEvent]:
+    """The product page each click opens, seen a second later: a "view" action (what Algolia's
+    view events and UBI's "view" carry). No random draw: the simulation stays as seeded."""
+    return [
+        ActionEvent(
+            name="view",
+            user_id=c.user_id,
+            product_ids=[c.product_id],
+            position=c.rank,
+            search_id=c.search_id,
+            search_query=c.search_query,
+            timestamp=min(c.timestamp + timedelta(seconds=1), now),
+        )
+        for c in clicks
+    ]
+
+
 def _conversions(
     s: _Search,
     clicks: list[ClickEvent],
@@ -465,7 +483,7 @@ def _chunk(
             clicks = _clicks(search, np.flatnonzero(clicked[row]).tolist(), rng, now)
             basket = Basket(baskets.carted[row], baskets.bought[row], baskets.quantities[row])
             conversions = _conversions(search, clicks, basket, prices[row], rng, now, tally)
-            backend.log_events([*clicks, *conversions])
+            backend.log_events([*clicks, *_views(clicks, now), *conversions])
             tally.clicks = len(clicks)
         yield search, tally
 
