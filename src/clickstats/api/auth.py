@@ -35,7 +35,11 @@ KEY_QUERY = "key"
 #: search-insights sends the key in the query string; Algolia's REST API, as a header.
 ALGOLIA_KEY = limits.ALGOLIA_KEY
 #: What a page may send with an event: its body type, a key, a user id.
-ALLOW_HEADERS = f"Content-Type, Authorization, {KEY_HEADER}, X-User-ID"
+#: (Algolia's REST clients send their key and application id as headers: /1/events takes them.)
+ALLOW_HEADERS = (
+    f"Content-Type, Authorization, {KEY_HEADER}, X-User-ID, X-Algolia-API-Key, "
+    "X-Algolia-Application-Id"
+)
 MAX_AGE = "600"
 #: Ingestion paths and the methods they take; everything else is read (GET) or admin.
 _INGEST_EXACT = {
