@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
+from clickstats.api.batches import store_batch
 from clickstats.api.deps import (
     DEFAULT_DAYS,
     Days,
@@ -266,33 +267,17 @@ async def log_events(
     good, rejected = parse_events(
         items, default_user=x_user_id or ANONYMOUS, max_age_days=settings.max_event_age_days
     )
-    events: list[AnyEvent] = [event for _, event in good]
-    statuses: list[AppendStatus | None] = [None] * len(events)  # None: a crawler's, dropped
-    if from_bot:
-        count_dropped(request.app, len(events))
-    else:
-        statuses[:] = await tracker.append(events)
-
-    results: list[dict[str, Any]] = [{} for _ in items]
-    for (index, event), status in zip(good, statuses, strict=True):
-        result: dict[str, Any] = {
-            "index": index,
-            "status": status.value if status is not None else "dropped_bot",
-            "event_id": event.event_id,
-        }
-        if isinstance(event, SearchImpression):
-            result["search_id"] = event.search_id
-        results[index] = result
+    stored = await store_batch(request, tracker, good, len(items), from_bot)
+    results = stored.results
     for rejection in rejected:
         results[rejection.index] = {
             "index": rejection.index,
             "status": "rejected",
             "errors": rejection.errors,
         }
-    accepted = sum(1 for s in statuses if s is AppendStatus.ACCEPTED)
     answer = {
-        "accepted": accepted,
-        "duplicates": sum(1 for s in statuses if s is AppendStatus.DUPLICATE),
+        "accepted": stored.accepted,
+        "duplicates": stored.duplicates,
         "rejected": len(rejected),
         "results": results,
     }

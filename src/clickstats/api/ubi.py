@@ -18,13 +18,14 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel
 
 from clickstats.api.auth import AUTH_RESPONSES, Authorized
+from clickstats.api.batches import store_batch
 from clickstats.api.deps import SettingsDep, TrackerDep, UserHeader
 from clickstats.api.errors import STORE_RESPONSES, WRITE_RESPONSES
-from clickstats.bots import FromBot, count_dropped
-from clickstats.events import MAX_BATCH_EVENTS, BatchResult, Rejection, SearchImpression, loads
+from clickstats.bots import FromBot
+from clickstats.events import MAX_BATCH_EVENTS, BatchResult, Rejection, loads
 from clickstats.integrations.ubi import UbiEvent, UbiQuery, one_search_per_query_id, parse_records
 from clickstats.settings import Settings
-from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.store.base import AnyEvent
 from clickstats.tracking import ClickTrackingService
 
 router = APIRouter(
@@ -105,23 +106,8 @@ async def _ingest(
     repeats: list[tuple[int, AnyEvent]] = []
     if kind == "query":
         good, repeats = one_search_per_query_id(good)
-    events: list[AnyEvent] = [event for _, event in good]
-    statuses: list[AppendStatus | None] = [None] * len(events)  # None: a crawler's, dropped
-    if from_bot:
-        count_dropped(request.app, len(events))
-    else:
-        statuses[:] = await tracker.append(events)
-
-    results: list[dict[str, Any]] = [{} for _ in records]
-    for (index, event), status in zip(good, statuses, strict=True):
-        result: dict[str, Any] = {
-            "index": index,
-            "status": status.value if status is not None else "dropped_bot",
-            "event_id": event.event_id,
-        }
-        if isinstance(event, SearchImpression):
-            result["search_id"] = event.search_id
-        results[index] = result
+    stored = await store_batch(request, tracker, good, len(records), from_bot)
+    results = stored.results
     for index, kept in repeats:  # another record of the same query_id is the search
         results[index] = {
             "index": index,
@@ -130,8 +116,8 @@ async def _ingest(
             "search_id": kept.search_id,
         }
     answer = {
-        "accepted": sum(1 for s in statuses if s is AppendStatus.ACCEPTED),
-        "duplicates": sum(1 for s in statuses if s is AppendStatus.DUPLICATE) + len(repeats),
+        "accepted": stored.accepted,
+        "duplicates": stored.duplicates + len(repeats),
         "rejected": 0,
         "results": results,
     }
