@@ -21,19 +21,10 @@ from clickstats.stats.judgments import (
     poisson_rate_interval,
 )
 from clickstats.store.base import Counts, JudgmentCount, JudgmentCounts
+from tests.store.test_judgments import ALL_RANKS, ALL_ROWS
 
 # The data of tests/store/test_judgments.py: CTR 1/2, 1/3 and 1 at ranks 1, 2, 3.
-COUNTS = JudgmentCounts(
-    rows=(
-        JudgmentCount("radio", "p9", 1, impressions=1, clicks=1),
-        JudgmentCount("tv", "p1", 1, impressions=2, clicks=1),
-        JudgmentCount("tv", "p1", 2, impressions=1, clicks=1),
-        JudgmentCount("tv", "p2", 1, impressions=1, clicks=0),
-        JudgmentCount("tv", "p2", 2, impressions=2, clicks=0),
-        JudgmentCount("tv", "p3", 3, impressions=1, clicks=1),
-    ),
-    ranks={1: Counts(4, 2), 2: Counts(3, 1), 3: Counts(1, 1)},
-)
+COUNTS = JudgmentCounts(rows=ALL_ROWS, ranks=ALL_RANKS)
 
 
 def by_pair(judgments: tuple[Judgment, ...]) -> dict[tuple[str, str], Judgment]:
