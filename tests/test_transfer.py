@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from clickstats.cli import main
 from clickstats.events import (
+    ActionEvent,
     ClickEvent,
     ClickSource,
     ConversionEvent,
@@ -137,7 +138,12 @@ def edge_cases(now: datetime) -> list[AnyEvent]:
 
 def exported(store: EventStore) -> list[dict[str, Any]]:
     """Every stored event, rebuilt by its model, in a backend-independent order."""
-    models = {"impression": SearchImpression, "click": ClickEvent, "conversion": ConversionEvent}
+    models = {
+        "impression": SearchImpression,
+        "click": ClickEvent,
+        "conversion": ConversionEvent,
+        "action": ActionEvent,
+    }
     rows = [row for batch in store.export(batch_rows=97) for row in batch]
     events = [models[row["type"]].model_validate(row).model_dump() for row in rows]
     return sorted(events, key=lambda e: (e["type"], e["event_id"]))
