@@ -15,6 +15,7 @@ from clickstats.api import algolia as algolia_api
 from clickstats.api import analytics, dashboard, errors, experiments, health, privacy, search, web
 from clickstats.api import ubi as ubi_api
 from clickstats.api.auth import CorsMiddleware
+from clickstats.api.export import router as export_router
 from clickstats.api.headers import SecurityHeaders
 from clickstats.experiments import open_experiments
 from clickstats.keys import KeyRing
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(algolia_api.router)
     app.include_router(ubi_api.router)
+    app.include_router(export_router)
     app.add_exception_handler(StoreError, _store_unavailable)
     errors.install(app)  # 422s that always render, 405 with Allow, every status in OpenAPI
     # Innermost first: a slow body gets a 408; a client over its rate a 429 before any

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,7 +32,15 @@ from clickstats.reports.queries import QueriesQuery, QueriesReport, queries
 from clickstats.reports.user import UserQuery, user_summary
 from clickstats.settings import Settings
 from clickstats.store import EventStore, open_store
-from clickstats.store.base import Activity, AnyEvent, AppendStatus, Deleted, Filters, Outcome
+from clickstats.store.base import (
+    Activity,
+    AnyEvent,
+    AppendStatus,
+    Deleted,
+    EventRow,
+    Filters,
+    Outcome,
+)
 
 if TYPE_CHECKING:
     from clickstats.reports.experiment import ExperimentResults, Method
@@ -234,6 +242,13 @@ class ClickTrackingService:
         from clickstats.reports.judgments import judgments
 
         return judgments(self.store, query)
+
+    def export_events(
+        self, since: datetime | None = None, batch_rows: int = 10_000
+    ) -> Iterator[list[EventRow]]:
+        """Every stored event at or after `since`, in lists of at most `batch_rows`, read
+        lazily (transfer.py writes them as a file; GET /analytics/export streams them)."""
+        return self.store.export(since=since, batch_rows=batch_rows)
 
     def get_interleaving_results(
         self, experiment: Experiment, days: int = 30, outcome: Outcome = "clicks"

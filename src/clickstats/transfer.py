@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Literal, get_args
+from typing import IO, Any, Literal, cast, get_args
 
 import orjson
 
@@ -113,7 +114,10 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     relative = _RELATIVE.match(text.strip().lower())
     if relative:
         amount, unit = int(relative[1]), _UNITS[relative[2]]
-        return (now or utcnow()) - timedelta(**{unit: amount})
+        try:
+            return (now or utcnow()) - timedelta(**{unit: amount})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -171,8 +175,10 @@ class ExportSummary:
 
 
 class _Writer:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    """Writes batches of rows as one format into `file`, which it does not close."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
 
     def documents(self) -> dict[str, int] | None:
         """Documents per index, for a format that has them."""
@@ -182,14 +188,10 @@ class _Writer:
         raise NotImplementedError
 
     def close(self) -> None:
-        raise NotImplementedError
+        """Write what the format ends with (idempotent)."""
 
 
 class _JsonlWriter(_Writer):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.file = path.open("wb")
-
     def write(self, rows: list[EventRow]) -> None:
         lines = []
         for row in rows:
@@ -197,9 +199,6 @@ class _JsonlWriter(_Writer):
             obj["timestamp"] = iso_millis(row["timestamp"])
             lines.append(orjson.dumps(obj))
         self.file.write(b"\n".join(lines) + b"\n")
-
-    def close(self) -> None:
-        self.file.close()
 
 
 def _csv_cell(value: Any) -> str:
@@ -215,17 +214,20 @@ def _csv_cell(value: Any) -> str:
 
 
 class _CsvWriter(_Writer):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.file = path.open("w", newline="", encoding="utf-8")
-        self.csv = csv.writer(self.file, lineterminator="\n")
-        self.csv.writerow(COLUMNS)
+    def __init__(self, file: IO[bytes]) -> None:
+        super().__init__(file)
+        self.text = io.StringIO(newline="")
+        self.csv = csv.writer(self.text, lineterminator="\n")
+        self._emit([COLUMNS])
+
+    def _emit(self, rows: Iterable[Iterable[str]]) -> None:
+        self.csv.writerows(rows)
+        self.file.write(self.text.getvalue().encode("utf-8"))
+        self.text.seek(0)
+        self.text.truncate()
 
     def write(self, rows: list[EventRow]) -> None:
-        self.csv.writerows([_csv_cell(row.get(name)) for name in COLUMNS] for row in rows)
-
-    def close(self) -> None:
-        self.file.close()
+        self._emit([_csv_cell(row.get(name)) for name in COLUMNS] for row in rows)
 
 
 def arrow_schema() -> Any:
@@ -246,12 +248,14 @@ def arrow_schema() -> Any:
 
 
 class _ParquetWriter(_Writer):
-    def __init__(self, path: Path) -> None:
+    """A row group per batch, written to `file` as soon as the batch is."""
+
+    def __init__(self, file: IO[bytes]) -> None:
         import pyarrow.parquet as pq
 
-        super().__init__(path)
+        super().__init__(file)
         self.schema = arrow_schema()
-        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(file, self.schema, compression="zstd")
 
     def write(self, rows: list[EventRow]) -> None:
         import pyarrow as pa
@@ -264,21 +268,17 @@ class _ParquetWriter(_Writer):
 
 
 class _UbiWriter(_Writer):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, file: IO[bytes]) -> None:
         from clickstats.integrations.ubi_export import UbiBulkWriter
 
-        super().__init__(path)
-        self.file = path.open("wb")
-        self.bulk = UbiBulkWriter(self.file)
+        super().__init__(file)
+        self.bulk = UbiBulkWriter(file)
 
     def write(self, rows: list[EventRow]) -> None:
         self.bulk.write(rows)
 
     def documents(self) -> dict[str, int]:
         return self.bulk.documents
-
-    def close(self) -> None:
-        self.file.close()
 
 
 _WRITERS: dict[ExportFormat, type[_Writer]] = {
@@ -287,6 +287,47 @@ _WRITERS: dict[ExportFormat, type[_Writer]] = {
     "parquet": _ParquetWriter,
     "ubi": _UbiWriter,
 }
+
+
+class _Pieces(io.RawIOBase):
+    """A write-only file whose bytes are taken away piece by piece; it still tells the
+    position in the whole file (Parquet's footer records the offset of every row group)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)
+        self.parts.append(piece)
+        self.position += len(piece)
+        return len(piece)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        piece = b"".join(self.parts)
+        self.parts.clear()
+        return piece
+
+
+def export_stream(batches: Iterable[list[EventRow]], fmt: ExportFormat) -> Iterator[bytes]:
+    """The bytes of the file `export_file` writes, a piece per batch of rows (a Parquet row
+    group each): an export streamed without holding it (GET /analytics/export)."""
+    sink = _Pieces()
+    writer = _WRITERS[fmt](cast(IO[bytes], sink))
+    for rows in batches:
+        writer.write(rows)
+        if piece := sink.take():
+            yield piece
+    writer.close()
+    if piece := sink.take():
+        yield piece
 
 
 def export_file(
@@ -304,22 +345,25 @@ def export_file(
     partial = path.with_name(f".{path.name}.partial")
     counts = dict.fromkeys(FIELDS, 0)
     try:
-        writer = _WRITERS[fmt](partial)
+        file = partial.open("wb")
     except OSError as exc:
         raise TransferError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
-        for rows in store.export(since=since):
-            writer.write(rows)
-            for row in rows:
-                counts[row["type"]] += 1
-            if progress is not None:
-                progress(sum(counts.values()))
-        writer.close()
+        with file:
+            writer = _WRITERS[fmt](file)
+            try:
+                for rows in store.export(since=since):
+                    writer.write(rows)
+                    for row in rows:
+                        counts[row["type"]] += 1
+                    if progress is not None:
+                        progress(sum(counts.values()))
+            finally:
+                writer.close()
         os.replace(partial, path)
     except OSError as exc:
         raise TransferError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
-        writer.close()  # idempotent for every writer
         partial.unlink(missing_ok=True)
     return ExportSummary(
         path,

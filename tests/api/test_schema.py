@@ -52,6 +52,7 @@ RULES_NO_SCHEMA_CAN_STATE = [
     ("currency", r"is needed with value or prices|ISO 4217 currency code"),  # pycountry's list
     ("caps", r"both cap the column"),  # a metric and its numerator column, capped differently
     ("variants", r"interleaving|ranker"),  # an interleaving experiment's two rankers
+    ("since", r"is neither a date|before the year 1"),  # a date or 7d / 12h / 2w (export)
     (None, r"interleaving experiment has exactly two variants"),
 ]
 
