@@ -12,7 +12,7 @@ import click
 from clickstats import __version__
 from clickstats.cli.judgments import judgments
 from clickstats.cli.keys import check_exposure, keys
-from clickstats.cli.options import opened_store, store_option
+from clickstats.cli.options import opened_store, server_options, store_option, store_or_server
 from clickstats.cli.privacy import RETENTION_DAYS, delete_user, prune
 from clickstats.settings import Settings
 from clickstats.simulate import simulate_command
@@ -148,6 +148,7 @@ def serve(
     import uvicorn
 
     from clickstats.app import create_app
+    from clickstats.cli.remote import announced
     from clickstats.limits import header_deadline_protocol, raise_open_file_limit
     from clickstats.store import StoreError, open_store
 
@@ -180,20 +181,21 @@ def serve(
     check_exposure(host, port, settings, insecure=insecure)  # refuses before anything listens
     click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
     raise_open_file_limit()  # every connection holds a descriptor; 256 or 1024 run out fast
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        access_log=access_log,
-        log_level="info",
-        # uvicorn waits forever for a request's headers and body; these bound both
-        http=header_deadline_protocol(settings.header_timeout),
-        timeout_keep_alive=timeout_keep_alive,
-        limit_concurrency=limit_concurrency,
-        backlog=backlog,
-        proxy_headers=bool(forwarded_allow_ips.strip()),
-        forwarded_allow_ips=forwarded_allow_ips.strip() or None,
-    )
+    with announced(store, host, port):  # report, export, judgments find it (cli/remote.py)
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level="info",
+            # uvicorn waits forever for a request's headers and body; these bound both
+            http=header_deadline_protocol(settings.header_timeout),
+            timeout_keep_alive=timeout_keep_alive,
+            limit_concurrency=limit_concurrency,
+            backlog=backlog,
+            proxy_headers=bool(forwarded_allow_ips.strip()),
+            forwarded_allow_ips=forwarded_allow_ips.strip() or None,
+        )
 
 
 @main.command()
@@ -254,6 +256,7 @@ def _progress(unit: str) -> Progress:
 
 @main.command()
 @store_option
+@server_options
 @click.option(
     "--days",
     type=click.IntRange(1, 365),
@@ -275,33 +278,54 @@ def _progress(unit: str) -> Progress:
     show_default=True,
     help="sequential: valid however often it is read; fixed: read once, at a planned size.",
 )
-def report(store: str, days: int, experiment_names: tuple[str, ...], method: str) -> None:
+def report(
+    store: str,
+    server: str | None,
+    key: str | None,
+    days: int,
+    experiment_names: tuple[str, ...],
+    method: str,
+) -> None:
     """Print the overview (per variant and in total) and each experiment's verdict."""
     from rich.console import Console
 
-    from clickstats.cli.report import pick_experiments, render_report
+    from clickstats.cli.remote import RemoteExperiments, RemoteService, Server
+    from clickstats.cli.report import (
+        ExperimentSource,
+        ReportSource,
+        pick_experiments,
+        render_report,
+    )
     from clickstats.experiments import InvalidExperiments, UnknownExperiment, open_experiments
     from clickstats.tracking import ClickTrackingService
 
-    settings = Settings(store=store)
-    try:
-        manager = open_experiments(settings, create=False)  # a report writes nothing
-        experiments = pick_experiments(experiment_names, manager)
-    except UnknownExperiment as exc:
-        raise click.ClickException(f"{exc} in {manager.where}") from exc
-    except InvalidExperiments as exc:
-        raise click.ClickException(str(exc)) from exc
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 140)  # pipes and files get whole table rows
-    with opened_store(store) as event_store:
+    with store_or_server(store, server, key) as source:
+        manager: ExperimentSource
+        service: ReportSource
+        if isinstance(source, Server):
+            service, where = RemoteService(source), source.url
+        else:
+            service, where = ClickTrackingService(source), store
+        try:
+            if isinstance(source, Server):
+                manager = RemoteExperiments(source)
+            else:
+                manager = open_experiments(Settings(store=store), create=False)  # writes nothing
+            experiments = pick_experiments(experiment_names, manager)
+        except UnknownExperiment as exc:
+            raise click.ClickException(f"{exc} in {manager.where}") from exc
+        except InvalidExperiments as exc:
+            raise click.ClickException(str(exc)) from exc
         render_report(
             console,
-            ClickTrackingService(event_store),
+            service,
             days=days,
             experiments=experiments,
             method=method,  # type: ignore[arg-type]  # a click.Choice of Method
-            store=store,
+            store=where,
         )
 
 
@@ -331,7 +355,15 @@ FORMAT_HELP = "jsonl, csv or parquet; default: from the file's extension."
     help="Only events at or after this: 2026-11-01, 2026-11-01T08:00 (UTC unless it has an "
     "offset), or 7d / 12h / 2w ago. Default: every event.",
 )
-def export(store: str, output: Path, fmt: str | None, since: datetime | None) -> None:
+@server_options
+def export(
+    store: str,
+    output: Path,
+    fmt: str | None,
+    since: datetime | None,
+    server: str | None,
+    key: str | None,
+) -> None:
     """Write the store's events to one file: every event type in one table, or (--format ubi)
     as OpenSearch UBI records for `POST _bulk`."""
     from clickstats.transfer import TransferError, export_file, export_format
@@ -340,19 +372,26 @@ def export(store: str, output: Path, fmt: str | None, since: datetime | None) ->
         fmt = export_format(output, fmt)
     except TransferError as exc:
         raise click.ClickException(str(exc)) from exc
+    from clickstats.cli.remote import Server, download
+
     progress = _progress("events")
-    with opened_store(store) as event_store, progress:
-        task = progress.add_task("exporting", total=None)
-        try:
-            summary = export_file(
-                event_store,
-                output,
-                fmt,
-                since=since,
-                progress=lambda n: progress.update(task, completed=n),
-            )
-        except TransferError as exc:
-            raise click.ClickException(str(exc)) from exc
+    with store_or_server(store, server, key) as source:
+        if isinstance(source, Server):
+            written = download(source, output, fmt, since)
+            click.echo(f"exported {written:,} bytes from {source.url} to {output} ({fmt})")
+            return
+        with progress:
+            task = progress.add_task("exporting", total=None)
+            try:
+                summary = export_file(
+                    source,
+                    output,
+                    fmt,
+                    since=since,
+                    progress=lambda n: progress.update(task, completed=n),
+                )
+            except TransferError as exc:
+                raise click.ClickException(str(exc)) from exc
     click.echo(
         f"exported {summary.events:,} events ({summary.impressions:,} impressions, "
         f"{summary.clicks:,} clicks, {summary.conversions:,} conversions, {summary.actions:,} "

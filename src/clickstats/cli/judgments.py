@@ -8,7 +8,7 @@ from typing import get_args
 
 import click
 
-from clickstats.cli.options import opened_store, store_option
+from clickstats.cli.options import server_options, store_option, store_or_server
 from clickstats.reports.judgments import (
     DEFAULT_MAX_RANK,
     DEFAULT_MIN_IMPRESSIONS,
@@ -68,6 +68,7 @@ from clickstats.text import plural
     default=None,
     help="Write to this file (default: standard output).",
 )
+@server_options
 def judgments(
     store: str,
     days: int,
@@ -77,15 +78,21 @@ def judgments(
     fmt: Format,
     variant: str | None,
     output: Path | None,
+    server: str | None,
+    key: str | None,
 ) -> None:
     """For each (query, product), a relevance grade (0-3) from clicks corrected for position
     bias, with its interval and impressions."""
+    from clickstats.cli.remote import RemoteService, Server
     from clickstats.reports.judgments import JudgmentsQuery, render
     from clickstats.reports.judgments import judgments as judge
 
     query = JudgmentsQuery(days, model, min_impressions, max_rank, variant)
-    with opened_store(store) as event_store:
-        report = judge(event_store, query)
+    with store_or_server(store, server, key) as source:
+        if isinstance(source, Server):  # the same report, rendered here in every format
+            report = RemoteService(source).get_judgments(query)
+        else:
+            report = judge(source, query)
     text = render(report, fmt)
     if output is None:
         click.echo(text, nl=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Protocol
 
 from rich.console import Console
 from rich.table import Table
@@ -27,7 +28,7 @@ from clickstats.reports.interleaving import InterleavingResults
 from clickstats.reports.overview import Figures, Overview
 from clickstats.reports.queries import QueriesReport, QueryFigures
 from clickstats.stats.compare import Comparison
-from clickstats.tracking import ClickTrackingService
+from clickstats.store.base import Activity
 
 #: Rows of each queries table.
 QUERY_ROWS = 10
@@ -43,7 +44,33 @@ or fill the store with simulated traffic:  clickstats simulate --store {store}
 or import a file of events:                clickstats import --store {store} events.jsonl"""
 
 
-def pick_experiments(names: Sequence[str], manager: ExperimentManager) -> list[Experiment]:
+class ReportSource(Protocol):
+    """What the report reads: a `ClickTrackingService` on the store, or cli/remote.py's
+    `RemoteService` on a running server's API (activity: None, it has no such read)."""
+
+    def get_overview(self, *, days: int) -> Overview: ...
+    def get_activity(self) -> Activity | None: ...
+    def get_queries(self, *, days: int, limit: int) -> QueriesReport: ...
+    def get_interleaving_results(
+        self, experiment: Experiment, *, days: int
+    ) -> InterleavingResults: ...
+    def get_experiment_results(
+        self, experiment: Experiment, *, days: int, method: Method
+    ) -> ExperimentResults: ...
+
+
+class ExperimentSource(Protocol):
+    """An `ExperimentManager`, or cli/remote.py's `RemoteExperiments`."""
+
+    @property
+    def where(self) -> str: ...
+
+    def list(self) -> list[Experiment]: ...
+
+
+def pick_experiments(
+    names: Sequence[str], manager: ExperimentManager | ExperimentSource
+) -> list[Experiment]:
     """The experiments named, else every running one, of `manager` (a report opens it with
     create=False: it writes nothing)."""
     known = manager.list()
@@ -457,7 +484,7 @@ def interleaving_table(results: InterleavingResults, days: int) -> Table:
 
 def render_report(
     console: Console,
-    service: ClickTrackingService,
+    service: ReportSource,
     *,
     days: int,
     experiments: Sequence[Experiment],
@@ -468,7 +495,12 @@ def render_report(
     overview = service.get_overview(days=days)
     if not overview.totals.searches:
         activity = service.get_activity()
-        if activity.last_seen is None:
+        if activity is None:
+            console.print(
+                f"No searches in the last {days} days on {store}. Try a longer period: --days 365.",
+                highlight=False,
+            )
+        elif activity.last_seen is None:
             console.print(f"The store {store} holds no events yet.", highlight=False)
             console.print(FIRST_EVENT.format(store=store), highlight=False, soft_wrap=True)
         else:
