@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from clickstats import __version__
 from clickstats.api import algolia as algolia_api
 from clickstats.api import analytics, dashboard, errors, experiments, health, privacy, search, web
+from clickstats.api import prometheus as prometheus_api
 from clickstats.api import ubi as ubi_api
 from clickstats.api.auth import CorsMiddleware
 from clickstats.api.export import router as export_router
@@ -25,6 +26,7 @@ from clickstats.settings import Settings
 from clickstats.state import open_state
 from clickstats.store import StoreError, open_store
 from clickstats.store.base import StoreFull, without_paths
+from clickstats.telemetry import RequestTimer, Telemetry
 from clickstats.tracking import ClickTrackingService
 
 DESCRIPTION = """
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
+        app.state.telemetry.watch(tracker.store)
         app.state.experiments = await run_in_threadpool(open_experiments, settings)
         app.state.bots_dropped = 0  # events of known crawlers dropped since start (/health)
         try:
@@ -74,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[errors.SingleQueryValues],  # ?days=1&days=7 is a 422, not days=7
     )
     app.state.settings = settings
+    app.state.telemetry = Telemetry()  # this app's metrics (GET /metrics), in its own registry
     app.state.keys = KeyRing(open_state(settings.store), require=settings.require_keys)
     app.include_router(analytics.router)
     app.include_router(privacy.router)
@@ -84,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(algolia_api.router)
     app.include_router(ubi_api.router)
+    app.include_router(prometheus_api.router)
     app.include_router(export_router)
     app.add_exception_handler(StoreError, _store_unavailable)
     errors.install(app)  # 422s that always render, 405 with Allow, every status in OpenAPI
@@ -93,5 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RateLimit, settings=settings, keys=app.state.keys)
     # Inside the security headers, outside everything else: 4xx/429/5xx answers get CORS too.
     app.add_middleware(CorsMiddleware, settings=settings)
-    app.add_middleware(SecurityHeaders)  # last added, outermost: every answer gets its headers
+    app.add_middleware(SecurityHeaders)  # every answer gets its headers
+    # Outermost: every request's latency, 429s and preflights too (their route is "unrouted").
+    app.add_middleware(RequestTimer, telemetry=app.state.telemetry)
     return app

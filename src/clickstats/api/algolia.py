@@ -24,6 +24,7 @@ from clickstats.api.deps import SettingsDep, TrackerDep
 from clickstats.bots import FromBot, count_dropped
 from clickstats.events import event_time_now, loads
 from clickstats.integrations.algolia import MAX_BODY_BYTES, InsightsError, parse_batch
+from clickstats.telemetry import UNKNOWN, count_events, count_rejected
 
 #: The route's own body limit, above any max_body_bytes: the handler enforces the smaller of
 #: 2 MB and max_body_bytes itself, so that a 413 is Algolia's JSON, not Starlette's text.
@@ -101,9 +102,12 @@ async def push_events(
             payload, received_at=event_time_now(), max_age_days=settings.max_event_age_days
         )
     except InsightsError as exc:
+        if exc.status == 422:  # the answer names one invalid event; the rest are not stored
+            count_rejected(request, [UNKNOWN])
         return answer(exc.status, exc.message)
     if from_bot:
         count_dropped(request.app, len(events))
+        count_events(request, events, [None] * len(events))
     else:
-        await tracker.append(events)
+        count_events(request, events, await tracker.append(events))
     return answer(200, "OK")

@@ -62,6 +62,7 @@ from clickstats.reports.queries import QueriesReport
 from clickstats.settings import Settings
 from clickstats.stats.judgments import Model
 from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.telemetry import count_events, count_rejected, type_of
 from clickstats.tracking import ClickTrackingService
 
 # Ingest for the event endpoints, read for the reports, admin for the rest (api/auth.py).
@@ -141,8 +142,10 @@ async def _log_one(
     event = _with_user(event, x_user_id)
     if from_bot:
         count_dropped(request.app, 1)
+        count_events(request, [event], [None])
         return _logged(event, None)
     (status,) = await tracker.append([event])
+    count_events(request, [event], [status])  # its rejections: telemetry.RequestTimer
     return _logged(event, status)
 
 
@@ -267,6 +270,7 @@ async def log_events(
     good, rejected = parse_events(
         items, default_user=x_user_id or ANONYMOUS, max_age_days=settings.max_event_age_days
     )
+    count_rejected(request, (type_of(items[rejection.index]) for rejection in rejected))
     stored = await store_batch(request, tracker, good, len(items), from_bot)
     results = stored.results
     for rejection in rejected:

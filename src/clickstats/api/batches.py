@@ -12,6 +12,7 @@ from fastapi import Request
 from clickstats.bots import count_dropped
 from clickstats.events import SearchImpression
 from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.telemetry import count_events
 from clickstats.tracking import ClickTrackingService
 
 
@@ -40,6 +41,7 @@ async def store_batch(
         count_dropped(request.app, len(events))
     else:
         statuses[:] = await tracker.append(events)
+    count_events(request, events, statuses)
     results: list[dict[str, Any]] = [{} for _ in range(size)]
     for (index, event), status in zip(good, statuses, strict=True):
         result: dict[str, Any] = {

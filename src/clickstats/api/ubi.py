@@ -25,7 +25,8 @@ from clickstats.bots import FromBot
 from clickstats.events import MAX_BATCH_EVENTS, BatchResult, Rejection, loads
 from clickstats.integrations.ubi import UbiEvent, UbiQuery, one_search_per_query_id, parse_records
 from clickstats.settings import Settings
-from clickstats.store.base import AnyEvent
+from clickstats.store.base import AnyEvent, AppendStatus
+from clickstats.telemetry import UNKNOWN, count_events, count_rejected
 from clickstats.tracking import ClickTrackingService
 
 router = APIRouter(
@@ -101,12 +102,15 @@ async def _ingest(
     good, rejected = parse_records(
         kind, records, x_user_id or ANONYMOUS, max_age_days=settings.max_event_age_days
     )
-    if rejected:
+    if rejected:  # the valid records are not stored either, and not counted
+        count_rejected(request, ["impression" if kind == "query" else UNKNOWN] * len(rejected))
         _bad_records(rejected, single=isinstance(payload, dict))
     repeats: list[tuple[int, AnyEvent]] = []
     if kind == "query":
         good, repeats = one_search_per_query_id(good)
     stored = await store_batch(request, tracker, good, len(records), from_bot)
+    repeated = [kept for _, kept in repeats]
+    count_events(request, repeated, [AppendStatus.DUPLICATE] * len(repeated))
     results = stored.results
     for index, kept in repeats:  # another record of the same query_id is the search
         results[index] = {

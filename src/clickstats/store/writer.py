@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ WriteBatch = Callable[[Batch], dict[str, set[str]]]
 #: Deletes the events a Selection names (all of them for an empty one), in one transaction
 #: where the backend has them; returns how many of each kind went.
 DeleteEvents = Callable[[Selection], Deleted]
+#: Told by the writer thread of each group write that succeeded: how many events the write
+#: took (repeats included) and how long it took in seconds (clickstats.telemetry).
+WriteObserver = Callable[[int, float], None]
 
 
 def first_of_each_id(events: Iterable[E]) -> list[E]:
@@ -77,11 +81,25 @@ class GroupWritten:
     _writer: GroupWriter | None
     #: how the store is named in errors, e.g. "the DuckDB store at data/x.duckdb"
     label: str
+    #: kept here, not only on the writer: a writer made again (DuckDB's reopen) gets it too
+    _observer: WriteObserver | None = None
 
     def _group_writer(self) -> GroupWriter:
         if self._writer is None:
             raise StoreError(f"{self.label} is not open")
+        self._writer.observer = self._observer
         return self._writer
+
+    def observe_writes(self, observer: WriteObserver | None) -> None:
+        """Have `observer` told of every group write from now on (None: of none)."""
+        self._observer = observer
+        if self._writer is not None:
+            self._writer.observer = observer
+
+    def writes_queued(self) -> int:
+        """Writes (requests' appends, deletions) waiting for the writer thread: about."""
+        writer = self._writer
+        return writer.queued() if writer is not None else 0
 
     async def append(self, events: Sequence[AnyEvent]) -> list[AppendStatus]:
         return await self._group_writer().append(events)
@@ -119,6 +137,7 @@ class GroupWriter:
         #: Successful writes (commits and deletions) so far: a cache of aggregates made at one
         #: count is exact for as long as the count has not moved.
         self.commits = 0
+        self.observer: WriteObserver | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name=f"{self.name}-writer", daemon=True)
@@ -164,6 +183,9 @@ class GroupWriter:
         so deleted too when it names them; those queued after it stay."""
         deleted: Deleted = self._call(_Job("delete", selection=selection))
         return deleted
+
+    def queued(self) -> int:
+        return self._queue.qsize()
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -220,6 +242,7 @@ class GroupWriter:
         batch: Batch = {
             kind: first_of_each_id(e for e in events if e.type == kind) for kind in EVENT_TYPES
         }
+        started = time.perf_counter()
         try:
             fresh = self._write(batch)
         except StoreFull as exc:  # kept as it is: a full disk is answered 507
@@ -228,6 +251,9 @@ class GroupWriter:
             error = StoreError(f"write to {self.name} failed: {exc}")
             return [(job, None, error) for job in jobs]
         self.commits += 1
+        observer = self.observer
+        if observer is not None:
+            observer(len(events), time.perf_counter() - started)
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         for job in jobs:
             statuses = []
