@@ -90,7 +90,9 @@ KEY_HELP = "A read (or admin) API key for the server, when its keys are on [env 
 
 def server_options(func: F) -> F:
     """`--server URL` (env CLICKSTATS_SERVER) and `--key KEY` (env CLICKSTATS_KEY)."""
-    func = click.option("--key", envvar="CLICKSTATS_KEY", default=None, help=KEY_HELP)(func)
+    func = click.option(
+        "--key", envvar="CLICKSTATS_KEY", default=None, metavar="KEY", help=KEY_HELP
+    )(func)
     return click.option(
         "--server", envvar="CLICKSTATS_SERVER", default=None, metavar="URL", help=SERVER_HELP
     )(func)
