@@ -219,3 +219,32 @@ def test_the_currency_is_the_experiments_or_that_of_most_purchases(
     assert tracker.get_experiment_results(experiment, days=1).currency == "EUR"
     chosen = experiment.model_copy(update={"currency": "USD"})
     assert analysis_currency(tracker.store, chosen, since) == "USD"
+
+
+def test_without_a_purchase_cuped_reads_no_history_and_says_why(
+    tracker: ClickTrackingService,
+) -> None:
+    """No purchase names a currency: no revenue is counted, so the store is asked for no
+    pre-exposure sums (a second pass over the history) and the results say why."""
+    from clickstats.reports.experiment import sum_options
+
+    now = utcnow()
+    tracker.store.append_sync(
+        [
+            SearchImpression(user_id=f"{arm}-u{u}", variant=arm, query="q", results=["p"],
+                             timestamp=now - timedelta(hours=1, minutes=u))
+            for arm in ARMS
+            for u in range(5)
+        ]
+    )  # fmt: skip
+    experiment = Experiment(name="shop", variants={"search_v1": 1.0, "search_v2": 1.0})
+    assert experiment.cuped
+    options = sum_options(experiment, None)
+    assert options is not None and (options.pre_days, options.pre_columns) == (0, ())
+    with_eur = sum_options(experiment, "EUR")
+    assert with_eur is not None and with_eur.pre_columns == ("revenue",)
+    results = tracker.get_experiment_results(experiment, days=1, method="fixed")
+    assert results.currency is None
+    used = results.adjustments["revenue_per_user"].cuped
+    assert not used.applied
+    assert used.reason == "no revenue is counted: no purchase in the window names a currency"
