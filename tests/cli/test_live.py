@@ -3,6 +3,8 @@ the DuckDB store: through its HTTP API, given with --server or found by themselv
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,13 +120,19 @@ def test_a_held_store_without_a_known_server_is_the_clear_error(
 ) -> None:
     record = server.store_path.with_name("live.server.json")
     saved = record.read_bytes()
-    record.unlink()  # e.g. held by another process than `clickstats serve`
+    store, out = f"duckdb://{server.store_path}", str(tmp_path / "x.jsonl")
     try:
-        done = run("export", "--store", f"duckdb://{server.store_path}", "-o", "x.jsonl")
+        record.unlink()  # e.g. held by another process than `clickstats serve`
+        missing = run("export", "--store", store, "-o", out)
+        # a record left by another process (a server stopped, then one started on the port)
+        record.write_text(json.dumps({"url": server.url, "pid": os.getpid()}))
+        stale = run("export", "--store", store, "-o", out)
     finally:
         record.write_bytes(saved)
-    assert done.exit_code == 1 and "Traceback" not in done.output
-    assert "Could not set lock" in done.output and "--server URL" in done.output
+    for done in (missing, stale):
+        assert done.exit_code == 1 and "Traceback" not in done.output
+        assert "Could not set lock" in done.output and "--server URL" in done.output
+        assert "reading through it" not in done.output
 
 
 def test_an_unreachable_server_is_one_line(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def store_or_server(
 ) -> Iterator[EventStore | Server]:
     """The server given, else the store open, else (the store held by `clickstats serve`)
     the server that holds it: a read-only command runs beside a live server."""
-    from clickstats.cli.remote import Server, held, recorded_server
+    from clickstats.cli.remote import Server, held, holder, recorded_server
 
     if server is None:
         quiet = logging.getLogger("clickstats.store")  # the error below says it all, once
@@ -121,7 +121,7 @@ def store_or_server(
             quiet.disabled = was
             if exc.__cause__ is None or not held(exc.__cause__):
                 raise
-            server = recorded_server(store)
+            server = recorded_server(store, holder(exc.__cause__))
             if server is None:
                 raise
             click.echo(f"the store is held by the server at {server}: reading through it", err=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -36,11 +37,31 @@ RECORD = "server"
 #: Seconds to wait for a server to answer; an export streams for as long as it takes.
 TIMEOUT_S = 60.0
 PROBE_TIMEOUT_S = 2.0
+_PID = re.compile(r"\(PID (\d+)\)")
 
 
 def held(exc: BaseException) -> bool:
     """Whether a store failed to open because another process holds its lock (DuckDB)."""
     return any("Could not set lock" in str(e) for e in (exc, exc.__cause__) if e is not None)
+
+
+def holder(exc: BaseException) -> int | None:
+    """The process holding the lock, as DuckDB's message names it ("... (PID 123)")."""
+    for e in (exc, exc.__cause__):
+        found = _PID.search(str(e)) if e is not None else None
+        if found:
+            return int(found[1])
+    return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _record_file(store: str) -> Path | None:
@@ -72,8 +93,13 @@ def announced(store: str, host: str, port: int) -> Iterator[None]:
             path.unlink(missing_ok=True)
 
 
-def recorded_server(store: str) -> str | None:
-    """The address `clickstats serve` left beside this store, if that server answers."""
+def recorded_server(store: str, held_by: int | None = None) -> str | None:
+    """The address `clickstats serve` left beside this store, if that server answers and is
+    the process holding the store (`held_by`, when the lock error names it).
+
+    The record can outlive its server (uvicorn re-raises SIGTERM after shutting down, which
+    skips `announced`'s cleanup): a record of another process, or of one that is gone, is
+    ignored, so that another server since started on that port is never taken for it."""
     path = _record_file(store)
     if path is None:
         return None
@@ -81,8 +107,10 @@ def recorded_server(store: str) -> str | None:
         doc = open_state(store).read(RECORD)
     except (OSError, ValueError):
         return None
-    url = doc.get("url") if doc else None
-    if not isinstance(url, str):
+    url, pid = (doc.get("url"), doc.get("pid")) if doc else (None, None)
+    if not isinstance(url, str) or not isinstance(pid, int):
+        return None
+    if (held_by is not None and pid != held_by) or not _alive(pid):
         return None
     try:
         answered = httpx.get(f"{url}/health", timeout=PROBE_TIMEOUT_S).status_code == 200
