@@ -253,13 +253,22 @@ def test_every_read_passes_the_time_limit_as_max_time_ms(tmp_path: Path) -> None
             _every_read(store)
             assert {name for name, _ in calls} == {"aggregate", "find"}
             for name, options in calls:
-                key = "maxTimeMS" if name == "aggregate" else "max_time_ms"
-                assert options == {key: 2500}, name
-            # Without a limit, no option: the server's own (none by default) stands.
+                # every aggregate may spill to disk (issue 16: MongoDB at scale)
+                expected = (
+                    {"maxTimeMS": 2500, "allowDiskUse": True}
+                    if name == "aggregate"
+                    else {"max_time_ms": 2500}
+                )
+                assert options == expected, name
+            # Without a limit, no time option: the server's own (none by default) stands.
             calls.clear()
             store.read_timeout_s = None
             _every_read(store)
-            assert all(options in ({}, {"max_time_ms": None}) for _, options in calls)
+            assert all(
+                options in ({"allowDiskUse": True}, {}, {"max_time_ms": None})
+                for _, options in calls
+            )
+            assert any(options == {"allowDiskUse": True} for _, options in calls)
         finally:
             store.close()
 
@@ -283,7 +292,7 @@ def test_a_read_the_server_stops_is_a_read_timeout(tmp_path: Path) -> None:
                 store.user_sums(MONTH.since, ["search_v1"])
             with pytest.raises(ReadTimeout):
                 list(store.export())
-            assert calls[0] == ("aggregate", {"maxTimeMS": 250})
+            assert calls[0] == ("aggregate", {"allowDiskUse": True, "maxTimeMS": 250})
         finally:
             store.close()
 

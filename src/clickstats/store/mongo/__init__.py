@@ -294,9 +294,13 @@ class MongoStore(GroupWritten, EventStore):
         return max(1, int(self.read_timeout_s * 1000))
 
     def _aggregate(self, name: str, pipeline: list[Doc]) -> list[Doc]:
-        # mongomock accepts maxTimeMS (and ignores it), so it is passed to every client.
+        # allowDiskUse: a $group or $sort over millions of searches may pass the server's
+        # 100 MB per stage; then it spills to disk instead of failing. mongomock accepts both
+        # options (and ignores them), so they are passed to every client.
         max_time_ms = self._max_time_ms()
-        options = {} if max_time_ms is None else {"maxTimeMS": max_time_ms}
+        options: dict[str, Any] = {"allowDiskUse": True}
+        if max_time_ms is not None:
+            options["maxTimeMS"] = max_time_ms
         try:
             return list(self._collection(name).aggregate(pipeline, **options))
         except ExecutionTimeout as exc:
