@@ -236,6 +236,42 @@ def test_a_number_timestamp_is_epoch_milliseconds() -> None:
     }  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        ("2026-11-28T17:50:58.123Z", datetime(2026, 11, 28, 17, 50, 58, 123000, tzinfo=UTC)),
+        ("2026-11-28T17:50:58.1239+02:00", datetime(2026, 11, 28, 15, 50, 58, 123000, tzinfo=UTC)),
+        ("2026-11-28T17:50:58-00:00", datetime(2026, 11, 28, 17, 50, 58, tzinfo=UTC)),
+        ("2026-11-28T17:50:58", datetime(2026, 11, 28, 17, 50, 58, tzinfo=UTC)),
+        ("2026-11-28 17:50:58.5z", datetime(2026, 11, 28, 17, 50, 58, 500000, tzinfo=UTC)),
+        ("2026-11-28", datetime(2026, 11, 28, tzinfo=UTC)),
+        (1_764_000_000_123.9, datetime(2025, 11, 24, 16, 0, 0, 123000, tzinfo=UTC)),
+    ],
+)
+def test_every_form_of_time_is_kept_the_same_way(sent: object, stored: datetime) -> None:
+    # The common forms are read without pydantic's parser (events._event_time), the others by
+    # it: both end as UTC, to the millisecond.
+    click = ClickEvent.model_validate({"product_id": "p", "rank": 1, "timestamp": sent})
+    assert click.timestamp == stored and click.timestamp.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("sent", "problem"),
+    [
+        ("2026-02-30T00:00:00Z", "day value is outside expected range"),
+        ("2026-11-28T17:50:58+00:60", "unexpected extra characters"),  # fromisoformat reads it
+        ("2026-11-28T24:00:00Z", "Input should be a valid datetime"),
+        ("2999-01-01T00:00:00Z", "more than 5 minutes in the future"),
+        (MAX_EPOCH_MS + 1, "epoch milliseconds must lie between years 1 and 9999"),
+    ],
+)
+def test_a_bad_time_is_answered_by_pydantic(sent: object, problem: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        ClickEvent.model_validate({"product_id": "p", "rank": 1, "timestamp": sent})
+    (error,) = exc.value.errors()
+    assert error["loc"] == ("timestamp",) and problem in error["msg"]
+
+
 def test_too_old_names_the_window() -> None:
     now = utcnow()
     assert too_old(now - timedelta(days=6, hours=23), 7) is None

@@ -10,8 +10,10 @@ from __future__ import annotations
 import enum
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -27,11 +29,21 @@ LISTS: dict[str, Kind] = {"text": "texts", "integer": "integers", "number": "num
 class Field:
     name: str
     kind: Kind
+    #: whether the model's value may be an enum (stored as its value)
+    enum: bool = False
 
     def value(self, event: BaseModel) -> Any:
         """The event's value of this field as stored (an enum as its value)."""
         value = getattr(event, self.name)
         return value.value if isinstance(value, enum.Enum) else value
+
+    def values(self, events: Sequence[BaseModel]) -> list[Any]:
+        """`value` of each event, in one pass: the writer's hot path, where a method call per
+        event and field cost as much as the rest of turning a batch into columns."""
+        values = list(map(attrgetter(self.name), events))
+        if self.enum:
+            return [v.value if isinstance(v, enum.Enum) else v for v in values]
+        return values
 
 
 def _kind(annotation: Any) -> Kind:
@@ -60,10 +72,17 @@ def _kind(annotation: Any) -> Kind:
     raise TypeError(f"no stored kind for {annotation!r}")
 
 
+def _holds_enum(annotation: Any) -> bool:
+    """Whether a value of the annotation (Optional and Annotated unwrapped) may be an enum."""
+    if typing.get_origin(annotation) in (typing.Annotated, typing.Union, types.UnionType):
+        return any(_holds_enum(a) for a in typing.get_args(annotation))
+    return isinstance(annotation, type) and issubclass(annotation, enum.Enum)
+
+
 def stored_fields(model: type[BaseModel]) -> tuple[Field, ...]:
     """The model's fields as stored, in the model's order, without ``type``."""
     return tuple(
-        Field(name, _kind(info.annotation))
+        Field(name, _kind(info.annotation), _holds_enum(info.annotation))
         for name, info in model.model_fields.items()
         if name != "type"
     )
