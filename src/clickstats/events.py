@@ -172,7 +172,8 @@ def _utc_and_not_future(value: datetime) -> datetime:
 #: ISO 8601 as browsers and log lines write it ("2026-11-28T17:50:58.123Z"): for text of this
 #: form datetime.fromisoformat and pydantic agree, so it is read without pydantic's parser.
 _ISO_COMMON = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -194,6 +195,12 @@ def _event_time(value: Any, parse: ValidatorFunctionWrapHandler) -> datetime:
         parsed = _EPOCH + timedelta(milliseconds=value)
     else:
         parsed = parse(_event_time_input(value))
+    if (  # the usual case, without another call: UTC, in milliseconds, not ahead
+        parsed.tzinfo is UTC
+        and not parsed.microsecond % 1000
+        and parsed.timestamp() - time.time() <= MAX_CLOCK_SKEW_S
+    ):
+        return parsed
     return _utc_and_not_future(parsed)
 
 
