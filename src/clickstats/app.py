@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -24,7 +24,7 @@ from clickstats.limits import BodyTimeout, RateLimit
 from clickstats.privacy import retention
 from clickstats.settings import Settings
 from clickstats.state import open_state
-from clickstats.store import StoreError, open_store
+from clickstats.store import EventStore, StoreError, open_store
 from clickstats.store.base import StoreFull, without_paths
 from clickstats.telemetry import RequestTimer, Telemetry
 from clickstats.tracking import ClickTrackingService
@@ -43,20 +43,27 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"store unavailable: {detail}"}, status_code=503)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, store: Callable[[], EventStore] | None = None
+) -> FastAPI:
+    """The app on `settings`. `store` builds (does not open) its store; default: the one
+    `settings.store` names (a worker of `serve --workers N` reads its owner's instead)."""
     settings = settings or Settings()
+
+    def build_store() -> EventStore:
+        if store is not None:
+            return store()
+        return open_store(
+            settings.store,
+            read_timeout_s=settings.read_timeout_s,
+            attribution_window=timedelta(hours=settings.attribution_window_hours),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Read before the first request: a server must not start open because of a bad read.
         await run_in_threadpool(app.state.keys.load)
-        tracker = ClickTrackingService(
-            open_store(
-                settings.store,
-                read_timeout_s=settings.read_timeout_s,
-                attribution_window=timedelta(hours=settings.attribution_window_hours),
-            )
-        )
+        tracker = ClickTrackingService(build_store())
         await run_in_threadpool(tracker.open)
         app.state.tracker = tracker
         app.state.telemetry.watch(tracker.store)

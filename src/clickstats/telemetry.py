@@ -4,13 +4,15 @@ Each app has its own registry (tests build many apps in one process), made by cr
 On the ingestion path nothing is measured: counters are added to once per batch and outcome.
 What costs more to know (the store's size, the writer's queue) is read when scraped.
 
-One process's figures: under `serve --workers N` each worker has its own registry, and a
-scrape reaches one of them (prometheus_client's multiprocess mode would add them up).
+Under `serve --workers N` (prometheus_client's multiprocess mode: PROMETHEUS_MULTIPROC_DIR
+is set) every process writes its figures to files and a scrape, whichever worker answers it,
+adds up every process's: the workers' requests and events, and the owner's writer.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -18,11 +20,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickstats.store.base import EVENT_TYPES, AnyEvent, AppendStatus, EventStore
+from clickstats.store.remote import RemoteStore
 from clickstats.store.writer import GroupWritten
 
 log = logging.getLogger(__name__)
@@ -50,6 +54,36 @@ COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+def _writer_metrics(registry: CollectorRegistry | None) -> tuple[Histogram, Histogram]:
+    batch_events = Histogram(
+        "clickstats_writer_batch_events",
+        "Events per group write of the store's writer (repeats included)",
+        buckets=BATCH_BUCKETS,
+        registry=registry,
+    )
+    commit_seconds = Histogram(
+        "clickstats_writer_commit_seconds",
+        "Seconds per group write of the store's writer (its commit or bulk insert)",
+        buckets=COMMIT_BUCKETS,
+        registry=registry,
+    )
+    return batch_events, commit_seconds
+
+
+def observe_writer(store: EventStore) -> None:
+    """Measure the writes of a store this process owns for its workers (`serve --workers`):
+    the figures go to the multiprocess files, where the workers' scrapes find them."""
+    if not isinstance(store, GroupWritten):
+        return
+    batch_events, commit_seconds = _writer_metrics(None)
+
+    def written(events: int, seconds: float) -> None:
+        batch_events.observe(events)
+        commit_seconds.observe(seconds)
+
+    store.observe_writes(written)
+
+
 class Telemetry:
     """The metrics of one app, in their own registry."""
 
@@ -62,18 +96,7 @@ class Telemetry:
             ["route", "type", "outcome"],
             registry=self.registry,
         )
-        self.batch_events = Histogram(
-            "clickstats_writer_batch_events",
-            "Events per group write of the store's writer (repeats included)",
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        )
-        self.commit_seconds = Histogram(
-            "clickstats_writer_commit_seconds",
-            "Seconds per group write of the store's writer (its commit or bulk insert)",
-            buckets=COMMIT_BUCKETS,
-            registry=self.registry,
-        )
+        self.batch_events, self.commit_seconds = _writer_metrics(self.registry)
         self.requests = Histogram(
             "clickstats_http_request_duration_seconds",
             "Seconds from a request's arrival to the end of its answer, by route template, "
@@ -83,7 +106,15 @@ class Telemetry:
             registry=self.registry,
         )
         self.store: EventStore | None = None
-        self.registry.register(_ReadWhenScraped(self))
+        #: What a scrape answers: this registry, or in multiprocess mode every process's
+        #: files (the metrics above write there) and the gauges read at scrape time.
+        self.exposition = self.registry
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.exposition = CollectorRegistry()
+            MultiProcessCollector(self.exposition)  # type: ignore[no-untyped-call]
+            self.exposition.register(_ReadWhenScraped(self))
+        else:
+            self.registry.register(_ReadWhenScraped(self))
         # The labelled children, looked up once: labels() takes a lock and checks its values.
         self._events: dict[tuple[str, str, str], Counter] = {}
         self._requests: dict[tuple[str, str, str], Histogram] = {}
@@ -230,7 +261,7 @@ class _ReadWhenScraped(Collector):
         store = self.telemetry.store
         if store is None:  # the app has not started
             return
-        if isinstance(store, GroupWritten):
+        if isinstance(store, GroupWritten | RemoteStore):
             yield GaugeMetricFamily(
                 "clickstats_writer_queue_depth",
                 "Writes (requests' batches, deletions) waiting for the store's writer thread",

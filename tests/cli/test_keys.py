@@ -95,6 +95,7 @@ def uvicorn_run(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     monkeypatch.setattr(sys, "setswitchinterval", lambda interval: None)  # serve tunes it
+    monkeypatch.setenv("CLICKSTATS_WORKERS", "1")  # one process: uvicorn.run serves it
     return calls
 
 

@@ -22,6 +22,7 @@ def test_serve_passes_the_ingestion_window_and_bots_to_the_app(
     monkeypatch.setattr("uvicorn.run", run)
     store = f"duckdb://{tmp_path}/serve.duckdb"
     args = ["serve", "--store", store, "--port", "8999", "--max-event-age-days", "30"]
+    args += ["--workers", "1"]  # one process: uvicorn.run serves the app
     done = CliRunner().invoke(main, [*args, "--bots", "keep"])
     assert done.exit_code == 0, done.output
     assert started["settings"].max_event_age_days == 30
@@ -33,3 +34,27 @@ def test_serve_passes_the_ingestion_window_and_bots_to_the_app(
 
     refused = CliRunner().invoke(main, ["serve", "--store", store, "--max-event-age-days", "-1"])
     assert refused.exit_code == 2 and "--max-event-age-days" in refused.output
+
+
+def test_serve_with_workers_hands_the_settings_and_options_to_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: dict[str, Any] = {}
+
+    def serve_workers(settings: Any, workers: int, **options: Any) -> None:
+        started.update(settings=settings, workers=workers, options=options)
+
+    monkeypatch.setattr("clickstats.serving.serve_workers", serve_workers)
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: started.update(one=options))
+    monkeypatch.setattr("sys.setswitchinterval", lambda interval: None)
+    store = f"duckdb://{tmp_path}/serve.duckdb"
+    args = ["serve", "--store", store, "--port", "8999", "--workers", "3", "--rate-limit", "5"]
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    assert started["workers"] == 3 and started["settings"].rate_limit == 5
+    assert started["options"]["port"] == 8999 and started["options"]["limit_concurrency"] == 2048
+    assert "3 workers" in done.output
+
+    mock = CliRunner().invoke(main, ["serve", "--store", "mongomock://x/db", "--workers", "2"])
+    assert mock.exit_code == 0, mock.output
+    assert "serving with 1 worker" in mock.output and "one" in started

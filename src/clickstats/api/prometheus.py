@@ -24,9 +24,9 @@ _TEXT: dict[int | str, dict[str, Any]] = {
 
 @router.get("/metrics", response_class=Response, responses=_TEXT)
 async def metrics(request: Request) -> Response:
-    """This server process's metrics: events by outcome, the writer's batches, commits and
-    queue, request latency per route, the store's size."""
+    """The server's metrics (every process's, under `serve --workers N`): events by outcome,
+    the writer's batches, commits and queue, request latency per route, the store's size."""
     telemetry: Telemetry = request.app.state.telemetry
     # In a thread: the store's size may be a MongoDB command.
-    body = await run_in_threadpool(generate_latest, telemetry.registry)
+    body = await run_in_threadpool(generate_latest, telemetry.exposition)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +127,14 @@ def main() -> None:
     show_default=True,
     help="Seconds an idle connection is kept open after a response.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="CLICKSTATS_WORKERS",
+    help="HTTP worker processes; this process keeps the DuckDB store and its one writer for "
+    "them all (docs/OPERATIONS.md). Default: the number of cores [env CLICKSTATS_WORKERS].",
+)
 def serve(
     host: str,
     port: int,
@@ -143,14 +152,19 @@ def serve(
     limit_concurrency: int,
     backlog: int,
     timeout_keep_alive: int,
+    workers: int | None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs; limits and timeouts: docs/SECURITY.md)."""
-    import uvicorn
-
-    from clickstats.app import create_app
     from clickstats.cli.remote import announced
-    from clickstats.limits import header_deadline_protocol, raise_open_file_limit
+    from clickstats.limits import raise_open_file_limit
     from clickstats.store import StoreError, open_store
+
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and store.startswith("mongomock://"):
+        click.echo(
+            "note: a mongomock:// store lives in one process: serving with 1 worker", err=True
+        )
+        workers = 1
 
     try:
         probe = open_store(store)  # reject a malformed URL before anything starts
@@ -179,22 +193,41 @@ def serve(
         rate_burst=rate_burst,
     )
     check_exposure(host, port, settings, insecure=insecure)  # refuses before anything listens
-    click.echo(f"clickstats {__version__} on http://{host}:{port} (store: {store})", err=True)
+    processes = f", {workers} workers" if workers > 1 else ""
+    click.echo(
+        f"clickstats {__version__} on http://{host}:{port} (store: {store}{processes})", err=True
+    )
     raise_open_file_limit()  # every connection holds a descriptor; 256 or 1024 run out fast
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": access_log,
+        "log_level": "info",
+        "timeout_keep_alive": timeout_keep_alive,
+        "limit_concurrency": limit_concurrency,  # per worker
+        "backlog": backlog,
+        "proxy_headers": bool(forwarded_allow_ips.strip()),
+        "forwarded_allow_ips": forwarded_allow_ips.strip() or None,
+    }
     with announced(store, host, port):  # report, export, judgments find it (cli/remote.py)
+        if workers > 1:
+            from clickstats.serving import WorkerFailed, serve_workers
+
+            try:
+                serve_workers(settings, workers, **options)
+            except WorkerFailed as exc:
+                raise click.ClickException(str(exc)) from exc
+            return
+        import uvicorn
+
+        from clickstats.app import create_app
+        from clickstats.limits import header_deadline_protocol
+
+        # uvicorn waits forever for a request's headers and body; the protocol bounds both
         uvicorn.run(
             create_app(settings),
-            host=host,
-            port=port,
-            access_log=access_log,
-            log_level="info",
-            # uvicorn waits forever for a request's headers and body; these bound both
             http=header_deadline_protocol(settings.header_timeout),
-            timeout_keep_alive=timeout_keep_alive,
-            limit_concurrency=limit_concurrency,
-            backlog=backlog,
-            proxy_headers=bool(forwarded_allow_ips.strip()),
-            forwarded_allow_ips=forwarded_allow_ips.strip() or None,
+            **options,
         )
 
 
