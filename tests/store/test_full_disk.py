@@ -1,4 +1,4 @@
-"""A full disk, for real: a 2 MB tmpfs filled to the last byte under the store.
+"""A full disk, for real: a 4 MB tmpfs filled to the last byte under the store.
 
 The server starts and serves reads; every write is refused with 507 and a message that names
 no server path; a refused experiment change leaves memory and the document as they were; and
@@ -28,7 +28,7 @@ from clickstats.store import open_store
 from clickstats.store.duckdb import DISK_FULL, NOT_WRITABLE, SCHEMA
 from tests.conftest import LiveServer
 
-SIZE = "2m"
+SIZE = "4m"
 CLICK = {"product_id": "sku-1", "rank": 1, "user_id": "late", "variant": "search_v1"}
 NEW = {"name": "layout", "variants": {"grid": 1, "list": 1}}
 #: The schema's change since the first release: opening an older file makes it (a write).
@@ -41,7 +41,7 @@ def _mount(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def disk(tmp_path: Path) -> Iterator[Path]:
-    """An empty 2 MB file system of its own, unmounted afterwards."""
+    """An empty 4 MB file system of its own, unmounted afterwards."""
     where = tmp_path / "disk"
     where.mkdir()
     if shutil.which("mount") is None:

@@ -335,6 +335,10 @@ class EventStore(abc.ABC):
     #: why the store takes no writes (e.g. "the disk is full"; writes raise StoreFull), None
     #: while it does
     read_only: str | None = None
+    #: whether reads take each search's clicks from the store's per-search rollup, kept at
+    #: ingestion (docs/SCALING.md, "Rollups"), instead of from every click: the same answers;
+    #: turned off, reads recompute from the events (what the tests compare the rollup with)
+    use_rollup: bool = False
 
     @abc.abstractmethod
     def open(self) -> None:

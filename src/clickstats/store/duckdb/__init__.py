@@ -60,7 +60,7 @@ from clickstats.store.base import (
     ranked_actions,
     without_paths,
 )
-from clickstats.store.duckdb import queries
+from clickstats.store.duckdb import queries, rollup
 from clickstats.store.duckdb.queries import Scope
 from clickstats.store.duckdb.schema import NULLABLE, SCHEMA, TABLES, nullable
 from clickstats.store.duckdb.writing import delete, write
@@ -124,6 +124,9 @@ class DuckDBStore(GroupWritten, EventStore):
         self._broken: str | None = None
         self._reopen_lock = threading.Lock()
         self._past_commits = 0  # of the writers before a reopen: generation() never repeats
+        #: whether reads take each search's clicks from the rollup (store/duckdb/rollup.py):
+        #: always once opened for writing; read-only, when the file's rollup is complete
+        self.use_rollup = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class DuckDBStore(GroupWritten, EventStore):
             log.error("cannot open the DuckDB store %s read-only: %s", self.path, exc)
             raise StoreError(f"cannot open {self.label}: {read_only}") from exc
         self.read_only = read_only
+        self.use_rollup = rollup.usable(self._db)
 
     def _open_writable(self) -> None:
         if self.path != ":memory:":
@@ -158,6 +162,7 @@ class DuckDBStore(GroupWritten, EventStore):
         db = duckdb.connect(self.path)
         try:  # the schema's changes are writes too: on a full disk they fail here
             db.execute(SCHEMA)
+            rollup.ensure(db)
             for table, column, index in NULLABLE:
                 if db.execute(
                     "SELECT is_nullable FROM information_schema.columns "
@@ -169,7 +174,7 @@ class DuckDBStore(GroupWritten, EventStore):
             with contextlib.suppress(duckdb.Error):
                 db.close()
             raise
-        self._db, self.read_only = db, None
+        self._db, self.read_only, self.use_rollup = db, None, True
         con = db.cursor()  # the writer's own connection, used by its thread only
         self._writer = GroupWriter(
             f"duckdb:{self.name}",
@@ -409,7 +414,9 @@ class DuckDBStore(GroupWritten, EventStore):
         params: dict[str, Any] = {"since": naive_utc(since), "variants": list(variants)}
         if max_searches is not None:
             params["max_searches"] = max_searches
-        query = queries.user_sums_query(options, outliers=max_searches is not None)
+        query = queries.user_sums_query(
+            options, outliers=max_searches is not None, rollup=self.use_rollup
+        )
         if queries.reads_conversions(query.columns):
             params |= {"currency": options.currency or "", "window_ms": self._window_ms()}
         if query.pre:
@@ -459,7 +466,7 @@ class DuckDBStore(GroupWritten, EventStore):
     ) -> list[dict[Key, SearchTotals]]:
         if not groupings:
             return []
-        query = queries.SearchTotalsQuery(f, groupings, self._window_ms())
+        query = queries.SearchTotalsQuery(f, groupings, self._window_ms(), rollup=self.use_rollup)
         return query.answers(self._query(query.sql, query.params))
 
     def conversion_totals(

@@ -28,6 +28,7 @@ from clickstats.store.base import (
     SumOptions,
     TotalsOrder,
 )
+from clickstats.store.duckdb import rollup as rollups
 from clickstats.store.fields import naive_utc
 from clickstats.timezones import utc_offsets
 
@@ -180,9 +181,12 @@ def conversion_totals_sql(f: Filters, by: Sequence[str], tz: str) -> str:
     """
 
 
-def linked(columns: list[str], also: str = "", since: str = "$since") -> str:
-    """The clicks in the window reduced to one row per search (the `c` of the facts), with the
-    first click's rank and time only when a column reads them (arg_min is the costly part)."""
+def linked(columns: list[str], also: str = "", since: str = "$since", *, rollup: bool) -> str:
+    """The clicks in the window reduced to one row per search (the `c` of the facts): from the
+    per-search rollup when the store keeps one (`rollup`), else from the clicks, with the first
+    click's rank and time only when a column reads them (arg_min is the costly part)."""
+    if rollup:
+        return rollups.linked_rows(since, also)
     facts = metrics.needed_facts(columns)
     first = [
         *([", arg_min(rank, (ts, rank)) AS first_rank"] if "first_rank" in facts else []),
@@ -206,12 +210,17 @@ def joins(columns: list[str], c: str = "c", v: str = "v", *, always_c: bool = Tr
 
 
 def with_linked(
-    columns: list[str], since: str = "$since", suffix: str = "", *, always_c: bool = True
+    columns: list[str],
+    since: str = "$since",
+    suffix: str = "",
+    *,
+    always_c: bool = True,
+    rollup: bool,
 ) -> str:
     """The CTEs `c` (and `v` when read) for `columns`, named with `suffix`."""
     parts = []
     if always_c or reads_clicks(columns):
-        parts.append(f"c{suffix} AS ({linked(columns, since=since)})")
+        parts.append(f"c{suffix} AS ({linked(columns, since=since, rollup=rollup)})")
     if reads_conversions(columns):
         parts.append(f"v{suffix} AS ({converted(since)})")
     return ",\n".join(parts)
@@ -228,7 +237,9 @@ class UserSumsQuery:
     pre: list[str]  # the CUPED columns, whose pre-exposure sums come last
 
 
-def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQuery:
+def user_sums_query(
+    options: SumOptions, *, outliers: bool = False, rollup: bool = True
+) -> UserSumsQuery:
     """The query of user_sums. `outliers`: users with more than $max_searches searches are left
     out (before caps are taken). Caps: a percentile over every kept user of the variants, or an
     absolute value; each user's capped value is least(value, cap). CUPED: each user's searches
@@ -261,7 +272,7 @@ def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQ
     totals = [f"fsum({c})" for c in cols] + [f"fsum({c} * {c})" for c in cols]
     totals += [f"fsum(u.{quoted(a)} * u.{quoted(b)})" for a, b in pairs]
     totals += [f"any_value({cap_of[n]})" for n in capped]
-    ctes = [with_linked(names)]
+    ctes = [with_linked(names, rollup=rollup)]
     pre_join = ""
     if pre:
         pre_values = ", ".join(
@@ -274,7 +285,7 @@ def user_sums_query(options: SumOptions, *, outliers: bool = False) -> UserSumsQ
             for n, name in enumerate(pre)
         )
         # only what the CUPED columns read (revenue: the conversions, not the clicks)
-        linked_pre = with_linked(pre, "$pre_since", "_pre", always_c=False)
+        linked_pre = with_linked(pre, "$pre_since", "_pre", always_c=False, rollup=rollup)
         if linked_pre:
             ctes.append(linked_pre)
         ctes.append(f"""pre AS (
@@ -335,7 +346,9 @@ class SearchTotalsQuery:
     """One scan and one join for several groupings: GROUPING SETS over every grouping's keys,
     then each grouping's rows (ranked ones ordered and cut) from that one result."""
 
-    def __init__(self, f: Filters, groupings: Sequence[Grouping], window_ms: int) -> None:
+    def __init__(
+        self, f: Filters, groupings: Sequence[Grouping], window_ms: int, *, rollup: bool = True
+    ) -> None:
         self.groupings = groupings
         scope = Scope(f)
         self.params: dict[str, Any] = dict(scope.params)
@@ -382,7 +395,7 @@ class SearchTotalsQuery:
                 SELECT search_id, user_id, variant, query, results_count, ts
                 FROM {scope.rows("impressions")}
             ),
-            c AS ({linked(self.columns, also)}),
+            c AS ({linked(self.columns, also, rollup=rollup)}),
             {f"v AS ({converted()})," if conversions else ""}
             g AS MATERIALIZED (
                 SELECT {selected} {grouping_flags} AS flags,

@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from clickstats.events import utcnow
 from clickstats.store.base import Batch, Deleted, Selection
-from clickstats.store.duckdb.schema import TABLES, Table, micros
+from clickstats.store.duckdb import rollup
+from clickstats.store.duckdb.schema import CLICKS, TABLES, Table, micros
 from clickstats.store.fields import naive_utc
 
 ARROW_MIN_ROWS = 256
@@ -44,6 +45,8 @@ def write(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, set[str]]:
 def _insert(
     con: duckdb.DuckDBPyConnection, table: Table, columns: list[list[Any]], received_at: int
 ) -> set[str]:
+    """One table's share of a batch in one transaction; for clicks, with the merge of the new
+    ones into the per-search rollup (`rollup`), so that both commit together or not at all."""
     arrow = len(columns[0]) >= ARROW_MIN_ROWS
     params: list[Any] | None
     if arrow:
@@ -52,17 +55,59 @@ def _insert(
         params = None
     else:
         params = [*columns, received_at]
-    ids = next(n for n, c in enumerate(table.columns) if c.name == "event_id")
+    ids = _position(table, "event_id")
     try:
         try:
-            con.execute(table.sql[arrow, False], params)  # one statement: its own transaction
-            return set(columns[ids])
+            con.begin()
+            con.execute(table.sql[arrow, False], params)
+            fresh = set(columns[ids])
         except duckdb.ConstraintException:
-            pass  # some event_id is stored already (a retry): store only the new ones
-        return {row[0] for row in con.execute(table.sql[arrow, True], params).fetchall()}
+            # some event_id is stored already (a retry): store only the new ones
+            _rollback(con)
+            con.begin()
+            fresh = {row[0] for row in con.execute(table.sql[arrow, True], params).fetchall()}
+        if table is CLICKS and fresh:
+            _merge_clicks(con, columns, fresh)
+        con.commit()
+        return fresh
+    except Exception:
+        _rollback(con)
+        raise
     finally:
         if arrow:
             con.unregister("incoming")
+
+
+def _position(table: Table, name: str) -> int:
+    return next(n for n, c in enumerate(table.columns) if c.name == name)
+
+
+def _merge_clicks(
+    con: duckdb.DuckDBPyConnection, columns: list[list[Any]], fresh: set[str]
+) -> None:
+    """Merge the new clicks of a batch (their ids `fresh`) into the rollup."""
+    ids, search_ids, ranks, times = (
+        columns[_position(CLICKS, name)] for name in ("event_id", "search_id", "rank", "ts")
+    )
+    keep = [
+        n
+        for n, (event_id, search_id) in enumerate(zip(ids, search_ids, strict=True))
+        if search_id is not None and event_id in fresh
+    ]
+    if not keep:
+        return
+    new = pa.table(
+        {
+            "search_id": pa.array([search_ids[n] for n in keep], pa.string()),
+            "rank": pa.array([ranks[n] for n in keep], pa.int32()),
+            "ts": pa.array([times[n] for n in keep], pa.timestamp("us")),
+        }
+    )
+    con.register("new_clicks", new)
+    try:
+        con.execute(rollup.merge_sql("new_clicks"))
+    finally:
+        con.unregister("new_clicks")
 
 
 def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
@@ -78,10 +123,18 @@ def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     try:
         con.begin()
+        # the searches whose clicks go: their rollup rows are recomputed after the deletion
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT search_id "
+            f"FROM click_events{where or ' WHERE true'} AND search_id IS NOT NULL",
+            params,
+        )
         deleted = {
             kind: _scalar(con.execute(f"DELETE FROM {table.name}{where}", params).fetchone())
             for kind, table in TABLES.items()
         }
+        con.execute(rollup.RECOMPUTE)
+        con.execute("DROP TABLE touched")
         con.commit()
     except Exception:
         _rollback(con)

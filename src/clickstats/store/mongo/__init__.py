@@ -29,7 +29,7 @@ import pymongo
 from pymongo.errors import ExecutionTimeout, PyMongoError
 
 from clickstats import metrics
-from clickstats.events import to_millis, utcnow
+from clickstats.events import ClickEvent, to_millis, utcnow
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
     ActionTotal,
@@ -64,6 +64,7 @@ from clickstats.store.base import (
     ranked_actions,
 )
 from clickstats.store.fields import aware, naive_utc
+from clickstats.store.mongo import rollup
 from clickstats.store.mongo.connection import (
     ACTIONS,
     CLICKS,
@@ -195,6 +196,9 @@ class MongoStore(GroupWritten, EventStore):
         #: each collection by name (CLICKS, IMPRESSIONS, CONVERSIONS), while open
         self._collections: dict[str, Any] = {}
         self._writer: GroupWriter | None = None
+        #: whether reads take each search's clicks from the rollup (rollup.py); False: from
+        #: the clicks (the full recomputation the tests compare the rollup with)
+        self.use_rollup = True
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -220,6 +224,13 @@ class MongoStore(GroupWritten, EventStore):
         except PyMongoError as exc:
             client.close()
             raise StoreError(f"{step} at {self.display_uri}: {reason(exc)}") from exc
+        try:
+            step = "cannot build the click rollup on MongoDB"
+            database = client.get_database(self.database_name)
+            rollup.ensure(collections[CLICKS], self._rollup_collection(database))
+        except PyMongoError as exc:
+            client.close()
+            raise StoreError(f"{step} at {self.display_uri}: {reason(exc)}") from exc
         self._client, self._collections = client, collections
         self._writer = GroupWriter(
             self.display_uri,
@@ -238,6 +249,35 @@ class MongoStore(GroupWritten, EventStore):
         self._client.close()
         self._client, self._collections = None, {}
 
+    def _rollup_collection(self, database: Any = None) -> Any:
+        if database is None:
+            if self._client is None:
+                raise StoreError(f"the MongoDB store at {self.display_uri} is not open")
+            database = self._client.get_database(self.database_name)
+        return database.get_collection(rollup.SEARCH_CLICKS, write_concern=self.write_concern)
+
+    @contextlib.contextmanager
+    def _linked(self, since: datetime) -> Iterator[rollup.Straddling | None]:
+        """How the read inside the block links searches to their clicks at or after `since`:
+        through the rollup (with the straddling searches in a temporary collection, rollup.py),
+        or None: through the clicks (`use_rollup` off, or too many straddling searches)."""
+        if not self.use_rollup:
+            yield None
+            return
+        with self._temporary() as name:
+            try:
+                straddle = rollup.straddling(
+                    self._collection(CLICKS),
+                    self._rollup_collection(),
+                    naive_utc(since),
+                    self._collection(name),
+                )
+            except PyMongoError as exc:
+                raise StoreError(
+                    f"query on MongoDB at {self.display_uri} failed: {reason(exc)}"
+                ) from exc
+            yield straddle
+
     # -- writes: through the writer thread -------------------------------------------------
 
     def _write(self, batch: Batch) -> dict[str, set[str]]:
@@ -245,13 +285,17 @@ class MongoStore(GroupWritten, EventStore):
         events stay stored and the callers get an error: their retry finds them duplicates."""
         received_at = naive_utc(to_millis(utcnow()))
         try:
-            return {
+            fresh = {
                 kind: insert(
                     self._collection(COLLECTIONS[kind]),
                     [document(FIELDS[kind], e, received_at) for e in events],
                 )
                 for kind, events in batch.items()
             }
+            # every cited search, duplicates too: a retry repairs what a failed write left
+            cited = [e.search_id for e in batch.get("click", ()) if isinstance(e, ClickEvent)]
+            rollup.recompute(self._collection(CLICKS), self._rollup_collection(), cited)
+            return fresh
         except PyMongoError as exc:  # the writer answers every caller with a StoreError (503)
             raise StoreError(reason(exc)) from exc
 
@@ -264,10 +308,23 @@ class MongoStore(GroupWritten, EventStore):
         if selection.before is not None:
             spec["timestamp"] = {"$lt": naive_utc(selection.before)}
         try:
+            clicks, searches = self._collection(CLICKS), self._rollup_collection()
+            if not spec:
+                touched = None
+            elif selection.user_id is None:  # every search with a click before the cutoff
+                touched = [
+                    d["_id"] for d in searches.find({"first_ts": spec["timestamp"]}, {"_id": 1})
+                ]
+            else:
+                touched = clicks.distinct("search_id", spec)
             deleted = {
                 kind: self._collection(name).delete_many(spec).deleted_count
                 for kind, name in COLLECTIONS.items()
             }
+            if touched is None:
+                searches.delete_many({})
+            else:
+                rollup.recompute(clicks, searches, touched)
         except PyMongoError as exc:
             raise StoreError(reason(exc)) from exc
         return Deleted(
@@ -400,11 +457,19 @@ class MongoStore(GroupWritten, EventStore):
                 attributed
             ),
             self._temporary() as users,
+            self._linked(pre_since if options.pre_columns else since) as straddle,
         ):
             self._aggregate(
                 IMPRESSIONS,
                 per_user_pipeline(
-                    since, variants, max_searches, options, pre_since, attributed, users
+                    since,
+                    variants,
+                    max_searches,
+                    options,
+                    pre_since,
+                    attributed,
+                    users,
+                    straddle,
                 ),
             )
             caps: dict[str, float] = {}
@@ -519,21 +584,33 @@ class MongoStore(GroupWritten, EventStore):
         (16 MB): it runs alone."""
         if not groupings:
             return []
-        if not reads_conversions(metrics.columns(dashboard=True)):
-            return self._search_totals(f, groupings, None)
-        with self._attributed(f.since, f.currency) as attributed:
-            return self._search_totals(f, groupings, attributed)
+        with self._linked(f.since) as straddle:
+            if not reads_conversions(metrics.columns(dashboard=True)):
+                return self._search_totals(f, groupings, None, straddle)
+            with self._attributed(f.since, f.currency) as attributed:
+                return self._search_totals(f, groupings, attributed, straddle)
 
     def _search_totals(
-        self, f: Filters, groupings: Sequence[Grouping], attributed: str | None
+        self,
+        f: Filters,
+        groupings: Sequence[Grouping],
+        attributed: str | None,
+        straddle: rollup.Straddling | None,
     ) -> list[dict[Key, SearchTotals]]:
         unbounded = any("query" in g.by and g.top is None for g in groupings)
         if len(groupings) == 1 or unbounded:
             return [
-                _totals(g, self._aggregate(IMPRESSIONS, search_totals_pipeline(f, [g], attributed)))
+                _totals(
+                    g,
+                    self._aggregate(
+                        IMPRESSIONS, search_totals_pipeline(f, [g], attributed, straddle)
+                    ),
+                )
                 for g in groupings
             ]
-        (facets,) = self._aggregate(IMPRESSIONS, search_totals_pipeline(f, groupings, attributed))
+        (facets,) = self._aggregate(
+            IMPRESSIONS, search_totals_pipeline(f, groupings, attributed, straddle)
+        )
         return [_totals(g, facets[f"g{n}"]) for n, g in enumerate(groupings)]
 
     def conversion_totals(

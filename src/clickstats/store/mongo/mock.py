@@ -7,7 +7,8 @@ document from the index, with the same answer as mongomock's for what clickstats
 look up (a scalar local value against a top-level foreign field: equality, an array field
 matching any of its elements, null matching null and missing). Anything else (a dotted foreign
 field, an array local value, values that cannot be hashed) goes to mongomock's own handler.
-A real server is untouched: this only replaces a handler in mongomock's stage table.
+A real server is untouched: this only replaces a handler in mongomock's stage table (and lets
+mongomock's bulk builder take the ``sort`` keyword that PyMongo passes with a ReplaceOne).
 """
 
 from __future__ import annotations
@@ -68,4 +69,20 @@ def install() -> None:
         return in_collection
 
     aggregate._PIPELINE_HANDLERS["$lookup"] = lookup
+    _accept_sort()
     _installed = True
+
+
+def _accept_sort() -> None:
+    """PyMongo 4.11+ hands bulk_write's ReplaceOne to the bulk builder with a ``sort`` keyword
+    (None unless given), which mongomock 4.3's builder does not take: drop it when None."""
+    from mongomock.collection import BulkOperationBuilder
+
+    original = cast(Callable[..., Any], BulkOperationBuilder.add_replace)
+
+    def add_replace(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
+        if sort is not None:
+            raise NotImplementedError("mongomock cannot sort a ReplaceOne")
+        return original(self, *args, **kwargs)
+
+    BulkOperationBuilder.add_replace = add_replace  # type: ignore[method-assign]

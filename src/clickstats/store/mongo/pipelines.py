@@ -30,6 +30,7 @@ from clickstats.store.base import (
 )
 from clickstats.store.fields import naive_utc
 from clickstats.store.mongo.connection import CLICKS, IMPRESSIONS
+from clickstats.store.mongo.rollup import Straddling, linked_stages
 
 Doc = dict[str, Any]
 
@@ -514,13 +515,15 @@ def per_search_stages(
     fields: Sequence[str],
     columns: list[str],
     attributed: str | None = None,
+    straddle: Straddling | None = None,
 ) -> list[Doc]:
     """Searches matching `spec`, one row each with `fields` and the facts of its clicks in
     the window that `columns` read: n (how many) and rank_sum always; first_rank and first_ts
     (rank and time of the earliest click, the lower rank on a tie; null without a click) only
     when read, since they cost a sort of every linked click. When the columns read conversion
     facts, each search's document of the collection `attributed` (attribution_pipeline) is
-    looked up as "v"."""
+    looked up as "v". With `straddle` (the straddling searches at `since`: rollup.py) the facts
+    come from the per-search rollup instead, one document per search."""
     if reads_conversions(columns):
         if attributed is None:
             raise ValueError("the columns read conversions: give the attribution collection")
@@ -538,6 +541,8 @@ def per_search_stages(
         ]
     else:
         conversion_stages = []
+    if straddle is not None:
+        return [{"$match": spec}, *linked_stages(since, fields, straddle), *conversion_stages]
     facts = metrics.needed_facts(columns)
     first: Doc = {}
     if "first_rank" in facts:
@@ -604,14 +609,17 @@ def grouping_stages(grouping: Grouping, sums: Doc) -> list[Doc]:
 
 
 def search_totals_pipeline(
-    f: Filters, groupings: Sequence[Grouping], attributed: str | None = None
+    f: Filters,
+    groupings: Sequence[Grouping],
+    attributed: str | None = None,
+    straddle: Straddling | None = None,
 ) -> list[Doc]:
     """One grouping's rows; several groupings share the per-search stages and come back as
     one document, an array of rows per grouping (``$facet``: g0, g1, ...). The columns are
-    `metrics.columns(dashboard=True)`, compiled now."""
+    `metrics.columns(dashboard=True)`, compiled now. `straddle`: as per_search_stages."""
     fields = ("user_id", "variant", "query", "timestamp", "results_count")
     columns = metrics.columns(dashboard=True)
-    stages = per_search_stages(match(f), naive_utc(f.since), fields, columns, attributed)
+    stages = per_search_stages(match(f), naive_utc(f.since), fields, columns, attributed, straddle)
     sums = {
         name: {"$sum": value(metrics.COLUMNS[name].value)}
         for name in columns
@@ -631,13 +639,15 @@ def per_user_pipeline(
     pre_since: datetime,
     attributed: str,
     out: str,
+    straddle: Straddling | None = None,
 ) -> list[Doc]:
     """Searches in the window (and, for CUPED, the `options.pre_days` before it), each with its
     clicks and attributed conversions; per (variant, user) of `variants` the columns of
     `metrics.columns()` summed over the user's searches in the window (users with more than
     `max_searches` left out) and, per CUPED column, ``pre_<column>``: the sum over the user's
     searches (of any variant) in the `pre_days` before their first in the window, and
-    ``has_pre`` (whether there was one); written ($out) to the collection `out`."""
+    ``has_pre`` (whether there was one); written ($out) to the collection `out`. `straddle`:
+    as per_search_stages, at `pre_since` when there are CUPED columns, else at `since`."""
     columns = metrics.columns()
     since = naive_utc(since)
     pre = [c for c in options.pre_columns if c in columns]
@@ -651,7 +661,7 @@ def per_user_pipeline(
     if not pre:
         spec = {"timestamp": {"$gte": since}, "variant": {"$in": list(variants)}}
         return [
-            *per_search_stages(spec, since, fields, columns, attributed),
+            *per_search_stages(spec, since, fields, columns, attributed, straddle),
             per_user,
             *outliers,
             {"$out": out},
@@ -697,7 +707,7 @@ def per_user_pipeline(
     }
     return [
         *per_search_stages(
-            {"timestamp": {"$gte": pre_since}}, pre_since, fields, columns, attributed
+            {"timestamp": {"$gte": pre_since}}, pre_since, fields, columns, attributed, straddle
         ),
         {"$group": {"_id": "$user_id", **accumulators}},
         {"$addFields": {"k": {"$literal": rows}}},
