@@ -33,6 +33,7 @@ from clickstats.metrics import CLICKED, AllOf, Column, Compare, Divide, Metric, 
 from clickstats.settings import Settings
 from clickstats.store import ReadTimeout, StoreError, open_store
 from clickstats.store.base import AppendStatus, ByVariant, Filters, Grouping
+from clickstats.store.fields import naive_utc
 from clickstats.store.mongo import (
     CLICKS,
     IMPRESSIONS,
@@ -43,7 +44,8 @@ from clickstats.store.mongo import (
     p95_pipeline,
     redact,
 )
-from clickstats.store.mongo.pipelines import condition
+from clickstats.store.mongo.pipelines import condition, search_totals_pipeline
+from clickstats.store.mongo.rollup import facts_pipeline
 from tests.conftest import MONGODB_URI, free_port, on_database, store_url
 from tests.store.test_contract import EVENTS, MONTH, WEEK
 
@@ -560,5 +562,49 @@ def test_every_pipeline_uses_an_index_on_a_real_server(tmp_path: Path) -> None:
                 for name in (CLICKS, IMPRESSIONS):  # every pipeline is valid on both
                     plan = database.command("aggregate", name, pipeline=pipeline, explain=True)
                     assert "COLLSCAN" not in json.dumps(plan, default=str), pipeline
+        finally:
+            store.close()
+
+
+@real_server_only
+def test_the_rollup_is_read_and_kept_through_indexes_on_a_real_server(tmp_path: Path) -> None:
+    """The rollup's reads and upkeep: no collection scan; each search finds its one rollup
+    document through `_id` (an indexed loop join where the server names its strategy)."""
+    with store_url("mongodb", tmp_path) as url:
+        store = open_store(url)
+        assert isinstance(store, MongoStore)
+        store.open()
+        try:
+            store.append_sync(EVENTS)
+            database = store._client.get_database(store.database_name)
+            since = naive_utc(WEEK.since)
+            plans = [
+                store._rollup_collection()
+                .find({"last_ts": {"$gte": since}, "first_ts": {"$lt": since}})
+                .explain(),
+                database.command(
+                    "aggregate",
+                    CLICKS,
+                    pipeline=facts_pipeline({"search_id": {"$in": ["a", "b"]}}),
+                    explain=True,
+                ),
+            ]
+            with store._linked(WEEK.since) as straddle:
+                assert straddle is not None
+                for pipeline in (
+                    search_totals_pipeline(WEEK, [Grouping(by=("variant",))], None, straddle),
+                ):
+                    plans.append(
+                        database.command(
+                            "explain",
+                            {"aggregate": IMPRESSIONS, "pipeline": pipeline, "cursor": {}},
+                            verbosity="executionStats",
+                        )
+                    )
+            for plan in plans:
+                text = json.dumps(plan, default=str)
+                assert "COLLSCAN" not in text
+                if '"strategy"' in text:  # the slot-based engine names its $lookup join
+                    assert "IndexedLoopJoin" in text
         finally:
             store.close()
