@@ -7,7 +7,7 @@ queueing the event for the writer thread and waiting for its durable commit. The
 real/bare throughput therefore says how much of this machine's HTTP + validation capacity
 the storage path leaves.
 
-Run: .venv/bin/python bench/bare_app.py --port 8001
+Run: .venv/bin/python bench/bare_app.py --port 8001 [--workers 2]
 """
 
 from __future__ import annotations
@@ -47,12 +47,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     # cli.py sets this for its writer thread; there is no other thread here, but the two
     # processes should differ only in what the endpoint does.
     sys.setswitchinterval(0.001)
+    # uvicorn's worker processes import the app by name (this folder is on their sys.path)
+    app: Any = create_bare_app() if args.workers == 1 else "bare_app:create_bare_app"
     uvicorn.run(
-        create_bare_app(), host=args.host, port=args.port, access_log=False, log_level="info"
+        app,
+        factory=args.workers > 1,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="info",
     )
 
 

@@ -12,13 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from procs import process_tree
+
 _TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class CpuSample:
-    main_s: float  # the server's main thread: uvicorn's event loop, where every request runs
-    other_s: float  # its other threads: the store's writer, DuckDB's workers, the thread pool
+    main_s: float  # the server's main threads: uvicorn's event loops, where requests run
+    other_s: float  # the other threads: the store's writer, DuckDB's workers, the thread pools
     children_s: float  # processes this one has waited for (wrk, once a run ends)
     machine_s: float  # every busy core of the machine, whoever ran on it
 
@@ -53,14 +55,20 @@ def _machine_busy_s() -> float:
 
 
 def sample(pid: int | None) -> CpuSample:
+    """CPU time so far of the server `pid` and of its worker processes (`--workers N`): the
+    main threads (each worker's event loop; the owner's supervisor) and the other threads."""
     main = other = 0.0
-    if pid is not None:
-        for task in Path(f"/proc/{pid}/task").iterdir():
+    for process in process_tree(pid) if pid is not None else []:
+        try:
+            tasks = list(Path(f"/proc/{process}/task").iterdir())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for task in tasks:
             try:
                 cpu = _thread_cpu_s(task / "stat")
             except (FileNotFoundError, ProcessLookupError):
                 continue  # a thread that ended meanwhile (its time is lost, and small)
-            if int(task.name) == pid:
+            if int(task.name) == process:
                 main += cpu
             else:
                 other += cpu

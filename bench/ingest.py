@@ -35,11 +35,15 @@ class LoadPlan:
 
 @dataclass
 class IngestResult:
-    """(a): requests/s of each round; the ratio is median(real) / median(bare)."""
+    """(a): requests/s of each round; the ratio is median(real) / median(bare), both servers
+    with `workers` HTTP processes."""
 
     plan: LoadPlan
+    workers: int = 1
     bare: list[WrkResult] = field(default_factory=list)
     real: list[WrkResult] = field(default_factory=list)
+    #: the real servers' largest memory (every process of one server, summed)
+    peak_rss_bytes: int = 0
 
     @property
     def bare_rps(self) -> float:
@@ -67,6 +71,7 @@ class BatchResult:
 
     plan: LoadPlan
     rounds: list[WrkResult] = field(default_factory=list)
+    peak_rss_bytes: int = 0
 
     @property
     def events_per_s(self) -> float:
@@ -102,17 +107,21 @@ def check_stored(name: str, acknowledged: int, stored: int, in_flight_max: int) 
         )
 
 
-def measure_ingest(plan: LoadPlan, work_dir: Path, log: Path) -> IngestResult:
+def measure_ingest(plan: LoadPlan, work_dir: Path, log: Path, workers: int = 1) -> IngestResult:
     """(a): bare and real servers in alternating order (bare-real, real-bare, ...), so that
-    a slow drift of the machine's speed weighs on both alike."""
-    result = IngestResult(plan)
+    a slow drift of the machine's speed weighs on both alike; each with `workers` HTTP
+    processes."""
+    result = IngestResult(plan, workers)
+    label = "(a)" if workers == 1 else f"(a, {workers} workers)"
     for round_no in range(plan.rounds):
         order = ("bare", "real") if round_no % 2 == 0 else ("real", "bare")
         for kind in order:
-            run = _log_click_round(kind, round_no, plan, work_dir, log)
+            run, peak = _log_click_round(kind, round_no, plan, work_dir, log, workers)
             (result.bare if kind == "bare" else result.real).append(run)
+            if kind == "real":
+                result.peak_rss_bytes = max(result.peak_rss_bytes, peak)
             print(
-                f"  (a) round {round_no + 1}/{plan.rounds} {kind:4}: "
+                f"  {label} round {round_no + 1}/{plan.rounds} {kind:4}: "
                 f"{run.requests_per_s:8,.0f} req/s  (p50 {run.latency_p50_ms:.1f} ms, "
                 f"p99 {run.latency_p99_ms:.1f} ms); {run.cpu.describe()}",
                 flush=True,
@@ -121,11 +130,16 @@ def measure_ingest(plan: LoadPlan, work_dir: Path, log: Path) -> IngestResult:
 
 
 def _log_click_round(
-    kind: str, round_no: int, plan: LoadPlan, work_dir: Path, log: Path
-) -> WrkResult:
-    run_dir = Path(tempfile.mkdtemp(prefix=f"a{round_no}-{kind}-", dir=work_dir))
+    kind: str, round_no: int, plan: LoadPlan, work_dir: Path, log: Path, workers: int
+) -> tuple[WrkResult, int]:
+    """One round's wrk result, and the server's peak memory."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"a{round_no}-{kind}-w{workers}-", dir=work_dir))
     store = run_dir / "events.duckdb"
-    server = Server.real(store, log, run_dir) if kind == "real" else Server.bare(log, run_dir)
+    server = (
+        Server.real(store, log, run_dir, workers)
+        if kind == "real"
+        else Server.bare(log, run_dir, workers)
+    )
     with server:
         # Warm-up: first requests pay for imports, pydantic/FastAPI caches, the store's start.
         _load("log_click.lua", server, LOG_CLICK, plan, plan.warmup_s, ["0"], log)
@@ -136,7 +150,7 @@ def _log_click_round(
         if kind == "real":
             stored = settled_events(server)[0] - before
             check_stored(f"(a) round {round_no + 1}", run.ok_requests, stored, plan.connections)
-    return run
+    return run, server.peak_rss_bytes
 
 
 def _load(
@@ -167,7 +181,8 @@ def measure_batches(plan: LoadPlan, work_dir: Path, log: Path) -> BatchResult:
     result = BatchResult(plan)
     for round_no in range(plan.rounds):
         run_dir = Path(tempfile.mkdtemp(prefix=f"b{round_no}-", dir=work_dir))
-        with Server.real(run_dir / "events.duckdb", log, run_dir) as server:
+        server = Server.real(run_dir / "events.duckdb", log, run_dir)
+        with server:
             _load("events.lua", server, EVENTS, plan, plan.warmup_s, ["0", str(template)], log)
             before = sum(settled_events(server))
             run = _load(
@@ -189,6 +204,7 @@ def measure_batches(plan: LoadPlan, work_dir: Path, log: Path) -> BatchResult:
                 f"(b) round {round_no + 1}", run.accepted, stored, plan.connections * BATCH_EVENTS
             )
         result.rounds.append(run)
+        result.peak_rss_bytes = max(result.peak_rss_bytes, server.peak_rss_bytes)
         print(
             f"  (b) round {round_no + 1}/{plan.rounds}: {run.accepted_per_s:10,.0f} events/s "
             f"({run.requests_per_s:.0f} batches/s, p50 {run.latency_p50_ms:.0f} ms); "

@@ -42,6 +42,7 @@ class QueryRun:
     results: list[QueryResult]
     startup_s: float  # the server's start-up on the large store, until /health answers
     cpu: CpuUsage  # over the timed pass ("wrk" is 0: the client is this process)
+    peak_rss_bytes: int = 0  # the server's largest memory, from start to stop
 
 
 def endpoints(user: str) -> list[str]:
@@ -113,7 +114,7 @@ def measure_queries(
         )
         for p, t in timings.items()
     ]
-    return QueryRun(results, server.startup_s, cpu)
+    return QueryRun(results, server.startup_s, cpu, server.peak_rss_bytes)
 
 
 def _log_click(client: httpx.Client, n: int) -> None:

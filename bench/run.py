@@ -47,6 +47,9 @@ from queries import IDLE_ROUNDS, QueryResult, measure_queries
 
 # The issue's targets, on a 2-core machine.
 TARGET_RATIO = 0.7
+TARGET_PEAK_RSS_MB = 2048  # every process of the server, summed
+#: HTTP processes of the second (a) measurement (issue 16: `serve --workers 2` on 2 cores)
+WORKERS = 2
 TARGET_EVENTS_PER_S = 100_000
 TARGET_QUERY_MS = 100.0
 #: The dashboard's own endpoints (issue 7): measured, with no target.
@@ -121,12 +124,15 @@ def main() -> int:
     if busy > 0.25:
         print(f"warning: other processes keep {busy:.1f} cores busy; figures will be low")
     ingest: IngestResult | None = None
+    ingest_workers: IngestResult | None = None
     batch: BatchResult | None = None
     with tempfile.TemporaryDirectory(prefix="clickstats-bench-") as tmp:
         work = Path(tmp)
         if "a" in parts:
             print("(a) single-event ingestion: bare ceiling vs clickstats", flush=True)
-            ingest = measure_ingest(config.ingest, work, log)
+            ingest = measure_ingest(config.ingest, work, log, workers=1)
+            print(f"(a) the same with {WORKERS} worker processes on each side", flush=True)
+            ingest_workers = measure_ingest(config.ingest, work, log, workers=WORKERS)
         if "b" in parts:
             print("(b) batch ingestion", flush=True)
             batch = measure_batches(config.batch, work, log)
@@ -149,6 +155,7 @@ def main() -> int:
                 else round(dataset.generation_s),
                 "sample_user": dataset.sample_user,
                 "server_startup_s": round(run.startup_s, 1),
+                "peak_rss_bytes": run.peak_rss_bytes,
                 "requests_per_endpoint": config.query_requests,
                 "cpu_cores": {
                     "server_loop": round(run.cpu.server_main, 2),
@@ -158,11 +165,11 @@ def main() -> int:
             }
     meta["duration_s"] = round(time.perf_counter() - started)
 
-    results = _results(meta, config, ingest, batch, queries, large)
+    results = _results(meta, config, ingest, ingest_workers, batch, queries, large)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n")
     print()
-    print(_table(config, ingest, batch, queries, large))
+    print(_table(config, ingest, ingest_workers, batch, queries, large))
     print(f"\nwrote {output} in {meta['duration_s']} s")
     missed = [name for name, t in results["targets"].items() if t["met"] is False]
     if missed:
@@ -221,15 +228,45 @@ def _round(run: WrkResult, per_s: float) -> dict[str, Any]:
     }
 
 
+def _peak_rss_mb(
+    ingest: IngestResult | None,
+    ingest_workers: IngestResult | None,
+    batch: BatchResult | None,
+    large: dict[str, Any],
+) -> dict[str, float]:
+    """The largest memory of a clickstats server in each part, in MB (every process of the
+    server summed; the bare servers are not counted)."""
+    parts = {
+        "a": ingest.peak_rss_bytes if ingest else 0,
+        "a_workers": ingest_workers.peak_rss_bytes if ingest_workers else 0,
+        "b": batch.peak_rss_bytes if batch else 0,
+        "c": large.get("peak_rss_bytes", 0),
+    }
+    return {part: round(peak / 2**20, 1) for part, peak in parts.items() if peak}
+
+
+def _ingest(ingest: IngestResult, config: Config) -> dict[str, Any]:
+    return {
+        "wrk": f"-t1 -c{config.ingest.connections} -d{config.ingest.duration_s:g}s",
+        "workers": ingest.workers,
+        "bare_requests_per_s": round(ingest.bare_rps),
+        "clickstats_requests_per_s": round(ingest.real_rps),
+        "round_ratios": [round(r, 3) for r in ingest.round_ratios],
+        "bare": [_round(r, r.requests_per_s) for r in ingest.bare],
+        "clickstats": [_round(r, r.requests_per_s) for r in ingest.real],
+    }
+
+
 def _results(
     meta: dict[str, Any],
     config: Config,
     ingest: IngestResult | None,
+    ingest_workers: IngestResult | None,
     batch: BatchResult | None,
     queries: list[QueryResult],
     large: dict[str, Any],
 ) -> dict[str, Any]:
-    """The three figures the issue asks for, then how each was measured. None: not run."""
+    """The figures the issue asks for, then how each was measured. None: not run."""
     query_p50 = {
         q.path: round(q.median_ms, 1) for q in queries if _target_ms(q.path) == TARGET_QUERY_MS
     }
@@ -237,8 +274,12 @@ def _results(
     experiment_p50 = {
         q.path: round(q.median_ms, 1) for q in queries if q.path.startswith("/experiments")
     }
+    peaks = _peak_rss_mb(ingest, ingest_workers, batch, large)
+    peak = max(peaks.values()) if peaks else None
     return {
         "ingest_ratio": round(ingest.ratio, 3) if ingest else None,
+        "ingest_ratio_workers": round(ingest_workers.ratio, 3) if ingest_workers else None,
+        "peak_rss_mb": peak,
         "batch_events_per_s": round(batch.events_per_s) if batch else None,
         "query_p50_ms": query_p50 or None,
         "experiment_results_p50_ms": experiment_p50 or None,
@@ -254,6 +295,14 @@ def _results(
                 "target": f">= {TARGET_RATIO}",
                 "met": ingest.ratio >= TARGET_RATIO if ingest else None,
             },
+            "ingest_ratio_workers": {
+                "target": f">= {TARGET_RATIO}",
+                "met": ingest_workers.ratio >= TARGET_RATIO if ingest_workers else None,
+            },
+            "peak_rss_mb": {
+                "target": f"<= {TARGET_PEAK_RSS_MB}",
+                "met": peak <= TARGET_PEAK_RSS_MB if peak is not None else None,
+            },
             "batch_events_per_s": {
                 "target": f">= {TARGET_EVENTS_PER_S}",
                 "met": batch.events_per_s >= TARGET_EVENTS_PER_S if batch else None,
@@ -263,15 +312,9 @@ def _results(
                 "met": all(ms <= TARGET_QUERY_MS for ms in query_p50.values()) if queries else None,
             },
         },
-        "ingest": ingest
-        and {
-            "wrk": f"-t1 -c{config.ingest.connections} -d{config.ingest.duration_s:g}s",
-            "bare_requests_per_s": round(ingest.bare_rps),
-            "clickstats_requests_per_s": round(ingest.real_rps),
-            "round_ratios": [round(r, 3) for r in ingest.round_ratios],
-            "bare": [_round(r, r.requests_per_s) for r in ingest.bare],
-            "clickstats": [_round(r, r.requests_per_s) for r in ingest.real],
-        },
+        "ingest": ingest and _ingest(ingest, config),
+        "ingest_workers": ingest_workers and _ingest(ingest_workers, config),
+        "peak_rss_mb_per_part": peaks,
         "batch": batch
         and {
             "wrk": f"-t1 -c{config.batch.connections} -d{config.batch.duration_s:g}s",
@@ -312,22 +355,25 @@ def _rounds(values: list[float]) -> str:
 def _table(
     config: Config,
     ingest: IngestResult | None,
+    ingest_workers: IngestResult | None,
     batch: BatchResult | None,
     queries: list[QueryResult],
     large: dict[str, Any],
 ) -> str:
     lines: list[str] = []
     a, b = config.ingest, config.batch
-    if ingest:
+    for measured in (ingest, ingest_workers):
+        if not measured:
+            continue
         lines += [
-            f"(a) POST /analytics/log-click, wrk -t1 -c{a.connections}, "
-            f"{a.rounds} x {a.duration_s:g} s per server, median",
-            f"    bare FastAPI (ceiling) {ingest.bare_rps:>9,.0f} req/s"
-            f"   rounds: {_rounds([r.requests_per_s for r in ingest.bare])}",
-            f"    clickstats             {ingest.real_rps:>9,.0f} req/s"
-            f"   rounds: {_rounds([r.requests_per_s for r in ingest.real])}",
-            f"    ratio                  {ingest.ratio:>9.2f}"
-            f"         target >= {TARGET_RATIO}: {_verdict(ingest.ratio >= TARGET_RATIO)}",
+            f"(a) POST /analytics/log-click, {measured.workers} worker process(es) each, "
+            f"wrk -t1 -c{a.connections}, {a.rounds} x {a.duration_s:g} s per server, median",
+            f"    bare FastAPI (ceiling) {measured.bare_rps:>9,.0f} req/s"
+            f"   rounds: {_rounds([r.requests_per_s for r in measured.bare])}",
+            f"    clickstats             {measured.real_rps:>9,.0f} req/s"
+            f"   rounds: {_rounds([r.requests_per_s for r in measured.real])}",
+            f"    ratio                  {measured.ratio:>9.2f}"
+            f"         target >= {TARGET_RATIO}: {_verdict(measured.ratio >= TARGET_RATIO)}",
         ]
     if batch:
         lines += [
@@ -338,6 +384,14 @@ def _table(
             f"{_verdict(batch.events_per_s >= TARGET_EVENTS_PER_S)}",
             f"    rounds: {_rounds([r.accepted_per_s for r in batch.rounds])}",
         ]
+    peaks = _peak_rss_mb(ingest, ingest_workers, batch, large)
+    if peaks:
+        peak = max(peaks.values())
+        each = ", ".join(f"{part} {mb:,.0f}" for part, mb in peaks.items())
+        lines.append(
+            f"peak server memory (RSS, processes summed) {peak:,.0f} MB ({each})"
+            f"   target <= {TARGET_PEAK_RSS_MB:,}: {_verdict(peak <= TARGET_PEAK_RSS_MB)}"
+        )
     if queries:
         lines.append(
             f"(c) GET latency, {large['impressions']:,} impressions + {large['clicks']:,} clicks "
