@@ -7,7 +7,6 @@ every HTTP test (tests/api/), which run on mongomock and, with MONGODB_URI set, 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -41,10 +40,10 @@ from clickstats.store.mongo import (
     _insert,
     _reason,
     interpolate,
-    p95_pipeline,
+    p95_queries,
     redact,
 )
-from clickstats.store.mongo.pipelines import condition, search_totals_pipeline
+from clickstats.store.mongo.pipelines import P95_EDGES, condition, search_totals_pipeline
 from clickstats.store.mongo.rollup import facts_pipeline
 from tests.conftest import MONGODB_URI, free_port, on_database, store_url
 from tests.store.test_contract import EVENTS, MONTH, WEEK
@@ -184,8 +183,10 @@ def test_every_read_is_one_bounded_aggregation_pipeline(mongo: MongoStore) -> No
     for _, pipeline in calls:
         stages = [next(iter(stage)) for stage in pipeline]
         assert stages[0] == "$match" and "timestamp" in pipeline[0]["$match"]
-        # Each answer is grouped on the server, or at most two documents long.
-        assert "$group" in stages or any(stage.get("$limit", 99) <= 2 for stage in pipeline)
+        # Each answer is grouped on the server ($group, or $bucket: the p95's histogram pass),
+        # or at most two documents long.
+        grouped = "$group" in stages or "$bucket" in stages
+        assert grouped or any(stage.get("$limit", 99) <= 2 for stage in pipeline)
 
 
 # -- the read time limit -----------------------------------------------------------------------
@@ -381,13 +382,25 @@ def test_a_metric_added_to_the_registry_is_summed_by_every_read(
     assert sums.sums["ttfc_ms"] == 36_000  # read by user_sums; not on the dashboard
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 20, 21, 997])
-def test_p95_pipeline_picks_the_ranks_quantile_cont_interpolates(n: int) -> None:
-    values = sorted(np.random.default_rng(n).lognormal(3, 0.6, size=n).tolist())
-    stages = {name: value for stage in p95_pipeline({}, n) for name, value in stage.items()}
-    skip, limit = stages.get("$skip", 0), stages["$limit"]
-    picked = values[::-1][skip : skip + limit]  # what $sort -1, $skip, $limit return
-    assert len(picked) in (1, 2) and skip < math.ceil(0.05 * n) + 1
+@pytest.mark.parametrize("n", [1, 2, 3, 20, 21, 997, 5000])
+def test_the_p95_sorts_only_the_bucket_of_its_ranks(n: int) -> None:
+    """The histogram pass, then the values of the bucket (or two) holding ranks floor(h) and
+    ceil(h): quantile_cont's answer, from a sort of a small share of the values."""
+    rng = np.random.default_rng(n)
+    values = sorted([*rng.lognormal(3, 0.6, size=n - n // 10).tolist(), *[0.0] * (n // 10)])
+    edges = P95_EDGES
+    counts: dict[float, int] = {}
+    for v in values:
+        lower = max(e for e in edges[:-1] if e <= v)
+        counts[lower] = counts.get(lower, 0) + 1
+    count, queries = p95_queries(sorted(counts.items()))
+    assert count == n and 1 <= len(queries) <= 2
+    picked: list[float] = []
+    for q in queries:
+        in_bucket = [v for v in values if q.low <= v < q.high]  # what the pipeline sorts
+        assert len(in_bucket) <= max(2, n // 20)
+        picked += in_bucket[q.skip : q.skip + q.limit]
+    assert len(picked) in (1, 2)
     assert interpolate(n, picked) == pytest.approx(np.percentile(values, 95), abs=1e-9)
 
 

@@ -89,6 +89,7 @@ from clickstats.store.mongo.pipelines import (
     Doc,
     action_totals_pipeline,
     attribution_pipeline,
+    bucket_values_pipeline,
     click_count_pipeline,
     conversion_totals_pipeline,
     count_pipeline,
@@ -99,7 +100,8 @@ from clickstats.store.mongo.pipelines import (
     latency_histogram_pipeline,
     latency_pipeline,
     match,
-    p95_pipeline,
+    p95_histogram_pipeline,
+    p95_queries,
     per_user_pipeline,
     preference_pipeline,
     rank_pipeline,
@@ -133,7 +135,8 @@ __all__ = [
     "_reason",
     "interpolate",
     "mongomock_client",
-    "p95_pipeline",
+    "p95_histogram_pipeline",
+    "p95_queries",
     "redact",
     "split_uri",
     "uri_options",
@@ -401,14 +404,19 @@ class MongoStore(GroupWritten, EventStore):
         return out
 
     def _latency(self, spec: Doc, row: Doc) -> LatencyStats:
-        count = int(row["count"])
-        values = [doc["v"] for doc in self._aggregate(IMPRESSIONS, p95_pipeline(spec, count))]
+        histogram = self._aggregate(IMPRESSIONS, p95_histogram_pipeline(spec))
+        ranked, queries = p95_queries([(float(h["_id"]), int(h["n"])) for h in histogram])
+        values = [
+            float(doc["v"])
+            for q in queries
+            for doc in self._aggregate(IMPRESSIONS, bucket_values_pipeline(spec, q))
+        ]
         return LatencyStats(
-            count=count,
+            count=int(row["count"]),
             mean=row["mean"],
             minimum=row["minimum"],
             maximum=row["maximum"],
-            p95=interpolate(count, values),
+            p95=interpolate(ranked, values),
         )
 
     def latency(self, f: Filters, by: ByVariant = ()) -> dict[Key, LatencyStats]:

@@ -12,8 +12,10 @@ had since 3.4 are used, so that the same pipelines run on mongomock.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -444,29 +446,79 @@ def p95_rank(count: int) -> tuple[float, int, int]:
     return h, math.floor(h), math.ceil(h)
 
 
-def p95_pipeline(spec: Doc, count: int) -> list[Doc]:
-    """The values at ranks ceil(h) and floor(h) (0-based, ascending), largest first.
+#: The edges of the p95's histogram pass, in ms: 0, then 40 buckets per decade from 0.01 ms to
+#: past MAX_RESPONSE_TIME_MS, then +inf (no value falls outside).
+P95_EDGES: list[float] = [0.0, *(10 ** (k / 40) for k in range(-80, 264)), math.inf]
 
-    Sorted from the top, so that the server's top-k sort keeps only the largest ~5% of
-    the values in memory rather than 95% of them.
-    """
-    _, lo, hi = p95_rank(count)
-    skip = count - 1 - hi
+
+def p95_histogram_pipeline(spec: Doc) -> list[Doc]:
+    """The response times of `spec` counted per bucket of P95_EDGES (empty buckets left out)."""
     return [
         {"$match": spec},
+        {
+            "$bucket": {
+                "groupBy": "$response_time_ms",
+                "boundaries": P95_EDGES,
+                "output": {"n": {"$sum": 1}},
+            }
+        },
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketQuery:
+    """Values [skip, skip + limit) (0-based, ascending) of those in [low, high)."""
+
+    low: float
+    high: float
+    skip: int
+    limit: int
+
+
+def p95_queries(histogram: Sequence[tuple[float, int]]) -> tuple[int, list[BucketQuery]]:
+    """From the histogram pass ((lower edge, count) per non-empty bucket), the number of values
+    and the queries that fetch the values at ranks floor(h) and ceil(h): one per bucket they
+    fall in (one bucket, nearly always), so that only that bucket's values are sorted."""
+    count = sum(n for _, n in histogram)
+    if count == 0:
+        return 0, []
+    _, lo, hi = p95_rank(count)
+    following = dict(itertools.pairwise(P95_EDGES))
+    edges = {edge: following[edge] for edge, _ in histogram}
+    queries: dict[float, BucketQuery] = {}
+    before = 0
+    for edge, n in sorted(histogram):
+        for rank in (lo, hi):
+            if before <= rank < before + n:
+                q = queries.get(edge)
+                skip = rank - before
+                if q is None:
+                    queries[edge] = BucketQuery(edge, edges[edge], skip, 1)
+                else:  # both ranks in this bucket: one query for the two
+                    queries[edge] = BucketQuery(edge, q.high, q.skip, skip - q.skip + 1)
+        before += n
+    return count, [queries[edge] for edge in sorted(queries)]
+
+
+def bucket_values_pipeline(spec: Doc, q: BucketQuery) -> list[Doc]:
+    """The values a BucketQuery asks for, ascending: a sort of one bucket's values only.
+    (`spec`'s own condition on the response time, not null, is implied by the range.)"""
+    return [
+        {"$match": {**spec, "response_time_ms": {"$gte": q.low, "$lt": q.high}}},
         {"$project": {"_id": 0, "v": "$response_time_ms"}},
-        {"$sort": {"v": -1}},
-        *([{"$skip": skip}] if skip else []),
-        {"$limit": hi - lo + 1},
+        {"$sort": {"v": 1}},
+        *([{"$skip": q.skip}] if q.skip else []),
+        {"$limit": q.limit},
     ]
 
 
 def interpolate(count: int, values: Sequence[float]) -> float | None:
-    """Linear interpolation between the two closest ranks, as DuckDB's quantile_cont does it."""
-    if not values:  # the events went away between the count and this query (a reset)
+    """Linear interpolation between the two closest ranks (`values`: the value at floor(h),
+    then at ceil(h) when it differs in rank), as DuckDB's quantile_cont does it."""
+    if not values:  # the events went away between the passes (a reset)
         return None
     h, lo, _ = p95_rank(count)
-    upper, lower = values[0], values[-1]
+    lower, upper = values[0], values[-1]
     return lower + (upper - lower) * (h - lo)
 
 
