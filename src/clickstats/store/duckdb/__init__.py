@@ -63,7 +63,7 @@ from clickstats.store.base import (
 from clickstats.store.duckdb import queries, rollup
 from clickstats.store.duckdb.queries import Scope
 from clickstats.store.duckdb.schema import NULLABLE, SCHEMA, TABLES, nullable
-from clickstats.store.duckdb.writing import delete, write
+from clickstats.store.duckdb.writing import delete, warm, write
 from clickstats.store.fields import aware, naive_utc
 from clickstats.store.writer import GroupWriter, GroupWritten
 
@@ -176,6 +176,8 @@ class DuckDBStore(GroupWritten, EventStore):
             raise
         self._db, self.read_only, self.use_rollup = db, None, True
         con = db.cursor()  # the writer's own connection, used by its thread only
+        # in the background: the first large batch finds DuckDB's Arrow path ready
+        threading.Thread(target=warm, args=(db.cursor(),), name="duckdb-warm", daemon=True).start()
         self._writer = GroupWriter(
             f"duckdb:{self.name}",
             lambda batch: self._store_batch(con, batch),
@@ -414,15 +416,19 @@ class DuckDBStore(GroupWritten, EventStore):
         params: dict[str, Any] = {"since": naive_utc(since), "variants": list(variants)}
         if max_searches is not None:
             params["max_searches"] = max_searches
+        pre_since = naive_utc(since) - timedelta(days=options.pre_days)
         query = queries.user_sums_query(
-            options, outliers=max_searches is not None, rollup=self.use_rollup
+            options,
+            outliers=max_searches is not None,
+            rollup=self.use_rollup,
+            straddled=self._straddled({"$since": params["since"], "$pre_since": pre_since}),
         )
         if queries.reads_conversions(query.columns):
             params |= {"currency": options.currency or "", "window_ms": self._window_ms()}
         if query.pre:
             params |= {
                 "pre_days": options.pre_days,
-                "pre_since": naive_utc(since) - timedelta(days=options.pre_days),
+                "pre_since": pre_since,
             }
         out: dict[str, UserSums] = {}
         k, p, c = len(query.columns), len(query.pairs), len(query.caps)
@@ -447,6 +453,15 @@ class DuckDBStore(GroupWritten, EventStore):
             )
         return out
 
+    def _straddled(self, starts: dict[str, datetime]) -> frozenset[str]:
+        """Of the window starts (SQL parameter -> naive UTC time), those at which some search's
+        clicks straddle (store/duckdb/rollup.py): a scan of the rollup's two time columns."""
+        if not self.use_rollup:
+            return frozenset()
+        return frozenset(
+            name for name, at in starts.items() if self._query(rollup.STRADDLED, {"at": at})[0][0]
+        )
+
     def _window_ms(self) -> int:
         return int(self.attribution_window.total_seconds() * 1000)
 
@@ -466,7 +481,13 @@ class DuckDBStore(GroupWritten, EventStore):
     ) -> list[dict[Key, SearchTotals]]:
         if not groupings:
             return []
-        query = queries.SearchTotalsQuery(f, groupings, self._window_ms(), rollup=self.use_rollup)
+        query = queries.SearchTotalsQuery(
+            f,
+            groupings,
+            self._window_ms(),
+            rollup=self.use_rollup,
+            straddled=bool(self._straddled({"$since": naive_utc(f.since)})),
+        )
         return query.answers(self._query(query.sql, query.params))
 
     def conversion_totals(

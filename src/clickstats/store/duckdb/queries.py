@@ -181,12 +181,20 @@ def conversion_totals_sql(f: Filters, by: Sequence[str], tz: str) -> str:
     """
 
 
-def linked(columns: list[str], also: str = "", since: str = "$since", *, rollup: bool) -> str:
+def linked(
+    columns: list[str],
+    also: str = "",
+    since: str = "$since",
+    *,
+    rollup: bool,
+    straddled: frozenset[str] = frozenset(),
+) -> str:
     """The clicks in the window reduced to one row per search (the `c` of the facts): from the
-    per-search rollup when the store keeps one (`rollup`), else from the clicks, with the first
-    click's rank and time only when a column reads them (arg_min is the costly part)."""
+    per-search rollup when the store keeps one (`rollup`; `straddled`: the window starts, as
+    SQL parameters, at which some search's clicks straddle), else from the clicks, with the
+    first click's rank and time only when a column reads them (arg_min is the costly part)."""
     if rollup:
-        return rollups.linked_rows(since, also)
+        return rollups.linked_rows(since, also, straddled=since in straddled)
     facts = metrics.needed_facts(columns)
     first = [
         *([", arg_min(rank, (ts, rank)) AS first_rank"] if "first_rank" in facts else []),
@@ -216,11 +224,13 @@ def with_linked(
     *,
     always_c: bool = True,
     rollup: bool,
+    straddled: frozenset[str] = frozenset(),
 ) -> str:
     """The CTEs `c` (and `v` when read) for `columns`, named with `suffix`."""
     parts = []
     if always_c or reads_clicks(columns):
-        parts.append(f"c{suffix} AS ({linked(columns, since=since, rollup=rollup)})")
+        sql = linked(columns, since=since, rollup=rollup, straddled=straddled)
+        parts.append(f"c{suffix} AS ({sql})")
     if reads_conversions(columns):
         parts.append(f"v{suffix} AS ({converted(since)})")
     return ",\n".join(parts)
@@ -238,7 +248,11 @@ class UserSumsQuery:
 
 
 def user_sums_query(
-    options: SumOptions, *, outliers: bool = False, rollup: bool = True
+    options: SumOptions,
+    *,
+    outliers: bool = False,
+    rollup: bool = True,
+    straddled: frozenset[str] = frozenset({"$since", "$pre_since"}),
 ) -> UserSumsQuery:
     """The query of user_sums. `outliers`: users with more than $max_searches searches are left
     out (before caps are taken). Caps: a percentile over every kept user of the variants, or an
@@ -272,7 +286,7 @@ def user_sums_query(
     totals = [f"fsum({c})" for c in cols] + [f"fsum({c} * {c})" for c in cols]
     totals += [f"fsum(u.{quoted(a)} * u.{quoted(b)})" for a, b in pairs]
     totals += [f"any_value({cap_of[n]})" for n in capped]
-    ctes = [with_linked(names, rollup=rollup)]
+    ctes = [with_linked(names, rollup=rollup, straddled=straddled)]
     pre_join = ""
     if pre:
         pre_values = ", ".join(
@@ -285,7 +299,9 @@ def user_sums_query(
             for n, name in enumerate(pre)
         )
         # only what the CUPED columns read (revenue: the conversions, not the clicks)
-        linked_pre = with_linked(pre, "$pre_since", "_pre", always_c=False, rollup=rollup)
+        linked_pre = with_linked(
+            pre, "$pre_since", "_pre", always_c=False, rollup=rollup, straddled=straddled
+        )
         if linked_pre:
             ctes.append(linked_pre)
         ctes.append(f"""pre AS (
@@ -347,9 +363,16 @@ class SearchTotalsQuery:
     then each grouping's rows (ranked ones ordered and cut) from that one result."""
 
     def __init__(
-        self, f: Filters, groupings: Sequence[Grouping], window_ms: int, *, rollup: bool = True
+        self,
+        f: Filters,
+        groupings: Sequence[Grouping],
+        window_ms: int,
+        *,
+        rollup: bool = True,
+        straddled: bool = True,
     ) -> None:
         self.groupings = groupings
+        straddled_at = frozenset({"$since"} if straddled else ())
         scope = Scope(f)
         self.params: dict[str, Any] = dict(scope.params)
         # Each distinct key expression is one column a<n>; each grouping is a set of them.
@@ -395,7 +418,7 @@ class SearchTotalsQuery:
                 SELECT search_id, user_id, variant, query, results_count, ts
                 FROM {scope.rows("impressions")}
             ),
-            c AS ({linked(self.columns, also, rollup=rollup)}),
+            c AS ({linked(self.columns, also, rollup=rollup, straddled=straddled_at)}),
             {f"v AS ({converted()})," if conversions else ""}
             g AS MATERIALIZED (
                 SELECT {selected} {grouping_flags} AS flags,

@@ -80,16 +80,28 @@ def ensure(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(REBUILD)
 
 
-def linked_rows(since: str, also: str = "") -> str:
+#: Whether some search's clicks straddle the time $at (one before it, one at or after).
+STRADDLED = """SELECT EXISTS (
+    SELECT 1 FROM search_clicks WHERE first_ts < $at AND last_ts >= $at
+)"""
+
+
+def linked_rows(since: str, also: str = "", *, straddled: bool = True) -> str:
     """The rollup's rows for the clicks at or after `since` (SQL), one per search, as the raw
     aggregate of those clicks would give them (search_id, n, rank_sum, first_rank, first_ts);
-    `also`: a further condition on search_id (e.g. "AND search_id IN (...)")."""
+    `also`: a further condition on search_id (e.g. "AND search_id IN (...)"). `straddled`:
+    whether some search's clicks straddle `since` (STRADDLED); those are recomputed from the
+    clicks. Without any, the read is a plain filtered scan of the rollup, which DuckDB plans
+    better than the union (a quarter faster at 10M searches)."""
+    rows = f"""SELECT search_id, n, rank_sum, first_rank, first_ts FROM search_clicks
+        WHERE first_ts >= {since} {also}"""
+    if not straddled:
+        return rows
     straddling = (
         "SELECT search_id FROM search_clicks "
         f"WHERE first_ts < {since} AND last_ts >= {since} {also}"
     )
-    return f"""SELECT search_id, n, rank_sum, first_rank, first_ts FROM search_clicks
-        WHERE first_ts >= {since} {also}
+    return f"""{rows}
         UNION ALL
         SELECT search_id, count(*)::BIGINT, sum(rank)::BIGINT, arg_min(rank, (ts, rank)),
             min(ts)

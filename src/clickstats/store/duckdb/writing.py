@@ -78,6 +78,20 @@ def _insert(
             con.unregister("incoming")
 
 
+def warm(con: duckdb.DuckDBPyConnection) -> None:
+    """Register (and drop) a one-row Arrow table on `con`, then close it: DuckDB's first
+    registration imports its optional data-frame modules (pandas: seconds), which would
+    otherwise stall the first large batch a server takes."""
+    try:
+        con.register("warm", pa.table({"x": [1]}))
+        con.unregister("warm")
+    except duckdb.Error:  # the store closed meanwhile: nothing to warm
+        pass
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            con.close()
+
+
 def _position(table: Table, name: str) -> int:
     return next(n for n, c in enumerate(table.columns) if c.name == name)
 
