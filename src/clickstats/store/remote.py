@@ -206,12 +206,15 @@ class _AsyncLine:
         except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
             error = exc
         finally:
-            # The owner is gone: every waiting request hears it, the next ones reconnect.
+            # The owner is gone (or this line was closed): every waiting request hears it,
+            # the next ones connect again.
             if self._writer is not None:
                 self._writer.close()
             self._writer, self._connecting = None, None
             waiting, self._waiting = self._waiting, {}
-            self._fail([f for fs in waiting.values() for f in fs], _gone(self.address, error))
+            futures = [f for fs in waiting.values() for f in fs]
+            if futures:
+                self._fail(futures, _gone(self.address, error))
 
     @staticmethod
     def _fail(futures: list[asyncio.Future[list[AppendStatus]]], error: BaseException) -> None:
