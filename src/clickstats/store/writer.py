@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -32,6 +33,10 @@ from clickstats.store.base import (
 )
 
 E = TypeVar("E", bound=AnyEvent)
+log = logging.getLogger("clickstats.store")
+
+#: Seconds without a write after which the writer runs its idle upkeep.
+IDLE_AFTER_S = 0.2
 
 #: Stores the new events of a batch (one transaction or bulk insert per table); returns, per
 #: event type, the event ids that were new. Ids already stored are left alone: they are
@@ -126,11 +131,15 @@ class GroupWriter:
         *,
         max_batch_rows: int = 50_000,
         on_exit: Callable[[], None] | None = None,
+        idle: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._write = write
         self._delete = delete
         self._on_exit = on_exit
+        #: run by the writer thread once nothing has been queued for IDLE_AFTER_S after a write
+        #: (upkeep that must not delay answers: the DuckDB store merges its click rollup)
+        self._idle = idle
         self.max_batch_rows = max_batch_rows
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -190,9 +199,16 @@ class GroupWriter:
     # -- the writer thread ------------------------------------------------------------------
 
     def _loop(self) -> None:
+        due = False  # the idle upkeep, once nothing has been queued for IDLE_AFTER_S
         try:
             while True:
-                jobs = [self._queue.get()]
+                try:
+                    jobs = [self._queue.get(timeout=IDLE_AFTER_S if due else None)]
+                except queue.Empty:
+                    due = False
+                    self._upkeep()
+                    continue
+                due = self._idle is not None
                 rows = len(jobs[0].events)
                 while jobs[-1].kind != "stop" and rows < self.max_batch_rows:
                     try:
@@ -205,6 +221,14 @@ class GroupWriter:
         finally:
             if self._on_exit is not None:
                 self._on_exit()
+
+    def _upkeep(self) -> None:
+        if self._idle is None:
+            return
+        try:
+            self._idle()
+        except Exception:  # upkeep never stops the writer
+            log.exception("%s: upkeep between writes failed", self.name)
 
     def _run(self, jobs: list[_Job]) -> bool:
         """Run jobs in order, each run of consecutive appends as one write. True on stop."""

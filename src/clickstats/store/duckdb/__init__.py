@@ -1,7 +1,7 @@
 """The embedded default store: one DuckDB file, one writer thread, group commits.
 
 Every write goes through the single thread of a GroupWriter (DuckDB allows one writer);
-each batch is one INSERT per table, and its commit syncs DuckDB's WAL before any caller
+each batch is one transaction (an INSERT per table), whose commit syncs the WAL before any caller
 hears "stored". Reads use their own cursor per thread and see
 committed data only.
 
@@ -20,12 +20,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from clickstats.events import utcnow
 from clickstats.store.base import (
     LATENCY_EDGES_MS,
     ActionTotal,
@@ -62,7 +63,7 @@ from clickstats.store.base import (
 )
 from clickstats.store.duckdb import queries, rollup
 from clickstats.store.duckdb.queries import Scope
-from clickstats.store.duckdb.schema import NULLABLE, SCHEMA, TABLES, nullable
+from clickstats.store.duckdb.schema import NULLABLE, SCHEMA, TABLES, micros, nullable
 from clickstats.store.duckdb.writing import delete, warm, write
 from clickstats.store.fields import aware, naive_utc
 from clickstats.store.writer import GroupWriter, GroupWritten
@@ -124,6 +125,11 @@ class DuckDBStore(GroupWritten, EventStore):
         self._broken: str | None = None
         self._reopen_lock = threading.Lock()
         self._past_commits = 0  # of the writers before a reopen: generation() never repeats
+        self._received_at = 0  # the last batch's server time (epoch microseconds)
+        self._unmerged = 0  # clicks stored since the rollup's last merge (about)
+        #: whether the writer merges the rollup's tail whenever it is idle (tests turn it off
+        #: to read with a tail); it merges past rollup.MERGE_ROWS anyway
+        self.merge_when_idle = True
         #: whether reads take each search's clicks from the rollup (store/duckdb/rollup.py):
         #: always once opened for writing; read-only, when the file's rollup is complete
         self.use_rollup = False
@@ -178,12 +184,20 @@ class DuckDBStore(GroupWritten, EventStore):
         con = db.cursor()  # the writer's own connection, used by its thread only
         # in the background: the first large batch finds DuckDB's Arrow path ready
         threading.Thread(target=warm, args=(db.cursor(),), name="duckdb-warm", daemon=True).start()
+        row = db.execute(
+            "SELECT greatest((SELECT max(received_at) FROM click_events), "
+            "(SELECT max(received_at) FROM impressions), (SELECT watermark FROM rollup_state))"
+        ).fetchone()
+        last = row[0] if row else None
+        self._received_at = micros(last.replace(tzinfo=UTC)) if last is not None else 0
+        self._unmerged = 1  # whatever a crash left in the tail is merged at the first chance
         self._writer = GroupWriter(
             f"duckdb:{self.name}",
             lambda batch: self._store_batch(con, batch),
             lambda selection: self._delete_batch(con, selection),
             max_batch_rows=self.max_batch_rows,
             on_exit=con.close,
+            idle=lambda: self._merge(con) if self.merge_when_idle else None,
         )
         self._writer.start()
 
@@ -245,14 +259,35 @@ class DuckDBStore(GroupWritten, EventStore):
         return super()._group_writer()
 
     def _store_batch(self, con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, set[str]]:
+        # every batch a later server time than the last, whatever the clock does (the click
+        # rollup's watermark counts on it)
+        self._received_at = max(micros(utcnow()), self._received_at + 1)
         try:
-            return write(con, batch)
+            fresh = write(con, batch, self._received_at)
         except duckdb.Error as exc:
             raise self._write_failed(exc, "storing the events") from exc
+        self._unmerged += len(fresh["click"])
+        if self._unmerged >= rollup.MERGE_ROWS:  # a busy writer merges now and then too
+            self._merge(con)
+        return fresh
+
+    def _merge(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Merge the click rollup's tail (the writer thread, between batches); a failure is
+        logged and left for the next try: the reads count the tail meanwhile."""
+        if not self._unmerged:
+            return
+        try:
+            rollup.merge(con)
+            self._unmerged = 0
+        except duckdb.Error as exc:
+            self._fatal(exc)
+            log.warning("%s: merging the click rollup failed: %s", self.path, exc)
 
     def _delete_batch(self, con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
         try:
-            return delete(con, selection)
+            deleted = delete(con, selection)  # the tail is merged there
+            self._unmerged = 0
+            return deleted
         except duckdb.Error as exc:
             raise self._write_failed(exc, "deleting events") from exc
 
@@ -454,12 +489,15 @@ class DuckDBStore(GroupWritten, EventStore):
         return out
 
     def _straddled(self, starts: dict[str, datetime]) -> frozenset[str]:
-        """Of the window starts (SQL parameter -> naive UTC time), those at which some search's
-        clicks straddle (store/duckdb/rollup.py): a scan of the rollup's two time columns."""
+        """Of the window starts (SQL parameter -> naive UTC time), those at which some search
+        must be recomputed from its clicks (store/duckdb/rollup.py): a scan of the rollup's two
+        time columns and of the clicks received since its watermark."""
         if not self.use_rollup:
             return frozenset()
         return frozenset(
-            name for name, at in starts.items() if self._query(rollup.STRADDLED, {"at": at})[0][0]
+            name
+            for name, at in starts.items()
+            if self._query(rollup.NEEDS_RECOMPUTE, {"at": at})[0][0]
         )
 
     def _window_ms(self) -> int:

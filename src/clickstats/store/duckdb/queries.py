@@ -191,10 +191,11 @@ def linked(
 ) -> str:
     """The clicks in the window reduced to one row per search (the `c` of the facts): from the
     per-search rollup when the store keeps one (`rollup`; `straddled`: the window starts, as
-    SQL parameters, at which some search's clicks straddle), else from the clicks, with the
-    first click's rank and time only when a column reads them (arg_min is the costly part)."""
+    SQL parameters, at which some search must be recomputed: rollup.NEEDS_RECOMPUTE), else from
+    the clicks, with the first click's rank and time only when a column reads them (arg_min is
+    the costly part)."""
     if rollup:
-        return rollups.linked_rows(since, also, straddled=since in straddled)
+        return rollups.linked_rows(since, also, recompute=since in straddled)
     facts = metrics.needed_facts(columns)
     first = [
         *([", arg_min(rank, (ts, rank)) AS first_rank"] if "first_rank" in facts else []),

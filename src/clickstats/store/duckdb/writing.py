@@ -17,36 +17,57 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from clickstats.events import utcnow
 from clickstats.store.base import Batch, Deleted, Selection
 from clickstats.store.duckdb import rollup
-from clickstats.store.duckdb.schema import CLICKS, TABLES, Table, micros
+from clickstats.store.duckdb.schema import TABLES, Table
 from clickstats.store.fields import naive_utc
 
 ARROW_MIN_ROWS = 256
 
 
-def write(con: duckdb.DuckDBPyConnection, batch: Batch) -> dict[str, set[str]]:
-    """Store a batch: one transaction per table; each commit syncs DuckDB's WAL to disk.
+def write(con: duckdb.DuckDBPyConnection, batch: Batch, received_at: int) -> dict[str, set[str]]:
+    """Store a batch in one transaction, whose commit syncs DuckDB's WAL to disk once: every
+    table's events are stored together, or none of them. `received_at` (epoch microseconds):
+    the batch's server time, later than every earlier batch's (the click rollup's watermark
+    relies on it).
 
-    Callers hear back only after every commit. Should a later one fail, the earlier tables'
-    events stay stored and the callers get an error: their retry then finds those events
-    as duplicates, so nothing is lost or counted twice.
+    First every table is inserted plainly; should some event_id be stored already (a retry),
+    DuckDB refuses the statement, and the batch is stored again, keeping only the new events
+    of each table. Callers hear back only after the commit.
     """
-    received_at = micros(utcnow())
-    return {
-        kind: _insert(con, TABLES[kind], TABLES[kind].values(events), received_at)
-        if events
-        else set()
+    parts = [
+        (kind, TABLES[kind], TABLES[kind].values(events))
         for kind, events in batch.items()
-    }
+        if events
+    ]
+    for only_new in (False, True):
+        fresh: dict[str, set[str]] = {kind: set() for kind in batch}
+        try:
+            con.begin()
+            for kind, table, columns in parts:
+                fresh[kind] = _insert(con, table, columns, received_at, only_new=only_new)
+            con.commit()
+            return fresh
+        except duckdb.ConstraintException:
+            _rollback(con)
+            if only_new:
+                raise
+        except Exception:
+            _rollback(con)
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _insert(
-    con: duckdb.DuckDBPyConnection, table: Table, columns: list[list[Any]], received_at: int
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    columns: list[list[Any]],
+    received_at: int,
+    *,
+    only_new: bool,
 ) -> set[str]:
-    """One table's share of a batch in one transaction; for clicks, with the merge of the new
-    ones into the per-search rollup (`rollup`), so that both commit together or not at all."""
+    """One table's share of a batch, in the caller's transaction (`only_new`: ids stored
+    before are skipped, not refused). Returns the ids stored now."""
     arrow = len(columns[0]) >= ARROW_MIN_ROWS
     params: list[Any] | None
     if arrow:
@@ -55,27 +76,17 @@ def _insert(
         params = None
     else:
         params = [*columns, received_at]
-    ids = _position(table, "event_id")
     try:
-        try:
-            con.begin()
-            con.execute(table.sql[arrow, False], params)
-            fresh = set(columns[ids])
-        except duckdb.ConstraintException:
-            # some event_id is stored already (a retry): store only the new ones
-            _rollback(con)
-            con.begin()
+        if only_new:
             fresh = {row[0] for row in con.execute(table.sql[arrow, True], params).fetchall()}
-        if table is CLICKS and fresh:
-            _merge_clicks(con, columns, fresh)
-        con.commit()
+        else:
+            con.execute(table.sql[arrow, False], params)
+            fresh = set(columns[_position(table, "event_id")])
         return fresh
-    except Exception:
-        _rollback(con)
-        raise
     finally:
-        if arrow:
-            con.unregister("incoming")
+        if arrow:  # refused in a failed transaction: the caller's rollback drops it then
+            with contextlib.suppress(duckdb.Error):
+                con.unregister("incoming")
 
 
 def warm(con: duckdb.DuckDBPyConnection) -> None:
@@ -94,34 +105,6 @@ def warm(con: duckdb.DuckDBPyConnection) -> None:
 
 def _position(table: Table, name: str) -> int:
     return next(n for n, c in enumerate(table.columns) if c.name == name)
-
-
-def _merge_clicks(
-    con: duckdb.DuckDBPyConnection, columns: list[list[Any]], fresh: set[str]
-) -> None:
-    """Merge the new clicks of a batch (their ids `fresh`) into the rollup."""
-    ids, search_ids, ranks, times = (
-        columns[_position(CLICKS, name)] for name in ("event_id", "search_id", "rank", "ts")
-    )
-    keep = [
-        n
-        for n, (event_id, search_id) in enumerate(zip(ids, search_ids, strict=True))
-        if search_id is not None and event_id in fresh
-    ]
-    if not keep:
-        return
-    new = pa.table(
-        {
-            "search_id": pa.array([search_ids[n] for n in keep], pa.string()),
-            "rank": pa.array([ranks[n] for n in keep], pa.int32()),
-            "ts": pa.array([times[n] for n in keep], pa.timestamp("us")),
-        }
-    )
-    con.register("new_clicks", new)
-    try:
-        con.execute(rollup.merge_sql("new_clicks"))
-    finally:
-        con.unregister("new_clicks")
 
 
 def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
@@ -168,3 +151,5 @@ def _scalar(row: tuple[Any, ...] | None) -> int:
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     with contextlib.suppress(duckdb.Error):  # no transaction was open: nothing to undo
         con.rollback()
+    with contextlib.suppress(duckdb.Error):  # a batch's table left registered by a failure
+        con.unregister("incoming")
