@@ -117,7 +117,9 @@ def worker_app() -> FastAPI:
 
 def _exit_with(owner: str) -> None:
     """End this worker when the owner process ends, however it ends (even killed): a
-    connection to it that sees EOF. The worker first shuts down as on SIGTERM."""
+    connection to it that sees EOF. The worker first shuts down as on SIGTERM. The owner
+    stops answering only once its workers have stopped, or when it is gone: then its private
+    folder is removed here (a killed owner could not)."""
 
     def watch() -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -127,6 +129,7 @@ def _exit_with(owner: str) -> None:
                 pass
         except OSError:
             pass
+        shutil.rmtree(Path(owner).parent, ignore_errors=True)
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(ORPHAN_GRACE_S)
         os._exit(1)
