@@ -34,7 +34,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -42,6 +42,9 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from clickstats.settings import Settings
+
+if TYPE_CHECKING:
+    from clickstats.tracking import ClickTrackingService
 
 log = logging.getLogger("clickstats.serve")
 
@@ -153,16 +156,13 @@ def serve_workers(settings: Settings, workers: int, **options: Any) -> None:
         metrics.mkdir()
         os.environ[METRICS_DIR] = str(metrics)  # the workers inherit it
         if settings.store.startswith(("mongodb://", "mongodb+srv://")):
-            _supervise(Worker(settings, None), workers, options)
+            _serve_shared(settings, workers, options)
             return
         _serve_owned(settings, workers, folder / "store.sock", options)
 
 
-def _serve_owned(settings: Settings, workers: int, address: Path, options: dict[str, Any]) -> None:
-    from clickstats.privacy import retention
+def _open(settings: Settings) -> ClickTrackingService:
     from clickstats.store import open_store
-    from clickstats.store.owner import StoreOwner
-    from clickstats.telemetry import observe_writer
     from clickstats.tracking import ClickTrackingService
 
     store = open_store(
@@ -170,19 +170,60 @@ def _serve_owned(settings: Settings, workers: int, address: Path, options: dict[
         read_timeout_s=settings.read_timeout_s,
         attribution_window=timedelta(hours=settings.attribution_window_hours),
     )
-    tracker = ClickTrackingService(store).open()
-    observe_writer(store)
-    owner = StoreOwner(store, str(address))
+    return ClickTrackingService(store).open()
+
+
+@contextlib.contextmanager
+def _pruning(tracker: ClickTrackingService, days: int | None) -> Iterator[None]:
+    """Retention in this process, once, not in every worker: on a thread with its own loop."""
+    from clickstats.privacy import retention
+
+    if days is None:
+        yield
+        return
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def prune() -> None:
+        async with retention(tracker, days):
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(prune(),), name="retention")
+    thread.start()
+    try:
+        yield
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join()
+        loop.close()
+
+
+def _serve_shared(settings: Settings, workers: int, options: dict[str, Any]) -> None:
+    """MongoDB: each worker connects to the database itself."""
+    without_retention = settings.model_copy(update={"retention_days": None})
+    if settings.retention_days is None:
+        _supervise(Worker(settings, None), workers, options)
+        return
+    tracker = _open(settings)
+    try:
+        with _pruning(tracker, settings.retention_days):
+            _supervise(Worker(without_retention, None), workers, options)
+    finally:
+        tracker.close()
+
+
+def _serve_owned(settings: Settings, workers: int, address: Path, options: dict[str, Any]) -> None:
+    from clickstats.store.owner import StoreOwner
+    from clickstats.telemetry import observe_writer
+
+    tracker = _open(settings)
+    observe_writer(tracker.store)
+    owner = StoreOwner(tracker.store, str(address))
     try:
         owner.start()
-
-        async def prune() -> None:  # until the owner stops: it cancels its tasks
-            async with retention(tracker, settings.retention_days):
-                await asyncio.Event().wait()
-
-        owner.run(prune())  # here, once, not in every worker
         worker = Worker(settings.model_copy(update={"retention_days": None}), str(address))
-        _supervise(worker, workers, options)
+        with _pruning(tracker, settings.retention_days):
+            _supervise(worker, workers, options)
     finally:
         owner.stop()
         tracker.close()  # the writer finishes every queued write; then a checkpoint

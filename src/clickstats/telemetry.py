@@ -75,6 +75,11 @@ def observe_writer(store: EventStore) -> None:
     the figures go to the multiprocess files, where the workers' scrapes find them."""
     if not isinstance(store, GroupWritten):
         return
+    from prometheus_client import values
+
+    if values.ValueClass is values.MutexValue:  # imported before PROMETHEUS_MULTIPROC_DIR was set
+        log.warning("the writer's metrics stay in the owner process: /metrics will lack them")
+        return
     batch_events, commit_seconds = _writer_metrics(None)
 
     def written(events: int, seconds: float) -> None:

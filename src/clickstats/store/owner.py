@@ -18,7 +18,7 @@ import logging
 import os
 import pickle
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 from clickstats.store.base import AnyEvent, AppendStatus, EventRow, EventStore
@@ -45,7 +45,6 @@ class StoreOwner:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.StreamWriter] = set()
         self._error: BaseException | None = None
-        self._background: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle (from the main thread) ----------------------------------------------------
 
@@ -54,17 +53,6 @@ class StoreOwner:
         self._ready.wait()
         if self._error is not None:
             raise self._error
-
-    def run(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        """Run a coroutine on the owner's loop (e.g. retention) until it ends or the owner
-        stops."""
-
-        def start() -> None:
-            task = self.loop.create_task(coroutine)
-            self._background.add(task)  # the loop keeps only a weak reference
-            task.add_done_callback(self._background.discard)
-
-        self.loop.call_soon_threadsafe(start)
 
     def stop(self) -> None:
         """Stop answering and hang up on every worker (their calls then fail with 503)."""
