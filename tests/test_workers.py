@@ -170,3 +170,46 @@ def test_sigterm_stops_every_process_and_keeps_every_event(served: Served) -> No
     finally:
         store.close()
     assert (counts.clicks, counts.impressions) == (CLICKS, 10 * BATCHES)
+
+
+def test_a_remote_store_answers_as_the_store_it_reaches(tmp_path: Path) -> None:
+    """In one process: RemoteStore -> StoreOwner -> DuckDBStore, against the store itself."""
+    from clickstats.events import ClickEvent, SearchImpression
+    from clickstats.store.base import ReadTimeout, StoreFull
+    from clickstats.store.owner import StoreOwner
+    from clickstats.store.remote import RemoteStore, decode_error, encode_error
+
+    store = DuckDBStore(tmp_path / "r.duckdb")
+    store.open()
+    owner = StoreOwner(store, str(tmp_path / "owner.sock"))
+    owner.start()
+    remote = RemoteStore(str(tmp_path / "owner.sock"))
+    try:
+        remote.open()
+        assert (remote.kind, remote.path) == ("duckdb", store.path)
+        before = remote.generation()
+        searches = [
+            SearchImpression(query="q", search_id=f"s{i}", event_id=f"i{i}") for i in range(5)
+        ]
+        assert remote.append_sync(searches) == ["accepted"] * 5
+        assert remote.generation() != before
+
+        async def clicks() -> list[list[str]]:
+            sent = [[ClickEvent(product_id="p", rank=1, search_id=f"s{i}", event_id=f"c{i}")]
+                    for i in [0, 1, 2, 2]]  # fmt: skip
+            return [list(s) for s in await asyncio.gather(*(remote.append(e) for e in sent))]
+
+        assert asyncio.run(clicks()) == [["accepted"]] * 3 + [["duplicate"]]
+        since = Filters(since=datetime.now(UTC) - timedelta(days=1))
+        assert remote.counts(since, ("variant",)) == store.counts(since, ("variant",))
+        assert remote.latency_histogram(since) == store.latency_histogram(since)
+        assert list(remote.export(batch_rows=2)) == list(store.export(batch_rows=2))
+        with pytest.raises(LookupError, match="Not/AZone"):  # the owner's error, raised here
+            remote.conversion_totals(since, ("day",), tz="Not/AZone")
+    finally:
+        remote.close()
+        owner.stop()
+        store.close()
+    for error in (ReadTimeout(2.5), StoreFull("the disk is full")):
+        again = decode_error(encode_error(error))
+        assert type(again) is type(error) and str(again) == str(error)

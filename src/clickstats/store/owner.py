@@ -123,6 +123,8 @@ class StoreOwner:
                 task.add_done_callback(tasks.discard)
         except (OSError, EOFError, asyncio.IncompleteReadError):
             pass  # the worker hung up (or is gone)
+        except asyncio.CancelledError:
+            pass  # the owner stops: a connection handler that ends is no error to report
         except Exception:
             log.exception("a worker sent what the store's owner cannot read; hanging up")
         finally:
