@@ -40,13 +40,18 @@ def write(con: duckdb.DuckDBPyConnection, batch: Batch, received_at: int) -> dic
         for kind, events in batch.items()
         if events
     ]
+    # One table (single events under load, mostly): its one statement is its own transaction,
+    # without BEGIN and COMMIT (a quarter of a millisecond less per commit).
+    alone = len(parts) == 1
     for only_new in (False, True):
         fresh: dict[str, set[str]] = {kind: set() for kind in batch}
         try:
-            con.begin()
+            if not alone:
+                con.begin()
             for kind, table, columns in parts:
                 fresh[kind] = _insert(con, table, columns, received_at, only_new=only_new)
-            con.commit()
+            if not alone:
+                con.commit()
             return fresh
         except duckdb.ConstraintException:
             _rollback(con)
