@@ -108,9 +108,11 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         args = [
-            sys.executable, "-m", "clickstats", "serve",
+            sys.executable, "-m", "clickstats", "serve", "--workers", "1",
             "--port", str(self.port), "--store", f"duckdb://{self.store_path}",
         ]  # fmt: skip
+        # One process: the tests of a live server are about the app (tests/test_workers.py
+        # runs the default, N workers over one owner); three processes per start cost minutes.
         if self.allow_reset:
             args.append("--allow-reset")
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTATS_")}

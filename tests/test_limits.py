@@ -268,7 +268,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTATS_")}
     env |= {"CLICKSTATS_HEADER_TIMEOUT": "1", "CLICKSTATS_BODY_TIMEOUT": "1"}
     args = [
-        sys.executable, "-m", "clickstats", "serve", "--port", str(port),
+        sys.executable, "-m", "clickstats", "serve", "--workers", "1", "--port", str(port),
         "--store", f"duckdb://{store}", "--rate-limit", "0.2", "--rate-burst", "5",
     ]  # fmt: skip
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
