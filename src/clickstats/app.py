@@ -65,6 +65,7 @@ def create_app(
         await run_in_threadpool(app.state.keys.load)
         tracker = ClickTrackingService(build_store())
         await run_in_threadpool(tracker.open)
+        tracker.store.warm()  # ready for the first large batch
         app.state.tracker = tracker
         app.state.telemetry.watch(tracker.store)
         app.state.experiments = await run_in_threadpool(open_experiments, settings)

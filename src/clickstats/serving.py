@@ -170,7 +170,9 @@ def _open(settings: Settings) -> ClickTrackingService:
         read_timeout_s=settings.read_timeout_s,
         attribution_window=timedelta(hours=settings.attribution_window_hours),
     )
-    return ClickTrackingService(store).open()
+    tracker = ClickTrackingService(store).open()
+    store.warm()  # ready for the first large batch
+    return tracker
 
 
 @contextlib.contextmanager

@@ -369,6 +369,11 @@ class EventStore(abc.ABC):
     def delete_before(self, cutoff: datetime) -> Deleted:
         """Delete every event whose event time is before `cutoff` (retention)."""
 
+    def warm(self) -> None:
+        """Get ready, in the background, for the first large batch (a server calls it once
+        open; short-lived commands do not). Nothing by default."""
+        return None
+
     def generation(self) -> int | None:
         """A number that changes whenever stored data may have changed, for exact caching of
         aggregates; None when other processes may write too (no caching)."""

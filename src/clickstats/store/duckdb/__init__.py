@@ -182,8 +182,6 @@ class DuckDBStore(GroupWritten, EventStore):
             raise
         self._db, self.read_only, self.use_rollup = db, None, True
         con = db.cursor()  # the writer's own connection, used by its thread only
-        # in the background: the first large batch finds DuckDB's Arrow path ready
-        threading.Thread(target=warm, args=(db.cursor(),), name="duckdb-warm", daemon=True).start()
         row = db.execute(
             "SELECT greatest((SELECT max(received_at) FROM click_events), "
             "(SELECT max(received_at) FROM impressions), (SELECT watermark FROM rollup_state))"
@@ -200,6 +198,13 @@ class DuckDBStore(GroupWritten, EventStore):
             idle=lambda: self._merge(con) if self.merge_when_idle else None,
         )
         self._writer.start()
+
+    def warm(self) -> None:
+        """DuckDB's first Arrow registration imports pandas (seconds): done now, on a thread of
+        its own, so that a server's first large batch does not wait for it."""
+        if self._db is not None and self.read_only is None:
+            cursor = self._db.cursor()
+            threading.Thread(target=warm, args=(cursor,), name="duckdb-warm", daemon=True).start()
 
     def close(self) -> None:
         if self._db is not None:
