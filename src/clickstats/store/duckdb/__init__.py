@@ -461,7 +461,7 @@ class DuckDBStore(GroupWritten, EventStore):
             options,
             outliers=max_searches is not None,
             rollup=self.use_rollup,
-            straddled=self._straddled({"$since": params["since"], "$pre_since": pre_since}),
+            recompute_at=self._recompute_at({"$since": params["since"], "$pre_since": pre_since}),
         )
         if queries.reads_conversions(query.columns):
             params |= {"currency": options.currency or "", "window_ms": self._window_ms()}
@@ -493,7 +493,7 @@ class DuckDBStore(GroupWritten, EventStore):
             )
         return out
 
-    def _straddled(self, starts: dict[str, datetime]) -> frozenset[str]:
+    def _recompute_at(self, starts: dict[str, datetime]) -> frozenset[str]:
         """Of the window starts (SQL parameter -> naive UTC time), those at which some search
         must be recomputed from its clicks (store/duckdb/rollup.py): a scan of the rollup's two
         time columns and of the clicks received since its watermark."""
@@ -529,7 +529,7 @@ class DuckDBStore(GroupWritten, EventStore):
             groupings,
             self._window_ms(),
             rollup=self.use_rollup,
-            straddled=bool(self._straddled({"$since": naive_utc(f.since)})),
+            recompute=bool(self._recompute_at({"$since": naive_utc(f.since)})),
         )
         return query.answers(self._query(query.sql, query.params))
 

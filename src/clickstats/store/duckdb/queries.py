@@ -187,15 +187,15 @@ def linked(
     since: str = "$since",
     *,
     rollup: bool,
-    straddled: frozenset[str] = frozenset(),
+    recompute_at: frozenset[str] = frozenset(),
 ) -> str:
     """The clicks in the window reduced to one row per search (the `c` of the facts): from the
-    per-search rollup when the store keeps one (`rollup`; `straddled`: the window starts, as
+    per-search rollup when the store keeps one (`rollup`; `recompute_at`: the window starts, as
     SQL parameters, at which some search must be recomputed: rollup.NEEDS_RECOMPUTE), else from
     the clicks, with the first click's rank and time only when a column reads them (arg_min is
     the costly part)."""
     if rollup:
-        return rollups.linked_rows(since, also, recompute=since in straddled)
+        return rollups.linked_rows(since, also, recompute=since in recompute_at)
     facts = metrics.needed_facts(columns)
     first = [
         *([", arg_min(rank, (ts, rank)) AS first_rank"] if "first_rank" in facts else []),
@@ -225,12 +225,12 @@ def with_linked(
     *,
     always_c: bool = True,
     rollup: bool,
-    straddled: frozenset[str] = frozenset(),
+    recompute_at: frozenset[str] = frozenset(),
 ) -> str:
     """The CTEs `c` (and `v` when read) for `columns`, named with `suffix`."""
     parts = []
     if always_c or reads_clicks(columns):
-        sql = linked(columns, since=since, rollup=rollup, straddled=straddled)
+        sql = linked(columns, since=since, rollup=rollup, recompute_at=recompute_at)
         parts.append(f"c{suffix} AS ({sql})")
     if reads_conversions(columns):
         parts.append(f"v{suffix} AS ({converted(since)})")
@@ -253,7 +253,7 @@ def user_sums_query(
     *,
     outliers: bool = False,
     rollup: bool = True,
-    straddled: frozenset[str] = frozenset({"$since", "$pre_since"}),
+    recompute_at: frozenset[str] = frozenset({"$since", "$pre_since"}),
 ) -> UserSumsQuery:
     """The query of user_sums. `outliers`: users with more than $max_searches searches are left
     out (before caps are taken). Caps: a percentile over every kept user of the variants, or an
@@ -287,7 +287,7 @@ def user_sums_query(
     totals = [f"fsum({c})" for c in cols] + [f"fsum({c} * {c})" for c in cols]
     totals += [f"fsum(u.{quoted(a)} * u.{quoted(b)})" for a, b in pairs]
     totals += [f"any_value({cap_of[n]})" for n in capped]
-    ctes = [with_linked(names, rollup=rollup, straddled=straddled)]
+    ctes = [with_linked(names, rollup=rollup, recompute_at=recompute_at)]
     pre_join = ""
     if pre:
         pre_values = ", ".join(
@@ -301,7 +301,7 @@ def user_sums_query(
         )
         # only what the CUPED columns read (revenue: the conversions, not the clicks)
         linked_pre = with_linked(
-            pre, "$pre_since", "_pre", always_c=False, rollup=rollup, straddled=straddled
+            pre, "$pre_since", "_pre", always_c=False, rollup=rollup, recompute_at=recompute_at
         )
         if linked_pre:
             ctes.append(linked_pre)
@@ -370,10 +370,10 @@ class SearchTotalsQuery:
         window_ms: int,
         *,
         rollup: bool = True,
-        straddled: bool = True,
+        recompute: bool = True,
     ) -> None:
         self.groupings = groupings
-        straddled_at = frozenset({"$since"} if straddled else ())
+        recompute_starts = frozenset({"$since"} if recompute else ())
         scope = Scope(f)
         self.params: dict[str, Any] = dict(scope.params)
         # Each distinct key expression is one column a<n>; each grouping is a set of them.
@@ -419,7 +419,7 @@ class SearchTotalsQuery:
                 SELECT search_id, user_id, variant, query, results_count, ts
                 FROM {scope.rows("impressions")}
             ),
-            c AS ({linked(self.columns, also, rollup=rollup, straddled=straddled_at)}),
+            c AS ({linked(self.columns, also, rollup=rollup, recompute_at=recompute_starts)}),
             {f"v AS ({converted()})," if conversions else ""}
             g AS MATERIALIZED (
                 SELECT {selected} {grouping_flags} AS flags,

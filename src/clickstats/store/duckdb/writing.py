@@ -86,7 +86,9 @@ def _insert(
             fresh = {row[0] for row in con.execute(table.sql[arrow, True], params).fetchall()}
         else:
             con.execute(table.sql[arrow, False], params)
-            fresh = set(columns[_position(table, "event_id")])
+            fresh = set(
+                columns[next(n for n, c in enumerate(table.columns) if c.name == "event_id")]
+            )
         return fresh
     finally:
         if arrow:  # refused in a failed transaction: the caller's rollback drops it then
@@ -106,10 +108,6 @@ def warm(con: duckdb.DuckDBPyConnection) -> None:
     finally:
         with contextlib.suppress(duckdb.Error):
             con.close()
-
-
-def _position(table: Table, name: str) -> int:
-    return next(n for n, c in enumerate(table.columns) if c.name == name)
 
 
 def delete(con: duckdb.DuckDBPyConnection, selection: Selection) -> Deleted:
